@@ -1,0 +1,79 @@
+package policy
+
+// Reason is the outcome of a check. Allowed is the only allowing value; every
+// other reason denies. The codes (String) are stable: clients, dashboards and
+// audit logs depend on them.
+type Reason uint8
+
+// Reasons, grouped by the HTTP status they deny with.
+const (
+	Allowed Reason = iota
+
+	// 400
+	NonCanonicalPath // routes file in use and the path is not normalised
+
+	// 401
+	MissingKey
+	MalformedKey
+	AmbiguousCredentials
+	UnknownKey
+	Revoked
+	Expired
+	NotYetValid
+
+	// 403
+	ScopeDenied
+	CIDRDenied
+	ReferrerDenied
+	HostDenied
+
+	// 500
+	InvalidRecord
+	InternalError
+
+	// 503
+	StoreUnavailable
+
+	numReasons
+)
+
+// NumReasons is the number of Reason values, for tables indexed by Reason.
+const NumReasons = int(numReasons)
+
+var reasonInfo = [numReasons]struct {
+	code   string
+	status int
+}{
+	Allowed:              {"allowed", 200},
+	NonCanonicalPath:     {"non_canonical_path", 400},
+	MissingKey:           {"missing_key", 401},
+	MalformedKey:         {"malformed_key", 401},
+	AmbiguousCredentials: {"ambiguous_credentials", 401},
+	UnknownKey:           {"unknown_key", 401},
+	Revoked:              {"revoked_key", 401},
+	Expired:              {"expired_key", 401},
+	NotYetValid:          {"key_not_yet_valid", 401},
+	ScopeDenied:          {"scope_denied", 403},
+	CIDRDenied:           {"cidr_denied", 403},
+	ReferrerDenied:       {"referrer_denied", 403},
+	HostDenied:           {"host_denied", 403},
+	InvalidRecord:        {"invalid_key_record", 500},
+	InternalError:        {"internal_error", 500},
+	StoreUnavailable:     {"store_unavailable", 503},
+}
+
+// String returns the stable reason code, e.g. "scope_denied".
+func (r Reason) String() string {
+	if r >= numReasons {
+		return "internal_error"
+	}
+	return reasonInfo[r].code
+}
+
+// HTTPStatus is the status a deny with this reason carries (200 for Allowed).
+func (r Reason) HTTPStatus() int {
+	if r >= numReasons {
+		return 500
+	}
+	return reasonInfo[r].status
+}

@@ -1,0 +1,349 @@
+package policy
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// MaxRecordSize bounds a stored record; larger records are rejected unparsed.
+const MaxRecordSize = 64 << 10
+
+// Key statuses.
+const (
+	StatusActive  = "active"
+	StatusRevoked = "revoked"
+)
+
+// Record is what keygate stores for one key (in Vault at
+// <mount>/<base>/keys/<id>, or in the file store). Its JSON form is the
+// documented policy record; see README "Key records". Every field is
+// checked by Validate, and unknown fields are rejected by ParseRecord.
+type Record struct {
+	// Hash is the Digest of the whole key. Required.
+	Hash string `json:"hash"`
+	// Name is a human label. Optional, at most 256 characters.
+	Name string `json:"name,omitempty"`
+	// Tenant is sent upstream as x-keygate-tenant. Required.
+	Tenant string `json:"tenant"`
+	// Owner is the team or person responsible for the key. Optional.
+	Owner string `json:"owner,omitempty"`
+	// Status is "active" or "revoked". Required.
+	Status string `json:"status"`
+	// NotBefore and ExpiresAt are RFC 3339 times; empty means unbounded.
+	NotBefore string `json:"not_before,omitempty"`
+	ExpiresAt string `json:"expires_at,omitempty"`
+	// Scopes the key grants; a route's required scopes must all be here.
+	Scopes []string `json:"scopes,omitempty"`
+	// AllowedCIDRs limits the peer address Envoy reports; empty allows any.
+	AllowedCIDRs []string `json:"allowed_cidrs,omitempty"`
+	// AllowedReferrers limits the Origin (or Referer) header to these
+	// origins, e.g. "https://app.example.com" or "https://*.example.com".
+	AllowedReferrers []string `json:"allowed_referrers,omitempty"`
+	// AllowedHosts limits the request host (:authority, port ignored), e.g.
+	// "api.example.com" or "*.example.com".
+	AllowedHosts []string `json:"allowed_hosts,omitempty"`
+	// Headers are added to the upstream request on allow (overwriting).
+	Headers map[string]string `json:"headers,omitempty"`
+	// Metadata is free-form and never sent upstream.
+	Metadata map[string]string `json:"metadata,omitempty"`
+	// CreatedAt and UpdatedAt are RFC 3339 times written by the CLI.
+	CreatedAt string `json:"created_at,omitempty"`
+	UpdatedAt string `json:"updated_at,omitempty"`
+	// RotatedTo is the id of the key that replaced this one, if any.
+	RotatedTo string `json:"rotated_to,omitempty"`
+
+	c compiled // filled by Validate; Evaluate denies a record without it
+}
+
+type compiled struct {
+	ok        bool
+	digest    Digest
+	notBefore time.Time
+	expiresAt time.Time
+	cidrs     []netip.Prefix
+	referrers []origin
+	hosts     []hostPattern
+}
+
+// ParseRecord decodes a JSON record strictly (unknown fields and wrong types
+// are errors naming the field) and validates it.
+func ParseRecord(data []byte) (*Record, error) {
+	if len(data) > MaxRecordSize {
+		return nil, fmt.Errorf("record is %d bytes, limit %d", len(data), MaxRecordSize)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var r Record
+	if err := dec.Decode(&r); err != nil {
+		return nil, describeJSONError(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("record: trailing data after the JSON object")
+	}
+	if err := r.Validate(); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+func describeJSONError(err error) error {
+	var typeErr *json.UnmarshalTypeError
+	if errors.As(err, &typeErr) {
+		return fmt.Errorf("record field %q: got JSON %s, want %s", typeErr.Field, typeErr.Value, jsonKind(typeErr.Type.String()))
+	}
+	if msg, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		return fmt.Errorf("record field %s: unknown field", msg)
+	}
+	return fmt.Errorf("record: %w", err)
+}
+
+func jsonKind(goType string) string {
+	switch {
+	case goType == "string":
+		return "a string"
+	case strings.HasPrefix(goType, "[]"):
+		return "an array of strings"
+	case strings.HasPrefix(goType, "map["):
+		return "an object of strings"
+	case strings.HasPrefix(goType, "policy.Record"):
+		return "an object"
+	}
+	return goType
+}
+
+// Validate checks every field, reports every problem at once (each naming
+// its field), and prepares the record for Evaluate.
+func (r *Record) Validate() error {
+	var c compiled
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("record field %q: %s", field, fmt.Sprintf(format, args...)))
+	}
+
+	if r.Hash == "" {
+		bad("hash", "required")
+	} else if d, err := ParseDigest(r.Hash); err != nil {
+		bad("hash", "%v", err)
+	} else {
+		c.digest = d
+	}
+	checkText(bad, "name", r.Name, 256, false)
+	checkText(bad, "tenant", r.Tenant, 128, true)
+	checkText(bad, "owner", r.Owner, 256, false)
+	if r.Tenant != "" && !isHeaderValue(r.Tenant) {
+		bad("tenant", "must be printable ASCII (it is sent as a header)")
+	}
+	switch r.Status {
+	case StatusActive, StatusRevoked:
+	case "":
+		bad("status", "required (%q or %q)", StatusActive, StatusRevoked)
+	default:
+		bad("status", "%q is not %q or %q", r.Status, StatusActive, StatusRevoked)
+	}
+	c.notBefore = parseTime(bad, "not_before", r.NotBefore)
+	c.expiresAt = parseTime(bad, "expires_at", r.ExpiresAt)
+	parseTime(bad, "created_at", r.CreatedAt)
+	parseTime(bad, "updated_at", r.UpdatedAt)
+	if !c.notBefore.IsZero() && !c.expiresAt.IsZero() && !c.expiresAt.After(c.notBefore) {
+		bad("expires_at", "must be after not_before")
+	}
+	if r.RotatedTo != "" && !ValidID(r.RotatedTo) {
+		bad("rotated_to", "%q is not a key id", r.RotatedTo)
+	}
+	checkScopes(bad, r.Scopes)
+	c.cidrs = parseCIDRs(bad, r.AllowedCIDRs)
+	c.referrers = parseOrigins(bad, r.AllowedReferrers)
+	c.hosts = parseHosts(bad, r.AllowedHosts)
+	checkHeaders(bad, r.Headers)
+	checkMetadata(bad, r.Metadata)
+
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	c.ok = true
+	r.c = c
+	return nil
+}
+
+// Digest returns the parsed Hash; valid after Validate.
+func (r *Record) Digest() Digest { return r.c.digest }
+
+// ExpiresAtTime returns the parsed ExpiresAt (zero if none); valid after
+// Validate.
+func (r *Record) ExpiresAtTime() time.Time { return r.c.expiresAt }
+
+// MarshalJSON is the default encoding; it exists so that a Record value and
+// a pointer encode the same way (the compiled part is never written).
+func (r Record) MarshalJSON() ([]byte, error) {
+	type wire Record
+	return json.Marshal(wire(r))
+}
+
+func parseTime(bad func(string, string, ...any), field, s string) time.Time {
+	if s == "" {
+		return time.Time{}
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		bad(field, "%q is not an RFC 3339 time (e.g. 2026-01-02T15:04:05Z)", s)
+	}
+	return t
+}
+
+func checkText(bad func(string, string, ...any), field, s string, max int, required bool) {
+	switch {
+	case s == "" && required:
+		bad(field, "required")
+	case len(s) > max:
+		bad(field, "%d bytes, limit %d", len(s), max)
+	case strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f }):
+		bad(field, "contains control characters")
+	}
+}
+
+const maxScopes = 256
+
+func checkScopes(bad func(string, string, ...any), scopes []string) {
+	if len(scopes) > maxScopes {
+		bad("scopes", "%d scopes, limit %d", len(scopes), maxScopes)
+	}
+	for i, s := range scopes {
+		if !validScope(s) {
+			bad(fmt.Sprintf("scopes[%d]", i), "%q: want 1-128 of [A-Za-z0-9:._/*-]", s)
+		}
+	}
+}
+
+func validScope(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+			strings.IndexByte(":._/*-", c) >= 0
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+func parseCIDRs(bad func(string, string, ...any), in []string) []netip.Prefix {
+	var out []netip.Prefix
+	for i, s := range in {
+		field := fmt.Sprintf("allowed_cidrs[%d]", i)
+		if !strings.Contains(s, "/") {
+			a, err := netip.ParseAddr(s)
+			if err != nil || a.Zone() != "" {
+				bad(field, "%q is not a CIDR or IP address", s)
+				continue
+			}
+			a = a.Unmap()
+			out = append(out, netip.PrefixFrom(a, a.BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			bad(field, "%q is not a CIDR (%v)", s, err)
+			continue
+		}
+		if p.Masked() != p {
+			bad(field, "%q has host bits set (did you mean %s?)", s, p.Masked())
+			continue
+		}
+		if p.Addr().Is4In6() {
+			bad(field, "%q is IPv4-mapped IPv6; write the IPv4 CIDR", s)
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+const (
+	maxHeaders        = 32
+	maxHeaderValueLen = 1024
+)
+
+// ReservedHeader reports why name may not be set from a record, or "" if it
+// may: pseudo-headers, host, Envoy's and keygate's own headers, hop-by-hop
+// headers and credentials.
+func ReservedHeader(name string) string {
+	switch {
+	case strings.HasPrefix(name, ":"):
+		return "pseudo-headers cannot be set"
+	case strings.HasPrefix(name, "x-envoy-"):
+		return "x-envoy-* headers are Envoy's"
+	case strings.HasPrefix(name, "x-keygate-"):
+		return "x-keygate-* headers are keygate's identity headers"
+	}
+	switch name {
+	case "host", "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding",
+		"upgrade", "content-length", "authorization", "proxy-authorization", "x-api-key", "cookie":
+		return "this header cannot be set from a key record"
+	}
+	return ""
+}
+
+func checkHeaders(bad func(string, string, ...any), h map[string]string) {
+	if len(h) > maxHeaders {
+		bad("headers", "%d headers, limit %d", len(h), maxHeaders)
+	}
+	for name, value := range h {
+		field := "headers." + name
+		switch {
+		case !isToken(name) || len(name) > 128:
+			bad(field, "name must be 1-128 lower-case token characters")
+		case ReservedHeader(name) != "":
+			bad(field, "%s", ReservedHeader(name))
+		}
+		if len(value) > maxHeaderValueLen {
+			bad(field, "value is %d bytes, limit %d", len(value), maxHeaderValueLen)
+		} else if !isHeaderValue(value) {
+			bad(field, "value must be printable ASCII without CR, LF or NUL")
+		}
+	}
+}
+
+func checkMetadata(bad func(string, string, ...any), m map[string]string) {
+	if len(m) > 64 {
+		bad("metadata", "%d entries, limit 64", len(m))
+	}
+	for k := range m {
+		if k == "" || len(k) > 128 {
+			bad("metadata", "keys must be 1-128 bytes")
+		}
+	}
+}
+
+// isToken reports whether s is a non-empty lower-case RFC 9110 token.
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		ok := c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// isHeaderValue allows visible ASCII, space and tab.
+func isHeaderValue(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < 0x20 && c != '\t') || c >= 0x7f {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,140 @@
+package policy
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// Routes maps requests to required scopes for meshes that cannot set
+// Envoy's per-route context extensions (Istio's CUSTOM action). The most
+// specific rule wins: the longest path_prefix among rules whose host and
+// method match; on a tie, the first in the file.
+type Routes struct {
+	Rules []RouteRule `json:"routes"`
+}
+
+// RouteRule is one entry of the routes file.
+type RouteRule struct {
+	// Host matches the request host (port ignored): exact, "*.suffix", or
+	// "" / "*" for any host.
+	Host string `json:"host,omitempty"`
+	// Method matches the HTTP method exactly (upper case); "" for any.
+	Method string `json:"method,omitempty"`
+	// PathPrefix matches whole path segments: "/orders" matches "/orders"
+	// and "/orders/1" but not "/ordersx". Required; "/" matches every path.
+	PathPrefix string `json:"path_prefix"`
+	// Scopes the key must grant. An empty list means "any valid key".
+	Scopes []string `json:"scopes"`
+
+	host hostPattern
+}
+
+// ParseRoutes decodes and validates a routes file in JSON form, reporting
+// every problem at once, each naming its field.
+func ParseRoutes(data []byte) (*Routes, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var r Routes
+	if err := dec.Decode(&r); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) {
+			return nil, fmt.Errorf("routes field %q: got JSON %s", typeErr.Field, typeErr.Value)
+		}
+		if msg, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+			return nil, fmt.Errorf("routes field %s: unknown field", msg)
+		}
+		return nil, fmt.Errorf("routes: %w", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("routes: trailing data after the JSON object")
+	}
+	var errs []error
+	for i := range r.Rules {
+		rule := &r.Rules[i]
+		bad := func(field, format string, args ...any) {
+			errs = append(errs, fmt.Errorf("routes[%d].%s: %s", i, field, fmt.Sprintf(format, args...)))
+		}
+		switch rule.Host {
+		case "", "*":
+			rule.host = hostPattern{}
+		default:
+			hp, ok := parseHostPattern(rule.Host)
+			if !ok {
+				bad("host", "%q: want a lower-case host name, \"*.suffix\" or \"*\"", rule.Host)
+			}
+			rule.host = hp
+		}
+		if rule.Method != "" && (!isToken(strings.ToLower(rule.Method)) || strings.ToUpper(rule.Method) != rule.Method) {
+			bad("method", "%q: want an upper-case HTTP method", rule.Method)
+		}
+		if !strings.HasPrefix(rule.PathPrefix, "/") || !CanonicalPath(rule.PathPrefix) {
+			bad("path_prefix", "%q: want a normalised path starting with /", rule.PathPrefix)
+		}
+		for j, s := range rule.Scopes {
+			if !validScope(s) {
+				bad(fmt.Sprintf("scopes[%d]", j), "%q: want 1-128 of [A-Za-z0-9:._/*-]", s)
+			}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// Match returns the scopes required for a request and whether a rule
+// matched. path must be without its query string.
+func (r *Routes) Match(host, method, path string) (scopes []string, ok bool) {
+	best := -1
+	host = requestHost(host)
+	for i := range r.Rules {
+		rule := &r.Rules[i]
+		if rule.host.name != "" && !rule.host.match(host) {
+			continue
+		}
+		if rule.Method != "" && rule.Method != method {
+			continue
+		}
+		if !pathHasPrefix(path, rule.PathPrefix) {
+			continue
+		}
+		if best < 0 || len(rule.PathPrefix) > len(r.Rules[best].PathPrefix) {
+			best = i
+		}
+	}
+	if best < 0 {
+		return nil, false
+	}
+	return r.Rules[best].Scopes, true
+}
+
+func pathHasPrefix(path, prefix string) bool {
+	if !strings.HasPrefix(path, prefix) {
+		return false
+	}
+	return len(path) == len(prefix) || strings.HasSuffix(prefix, "/") || path[len(prefix)] == '/'
+}
+
+// CanonicalPath reports whether path (without query) is in the form Envoy
+// produces with normalize_path and merge_slashes: no "//", no "." or ".."
+// segments, no encoded slash, backslash or dot, no backslash. Rules match
+// only canonical paths, so "/public/../admin" cannot dodge an /admin rule.
+func CanonicalPath(path string) bool {
+	if path == "" || path[0] != '/' {
+		return false
+	}
+	if strings.Contains(path, "//") || strings.ContainsRune(path, '\\') {
+		return false
+	}
+	for seg := range strings.SplitSeq(path[1:], "/") {
+		if seg == "." || seg == ".." {
+			return false
+		}
+	}
+	lower := strings.ToLower(path)
+	return !strings.Contains(lower, "%2f") && !strings.Contains(lower, "%5c") && !strings.Contains(lower, "%2e")
+}
