@@ -1,0 +1,261 @@
+package vault
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/keygate/keygate/policy"
+)
+
+const fakeToken = "hvs.SECRET-token-must-not-leak"
+
+// checkTransient asserts err is an *Error of the given class and status
+// that is neither not-found nor invalid-record and does not leak the token.
+func checkTransient(t *testing.T, err error, class string, status int, token string) {
+	t.Helper()
+	var verr *Error
+	if !errors.As(err, &verr) {
+		t.Fatalf("error %v (%T) is not a *vault.Error", err, err)
+	}
+	if errors.Is(err, policy.ErrKeyNotFound) || errors.Is(err, policy.ErrInvalidRecord) {
+		t.Errorf("transient error %v is also ErrKeyNotFound/ErrInvalidRecord", err)
+	}
+	if verr.Class() != class || verr.Status != status {
+		t.Errorf("error %q: class %q status %d, want %q %d", err, verr.Class(), verr.Status, class, status)
+	}
+	if status != 0 && !strings.Contains(err.Error(), fmt.Sprintf("HTTP %d", status)) {
+		t.Errorf("error %q does not name HTTP %d", err, status)
+	}
+	if strings.Contains(err.Error(), token) {
+		t.Errorf("error %q contains the Vault token", err)
+	}
+}
+
+// TestLookupFaultsFake: faults a real Vault cannot easily produce, from an
+// httptest server. Each must make exactly one request (no client retries).
+func TestLookupFaultsFake(t *testing.T) {
+	tests := []struct {
+		name   string
+		status int
+		body   string
+		class  string
+	}{
+		{"sealed", 503, `{"errors":["Vault is sealed"]}`, ClassUnavailable},
+		{"rate limited", 429, `{"errors":["request path \"secret/data/x\": rate limit quota exceeded"]}`, ClassRateLimited},
+		{"500 junk", 500, "<html>upstream exploded</html>", ClassServerError},
+		{"500 echoing the token", 500, `{"errors":["bad token ` + fakeToken + `"]}`, ClassServerError},
+		{"502 empty", 502, "", ClassServerError},
+		{"404 from a proxy", 404, "<html>not found</html>", ClassClientError},
+		{"400", 400, `{"errors":["invalid request"]}`, ClassClientError},
+		{"200 garbage", 200, "garbage", ClassBadResponse},
+		{"200 truncated JSON", 200, `{"data":{"data":{"hash":"sha256:`, ClassBadResponse},
+		{"200 without data", 200, `{}`, ClassBadResponse},
+		{"200 array", 200, `[1,2]`, ClassBadResponse},
+		{"204", 204, "", ClassBadResponse},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var requests atomic.Int32
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				requests.Add(1)
+				if r.Header.Get("X-Vault-Token") != fakeToken {
+					t.Errorf("request without the token header")
+				}
+				w.WriteHeader(tt.status)
+				io.WriteString(w, tt.body)
+			}))
+			defer srv.Close()
+			s := fakeStore(t, srv.URL, time.Second)
+			id, _ := newRecord(t)
+			rec, err := s.Lookup(context.Background(), id)
+			if rec != nil {
+				t.Errorf("Lookup returned a record")
+			}
+			checkTransient(t, err, tt.class, tt.status, fakeToken)
+			if n := requests.Load(); n != 1 {
+				t.Errorf("%d requests, want exactly 1 (no retries)", n)
+			}
+		})
+	}
+}
+
+func fakeStore(t *testing.T, addr string, timeout time.Duration) *Store {
+	t.Helper()
+	s, err := New(Config{Addr: addr, Token: fakeToken, Timeout: timeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestLookupOversizedResponse(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, `{"data":{"data":{"name":"`)
+		io.WriteString(w, strings.Repeat("a", maxBody))
+		io.WriteString(w, `"}}}`)
+	}))
+	defer srv.Close()
+	id, _ := newRecord(t)
+	_, err := fakeStore(t, srv.URL, time.Second).Lookup(context.Background(), id)
+	if !errors.Is(err, policy.ErrInvalidRecord) {
+		t.Errorf("Lookup of an oversized record = %v, want ErrInvalidRecord", err)
+	}
+}
+
+// TestLookupSlow: Vault that sleeps 5 s. The lookup gives up at the
+// client timeout or the caller's deadline, whichever is first.
+func TestLookupSlow(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-time.After(5 * time.Second):
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	tests := []struct {
+		name     string
+		timeout  time.Duration
+		ctx      func() (context.Context, context.CancelFunc)
+		class    string
+		deadline time.Duration // generous; the server answers after 5 s
+	}{
+		{"client timeout", 200 * time.Millisecond, background, ClassTimeout, 3 * time.Second},
+		{"default timeout", 0, background, ClassTimeout, 4 * time.Second},
+		{"context deadline", 10 * time.Second, func() (context.Context, context.CancelFunc) {
+			return context.WithTimeout(context.Background(), 100*time.Millisecond)
+		}, ClassTimeout, 3 * time.Second},
+		{"context canceled", 10 * time.Second, func() (context.Context, context.CancelFunc) {
+			ctx, cancel := context.WithCancel(context.Background())
+			time.AfterFunc(100*time.Millisecond, cancel)
+			return ctx, cancel
+		}, ClassCanceled, 3 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := fakeStore(t, srv.URL, tt.timeout)
+			ctx, cancel := tt.ctx()
+			defer cancel()
+			id, _ := newRecord(t)
+			start := time.Now()
+			_, err := s.Lookup(ctx, id)
+			checkTransient(t, err, tt.class, 0, fakeToken)
+			if elapsed := time.Since(start); elapsed > tt.deadline {
+				t.Errorf("Lookup took %v", elapsed)
+			}
+		})
+	}
+}
+
+func background() (context.Context, context.CancelFunc) { return context.Background(), func() {} }
+
+func TestLookupConnectionRefused(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := "http://" + l.Addr().String()
+	l.Close()
+	id, _ := newRecord(t)
+	_, err = fakeStore(t, addr, time.Second).Lookup(context.Background(), id)
+	checkTransient(t, err, ClassUnreachable, 0, fakeToken)
+}
+
+// TestInvalidIDNoRequest: a bad id is rejected before any request and is
+// not echoed (it may be a mistyped raw key).
+func TestInvalidIDNoRequest(t *testing.T) {
+	var requests atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { requests.Add(1) }))
+	defer srv.Close()
+	s := fakeStore(t, srv.URL, time.Second)
+	rawKey, _, _ := format.Generate()
+	_, rec := newRecord(t)
+	ctx := context.Background()
+	for _, id := range []string{"", "short", rawKey, "../../sys/seal", "AAAAAAAAAAA/", "AAAAAAAAAAA\n", "AAAAAAAAAAAÄ"} {
+		_, lookupErr := s.Lookup(ctx, id)
+		if !errors.Is(lookupErr, policy.ErrKeyNotFound) || !errors.Is(lookupErr, ErrInvalidID) {
+			t.Errorf("Lookup(%q) = %v, want ErrKeyNotFound and ErrInvalidID", id, lookupErr)
+		}
+		_, _, getErr := s.Get(ctx, id)
+		errs := []error{lookupErr, getErr, s.Create(ctx, id, rec), s.Update(ctx, id, rec, 1)}
+		for i, err := range errs {
+			if !errors.Is(err, ErrInvalidID) {
+				t.Errorf("op %d on %q = %v, want ErrInvalidID", i, id, err)
+			}
+			if err != nil && id != "" && strings.Contains(err.Error(), id) {
+				t.Errorf("error %q echoes the invalid id", err)
+			}
+		}
+	}
+	if n := requests.Load(); n != 0 {
+		t.Errorf("%d requests reached Vault", n)
+	}
+}
+
+// TestLookupFaultsReal: faults the real dev server produces.
+func TestLookupFaultsReal(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	id, rec := newRecord(t)
+	check(t, f.store.Create(ctx, id, rec))
+
+	t.Run("bad token", func(t *testing.T) {
+		s, err := New(Config{Addr: f.vault.Addr, Token: fakeToken, BasePath: f.base})
+		check(t, err)
+		_, err = s.Lookup(ctx, id)
+		checkTransient(t, err, ClassForbidden, 403, fakeToken)
+	})
+	t.Run("no such mount", func(t *testing.T) {
+		s, err := New(Config{Addr: f.vault.Addr, Token: f.vault.Token, Mount: "nosuch", BasePath: f.base})
+		check(t, err)
+		_, err = s.Lookup(ctx, id)
+		checkTransient(t, err, ClassClientError, 404, f.vault.Token)
+		_, err = s.Peppers(ctx)
+		checkTransient(t, err, ClassClientError, 404, f.vault.Token)
+		ids, err := s.List(ctx)
+		checkTransient(t, err, ClassClientError, 404, f.vault.Token)
+		if ids != nil {
+			t.Errorf("List on a missing mount = %v", ids)
+		}
+	})
+	t.Run("sealed", func(t *testing.T) {
+		f.vault.Seal(t)
+		defer f.vault.Unseal(t)
+		_, err := f.store.Lookup(ctx, id)
+		checkTransient(t, err, ClassUnavailable, 503, f.vault.Token)
+		checkTransient(t, f.store.Create(ctx, id, rec), ClassUnavailable, 503, f.vault.Token)
+	})
+	if _, err := f.store.Lookup(ctx, id); err != nil {
+		t.Errorf("Lookup after unseal: %v", err)
+	}
+}
+
+// TestLookupVaultKilled: Vault stopped, then back on the same address.
+func TestLookupVaultKilled(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	id, rec := newRecord(t)
+	check(t, f.store.Create(ctx, id, rec))
+	addr := f.vault.Addr
+	f.vault.Kill()
+	_, err := f.store.Lookup(ctx, id)
+	checkTransient(t, err, ClassUnreachable, 0, f.vault.Token)
+	f.vault.Restart(t)
+	if f.vault.Addr != addr {
+		t.Fatalf("restarted on %s, want %s", f.vault.Addr, addr)
+	}
+	// Same address and token, so the Store works again, but the dev
+	// server lost its data.
+	if _, err := f.store.Lookup(ctx, id); !errors.Is(err, policy.ErrKeyNotFound) {
+		t.Errorf("Lookup after restart = %v, want ErrKeyNotFound", err)
+	}
+	check(t, f.store.Create(ctx, id, rec))
+}
