@@ -30,6 +30,8 @@ func Evaluate(rec *Record, req *Request) Reason {
 	switch {
 	case rec == nil || !rec.c.ok:
 		return InvalidRecord
+	case req.Now.IsZero():
+		return InternalError // a caller bug: without a clock, expiry cannot be checked
 	case rec.Status != StatusActive:
 		return Revoked
 	case !rec.c.notBefore.IsZero() && req.Now.Before(rec.c.notBefore):
@@ -61,9 +63,13 @@ func (r *Record) HasScopes(required []string) bool {
 // hasScopeList is HasScopes for a space-separated list, without allocating.
 func (r *Record) hasScopeList(list string) bool {
 	for list != "" {
-		var need string
-		need, list, _ = strings.Cut(strings.TrimLeft(list, " \t"), " ")
-		if need = strings.TrimSpace(need); need != "" && !r.hasScope(need) {
+		need := list
+		if i := strings.IndexAny(list, " \t"); i >= 0 {
+			need, list = list[:i], list[i+1:]
+		} else {
+			list = ""
+		}
+		if need != "" && !r.hasScope(need) {
 			return false
 		}
 	}

@@ -42,8 +42,9 @@ func ParseDigest(s string) (Digest, error) {
 	case AlgSHA256:
 	case AlgHMACSHA256:
 		ver, sum, ok := strings.Cut(rest, ":")
-		n, err := strconv.Atoi(strings.TrimPrefix(ver, "v"))
-		if !ok || !strings.HasPrefix(ver, "v") || err != nil || n < 1 {
+		digits, hasV := strings.CutPrefix(ver, "v")
+		n, err := strconv.Atoi(digits)
+		if !ok || !hasV || err != nil || n < 1 || strconv.Itoa(n) != digits {
 			return d, errors.New(`hmac-sha256 digest wants "hmac-sha256:v<N>:<hex>" with N >= 1`)
 		}
 		d.PepperVersion, rest = n, sum
@@ -107,7 +108,11 @@ func NewHasher(alg string, peppers Peppers) (*Hasher, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	return &Hasher{alg: alg, peppers: peppers}, nil
+	versions := make(map[int][]byte, len(peppers.Versions))
+	for v, p := range peppers.Versions {
+		versions[v] = append([]byte(nil), p...)
+	}
+	return &Hasher{alg: alg, peppers: Peppers{Current: peppers.Current, Versions: versions}}, nil
 }
 
 // Alg returns the algorithm used for new keys.
@@ -137,8 +142,7 @@ func (h *Hasher) Verify(rawKey string, d Digest) (bool, error) {
 }
 
 func (h *Hasher) sum(rawKey string, d Digest) (out [sha256.Size]byte, err error) {
-	var buf [128]byte // keeps the key bytes off the heap
-	b := append(buf[:0], rawKey...)
+	b := []byte(rawKey) // one short-lived copy; sha256 copies its input anyway
 	switch d.Alg {
 	case AlgSHA256:
 		return sha256.Sum256(b), nil

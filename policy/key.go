@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"regexp"
+	"strings"
 )
 
 // A key looks like GitHub's tokens: one regex-checkable token.
@@ -55,7 +56,7 @@ func NewFormat(prefix string) (Format, error) {
 }
 
 // Prefix returns the configured prefix without the separator.
-func (f Format) Prefix() string { return f.prefix[:len(f.prefix)-1] }
+func (f Format) Prefix() string { return strings.TrimSuffix(f.prefix, "_") }
 
 // Len is the length of every key in this format.
 func (f Format) Len() int { return len(f.prefix) + bodyLen }
@@ -82,7 +83,7 @@ func (f Format) Parse(rawKey string) (keyID string, err error) {
 		}
 	}
 	signed := rawKey[:len(rawKey)-checksumLen]
-	if !checksumMatches(crc32.ChecksumIEEE([]byte(signed)), body[IDLen+SecretLen:]) {
+	if !checksumMatches(crc32String(signed), body[IDLen+SecretLen:]) {
 		return "", ErrKeyChecksum
 	}
 	return body[:IDLen], nil
@@ -143,6 +144,16 @@ func appendChecksum(dst []byte, sum uint32) []byte {
 		v /= 62
 	}
 	return append(dst, out[:]...)
+}
+
+// crc32String is crc32.ChecksumIEEE for a string, without copying it to the
+// heap (the key must not be copied around, and Parse must not allocate).
+func crc32String(s string) uint32 {
+	crc := ^uint32(0)
+	for i := 0; i < len(s); i++ {
+		crc = crc32.IEEETable[byte(crc)^s[i]] ^ crc>>8
+	}
+	return ^crc
 }
 
 func checksumMatches(sum uint32, enc string) bool {

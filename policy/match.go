@@ -2,9 +2,9 @@ package policy
 
 import (
 	"fmt"
-	"net"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 )
 
@@ -33,13 +33,14 @@ func parseHostPattern(s string) (hostPattern, bool) {
 	return p, true
 }
 
-// isHostname accepts lower-case DNS names and IP literals, without port.
+// isHostname accepts lower-case DNS names and IP literals (unbracketed, no
+// zone), without port.
 func isHostname(s string) bool {
-	if s == "" || len(s) > 253 {
+	if s == "" || len(s) > 253 || s != strings.ToLower(s) {
 		return false
 	}
-	if _, err := netip.ParseAddr(strings.Trim(s, "[]")); err == nil {
-		return true
+	if a, err := netip.ParseAddr(s); err == nil {
+		return a.Zone() == ""
 	}
 	for _, label := range strings.Split(s, ".") {
 		if label == "" || len(label) > 63 {
@@ -96,9 +97,15 @@ func parseOrigin(s string) (origin, error) {
 	if strings.ContainsAny(rest, "/?#@") {
 		return origin{}, fmt.Errorf("want an origin without path, query or user")
 	}
-	host, port := rest, ""
-	if h, p, err := net.SplitHostPort(rest); err == nil {
-		host, port = h, p
+	host, port := splitHostPort(rest)
+	if port != "" {
+		n, err := strconv.Atoi(port)
+		if err != nil || n < 1 || n > 65535 || strconv.Itoa(n) != port {
+			return origin{}, fmt.Errorf("port %q: want 1-65535", port)
+		}
+		if (scheme == "https" && n == 443) || (scheme == "http" && n == 80) {
+			port = "" // requests' default ports are compared as absent
+		}
 	}
 	hp, ok := parseHostPattern(host)
 	if !ok {
@@ -120,11 +127,32 @@ func (o origin) match(u *url.URL) bool {
 	return port == o.port && o.host.match(strings.ToLower(u.Hostname()))
 }
 
-// requestHost lower-cases host and strips its port.
-func requestHost(host string) string {
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
+// splitHostPort splits "host:port", "[v6]:port", "[v6]" and "host" without
+// allocating; brackets are removed. Anything else is returned as the host.
+func splitHostPort(s string) (host, port string) {
+	if strings.HasPrefix(s, "[") {
+		end := strings.IndexByte(s, ']')
+		if end < 0 {
+			return s, ""
+		}
+		host, rest := s[1:end], s[end+1:]
+		if p, ok := strings.CutPrefix(rest, ":"); ok {
+			return host, p
+		}
+		if rest != "" {
+			return s, ""
+		}
+		return host, ""
 	}
+	if i := strings.IndexByte(s, ':'); i >= 0 && strings.IndexByte(s[i+1:], ':') < 0 {
+		return s[:i], s[i+1:]
+	}
+	return s, ""
+}
+
+// requestHost lower-cases host and strips its port and brackets.
+func requestHost(host string) string {
+	host, _ = splitHostPort(host)
 	host = strings.TrimSuffix(host, ".")
 	for i := 0; i < len(host); i++ {
 		if c := host[i]; c >= 'A' && c <= 'Z' {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"reflect"
 	"strings"
 	"time"
 )
@@ -77,6 +78,9 @@ func ParseRecord(data []byte) (*Record, error) {
 	if len(data) > MaxRecordSize {
 		return nil, fmt.Errorf("record is %d bytes, limit %d", len(data), MaxRecordSize)
 	}
+	if err := checkNames(data, reflect.TypeFor[Record]()); err != nil {
+		return nil, describeJSONError(err)
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	var r Record
@@ -100,6 +104,9 @@ func describeJSONError(err error) error {
 	if msg, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
 		return fmt.Errorf("record field %s: unknown field", msg)
 	}
+	if msg, ok := strings.CutPrefix(err.Error(), "field "); ok {
+		return fmt.Errorf("record field %s", msg)
+	}
 	return fmt.Errorf("record: %w", err)
 }
 
@@ -120,6 +127,7 @@ func jsonKind(goType string) string {
 // Validate checks every field, reports every problem at once (each naming
 // its field), and prepares the record for Evaluate.
 func (r *Record) Validate() error {
+	r.c = compiled{} // a record that fails validation must never evaluate
 	var c compiled
 	var errs []error
 	bad := func(field, format string, args ...any) {
@@ -154,7 +162,7 @@ func (r *Record) Validate() error {
 		bad("expires_at", "must be after not_before")
 	}
 	if r.RotatedTo != "" && !ValidID(r.RotatedTo) {
-		bad("rotated_to", "%q is not a key id", r.RotatedTo)
+		bad("rotated_to", "want a key id (%d base62 characters)", IDLen) // never echo: it may be a raw key
 	}
 	checkScopes(bad, r.Scopes)
 	c.cidrs = parseCIDRs(bad, r.AllowedCIDRs)
@@ -162,6 +170,13 @@ func (r *Record) Validate() error {
 	c.hosts = parseHosts(bad, r.AllowedHosts)
 	checkHeaders(bad, r.Headers)
 	checkMetadata(bad, r.Metadata)
+	if len(errs) == 0 {
+		// What a store writes must parse again: bound the size as
+		// json.Marshal writes it (it escapes <, > and & as \u003c…).
+		if b, err := json.Marshal(r); err != nil || len(b) > MaxRecordSize {
+			bad("record", "encodes to %d bytes, limit %d", len(b), MaxRecordSize)
+		}
+	}
 
 	if err := errors.Join(errs...); err != nil {
 		return err
@@ -283,10 +298,13 @@ func ReservedHeader(name string) string {
 		return "x-envoy-* headers are Envoy's"
 	case strings.HasPrefix(name, "x-keygate-"):
 		return "x-keygate-* headers are keygate's identity headers"
+	case strings.HasPrefix(name, "x-forwarded-"):
+		return "x-forwarded-* headers are set by proxies"
 	}
 	switch name {
 	case "host", "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding",
-		"upgrade", "content-length", "authorization", "proxy-authorization", "x-api-key", "cookie":
+		"upgrade", "content-length", "authorization", "proxy-authorization", "x-api-key", "cookie",
+		"forwarded", "x-real-ip", "x-request-id":
 		return "this header cannot be set from a key record"
 	}
 	return ""

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"strings"
 )
 
@@ -36,6 +37,12 @@ type RouteRule struct {
 // ParseRoutes decodes and validates a routes file in JSON form, reporting
 // every problem at once, each naming its field.
 func ParseRoutes(data []byte) (*Routes, error) {
+	if err := checkNames(data, reflect.TypeFor[Routes]()); err != nil {
+		if msg, ok := strings.CutPrefix(err.Error(), "field "); ok {
+			return nil, fmt.Errorf("routes field %s", msg)
+		}
+		return nil, fmt.Errorf("routes: %w", err)
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	var r Routes
@@ -116,7 +123,12 @@ func pathHasPrefix(path, prefix string) bool {
 	if !strings.HasPrefix(path, prefix) {
 		return false
 	}
-	return len(path) == len(prefix) || strings.HasSuffix(prefix, "/") || path[len(prefix)] == '/'
+	if len(path) == len(prefix) || strings.HasSuffix(prefix, "/") {
+		return true
+	}
+	// ';' starts path parameters that many servers strip ("/admin;x" is
+	// served as "/admin"), so it ends a segment here too.
+	return path[len(prefix)] == '/' || path[len(prefix)] == ';'
 }
 
 // CanonicalPath reports whether path (without query) is in the form Envoy
@@ -135,6 +147,37 @@ func CanonicalPath(path string) bool {
 			return false
 		}
 	}
-	lower := strings.ToLower(path)
-	return !strings.Contains(lower, "%2f") && !strings.Contains(lower, "%5c") && !strings.Contains(lower, "%2e")
+	// Envoy's normalize_path decodes %-escapes of unreserved characters,
+	// and a backend would decode "/%61dmin" to "/admin": refuse them, and
+	// encoded slashes and backslashes.
+	for i := strings.IndexByte(path, '%'); i >= 0; i = strings.IndexByte(path, '%') {
+		if i+2 >= len(path) {
+			return false
+		}
+		hi, lo := unhex(path[i+1]), unhex(path[i+2])
+		if hi < 0 || lo < 0 {
+			return false
+		}
+		if c := byte(hi<<4 | lo); c == '/' || c == '\\' || isUnreserved(c) {
+			return false
+		}
+		path = path[i+3:]
+	}
+	return true
+}
+
+func unhex(c byte) int {
+	switch {
+	case c >= '0' && c <= '9':
+		return int(c - '0')
+	case c >= 'a' && c <= 'f':
+		return int(c-'a') + 10
+	case c >= 'A' && c <= 'F':
+		return int(c-'A') + 10
+	}
+	return -1
+}
+
+func isUnreserved(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~'
 }
