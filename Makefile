@@ -1,0 +1,31 @@
+# keygate — see README.md. `make help` lists the targets.
+SHELL := /bin/bash
+GO    ?= go
+BIN   := bin/keygate
+
+.PHONY: help run build test vet fuzz vault clean
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+
+run: build ## serve on the embedded file store with demo keys (no Vault needed)
+	@scripts/demo.sh $(BIN)
+
+build: ## build bin/keygate
+	$(GO) build -trimpath -o $(BIN) ./cmd/keygate
+
+test: vault ## everything: vet, race tests incl. real Vault, short fuzzing, raw-key scan
+	@scripts/test.sh
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...
+
+fuzz: ## run every fuzz target for FUZZTIME each (default 1m)
+	@FUZZTIME=$${FUZZTIME:-1m} scripts/fuzz.sh
+
+vault: ## build (once) and cache the Vault server binary the tests use
+	@scripts/vault.sh >/dev/null
+
+clean:
+	rm -rf bin .run

@@ -1,0 +1,177 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/encoding/protojson"
+)
+
+type checkFlags struct {
+	addr, key, keyHeader string
+	method, path, host   string
+	sourceIP             string
+	headers, context     []string
+	timeout              time.Duration
+	jsonOut              bool
+}
+
+func newCheckCmd(e *env) *cobra.Command {
+	f := &checkFlags{}
+	cmd := &cobra.Command{
+		Use:   "check",
+		Short: "Send one real CheckRequest to a keygate server and print the decision",
+		Long: "Send one real CheckRequest, as Envoy would, and print the decision and headers.\n" +
+			"Exit status: 0 allowed, 1 denied, 2 error. Use --key - to read the key from stdin\n" +
+			"(or KEYGATE_KEY) so it stays out of shell history. The key is never printed.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return f.run(cmd.Context(), e) },
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&f.addr, "addr", "127.0.0.1:9191", "keygate gRPC address")
+	fs.StringVar(&f.key, "key", "", `API key to send ("-" reads it from stdin)`)
+	fs.StringVar(&f.keyHeader, "key-header", "x-api-key", "header to send the key in (authorization sends \"Bearer <key>\")")
+	fs.StringVar(&f.method, "method", "GET", "HTTP method")
+	fs.StringVar(&f.path, "path", "/", "HTTP path (with query, as Envoy sends it)")
+	fs.StringVar(&f.host, "host", "localhost", "HTTP host (:authority)")
+	fs.StringVar(&f.sourceIP, "source-ip", "127.0.0.1", "client address Envoy reports")
+	fs.StringArrayVar(&f.headers, "header", nil, "extra request header NAME=VALUE (repeatable)")
+	fs.StringArrayVar(&f.context, "context", nil, "context extension NAME=VALUE, e.g. keygate.scopes=orders:read (repeatable)")
+	fs.DurationVar(&f.timeout, "timeout", 5*time.Second, "RPC timeout")
+	fs.BoolVar(&f.jsonOut, "json", false, "print the CheckResponse as JSON")
+	return cmd
+}
+
+func (f *checkFlags) run(ctx context.Context, e *env) error {
+	req, err := f.request(e.stdin)
+	if err != nil {
+		return err
+	}
+	conn, err := grpc.NewClient(f.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return fmt.Errorf("--addr %q: %w", f.addr, err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	resp, err := authv3.NewAuthorizationClient(conn).Check(ctx, req)
+	if err != nil {
+		return fmt.Errorf("check %s: %w", f.addr, err)
+	}
+	if err := f.print(e.stdout, resp); err != nil {
+		return err
+	}
+	if codes.Code(resp.GetStatus().GetCode()) != codes.OK {
+		return errDenied
+	}
+	return nil
+}
+
+// request builds the CheckRequest a sidecar would send, reporting every bad
+// flag at once.
+func (f *checkFlags) request(stdin io.Reader) (*authv3.CheckRequest, error) {
+	var errs []error
+	key := f.key
+	if key == "-" {
+		line, err := bufio.NewReader(stdin).ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			errs = append(errs, fmt.Errorf("--key -: reading stdin: %w", err))
+		}
+		key = strings.TrimRight(line, "\r\n")
+	}
+	headers := map[string]string{}
+	if key != "" {
+		if f.keyHeader == "authorization" {
+			headers["authorization"] = "Bearer " + key
+		} else {
+			headers[strings.ToLower(f.keyHeader)] = key
+		}
+	}
+	for _, kv := range f.headers {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			errs = append(errs, fmt.Errorf("--header %q: want NAME=VALUE", kv))
+			continue
+		}
+		headers[strings.ToLower(k)] = v
+	}
+	ext := map[string]string{}
+	for _, kv := range f.context {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			errs = append(errs, fmt.Errorf("--context %q: want NAME=VALUE", kv))
+			continue
+		}
+		ext[k] = v
+	}
+	if net.ParseIP(f.sourceIP) == nil {
+		errs = append(errs, fmt.Errorf("--source-ip %q: not an IP address", f.sourceIP))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	headers[":method"], headers[":path"], headers[":authority"] = f.method, f.path, f.host
+	return &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+		Source: &authv3.AttributeContext_Peer{Address: socketAddress(f.sourceIP, 50000)},
+		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
+			Method: f.method, Path: f.path, Host: f.host, Scheme: "http", Protocol: "HTTP/1.1", Headers: headers,
+		}},
+		ContextExtensions: ext,
+	}}, nil
+}
+
+func socketAddress(ip string, port uint32) *corev3.Address {
+	return &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
+		Address: ip, PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: port},
+	}}}
+}
+
+// print shows the decision. The response never contains the key: keygate
+// only lists the credential header's name for removal.
+func (f *checkFlags) print(w io.Writer, resp *authv3.CheckResponse) error {
+	if f.jsonOut {
+		b, err := protojson.MarshalOptions{Multiline: true}.Marshal(resp)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(w, "%s\n", b)
+		return err
+	}
+	if ok := resp.GetOkResponse(); codes.Code(resp.GetStatus().GetCode()) == codes.OK {
+		fmt.Fprintln(w, "ALLOW")
+		for _, h := range ok.GetHeaders() {
+			fmt.Fprintf(w, "  set     %s: %s\n", h.GetHeader().GetKey(), h.GetHeader().GetValue())
+		}
+		for _, name := range ok.GetHeadersToRemove() {
+			fmt.Fprintf(w, "  remove  %s\n", name)
+		}
+		if md := resp.GetDynamicMetadata(); md != nil {
+			b, _ := json.Marshal(md.AsMap())
+			fmt.Fprintf(w, "  metadata %s\n", b)
+		}
+		return nil
+	}
+	denied := resp.GetDeniedResponse()
+	fmt.Fprintf(w, "DENY %s %s\n", strconv.Itoa(int(denied.GetStatus().GetCode())), resp.GetStatus().GetMessage())
+	for _, h := range denied.GetHeaders() {
+		fmt.Fprintf(w, "  %s: %s\n", h.GetHeader().GetKey(), h.GetHeader().GetValue())
+	}
+	if body := denied.GetBody(); body != "" {
+		fmt.Fprintf(w, "  body: %s\n", strings.TrimSpace(body))
+	}
+	return nil
+}

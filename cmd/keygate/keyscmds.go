@@ -1,0 +1,229 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/keygate/keygate/policy"
+)
+
+// issued is what create and rotate print. Key is the only copy of the raw
+// key anywhere: the store keeps its hash.
+type issued struct {
+	ID     string         `json:"id"`
+	Key    string         `json:"key"`
+	Record *policy.Record `json:"record"`
+	// Previous is the rotated-out key id (rotate only).
+	Previous string `json:"previous,omitempty"`
+}
+
+func printIssued(w io.Writer, asJSON bool, out issued) error {
+	if asJSON {
+		return json.NewEncoder(w).Encode(out)
+	}
+	_, err := fmt.Fprintf(w, "Key %s created for tenant %q.\nThis is the only time the key is shown; store it now:\n\n  %s\n\n",
+		out.ID, out.Record.Tenant, out.Key)
+	return err
+}
+
+func newCreateCmd(e *env) *cobra.Command {
+	var rf recordFlags
+	cmd, f := keysCommand(e, "create", "Issue a new key (printed once; only its hash is stored)", cobra.NoArgs, true,
+		func(ctx context.Context, k *keysCtx, _ []string) error {
+			rec := &policy.Record{Status: policy.StatusActive, CreatedAt: k.now.Format(time.RFC3339)}
+			rec.UpdatedAt = rec.CreatedAt
+			if err := rf.apply(rec, k.now); err != nil {
+				return err
+			}
+			rawKey, keyID, err := k.issue(ctx, rec)
+			if err != nil {
+				return err
+			}
+			return printIssued(k.e.stdout, k.f.jsonOut, issued{ID: keyID, Key: rawKey, Record: rec})
+		})
+	_ = f
+	rf.register(cmd.Flags(), false)
+	return cmd
+}
+
+func newShowCmd(e *env) *cobra.Command {
+	cmd, _ := keysCommand(e, "show ID", "Print one key's record", cobra.ExactArgs(1), false,
+		func(ctx context.Context, k *keysCtx, args []string) error {
+			if !policy.ValidID(args[0]) {
+				return fmt.Errorf("%q is not a key id (12 letters and digits; the id, not the key)", args[0])
+			}
+			rec, _, err := k.store.Get(ctx, args[0])
+			if err != nil {
+				return fmt.Errorf("read key %s: %w", args[0], err)
+			}
+			if k.f.jsonOut {
+				return json.NewEncoder(k.e.stdout).Encode(struct {
+					ID     string         `json:"id"`
+					Record *policy.Record `json:"record"`
+				}{args[0], rec})
+			}
+			out, _ := json.MarshalIndent(rec, "", "  ")
+			_, err = fmt.Fprintf(k.e.stdout, "id: %s\n%s\n", args[0], out)
+			return err
+		})
+	return cmd
+}
+
+type listed struct {
+	ID     string         `json:"id"`
+	Record *policy.Record `json:"record,omitempty"`
+	Error  string         `json:"error,omitempty"`
+}
+
+func newListCmd(e *env) *cobra.Command {
+	cmd, _ := keysCommand(e, "list", "List keys with tenant, status and expiry", cobra.NoArgs, false,
+		func(ctx context.Context, k *keysCtx, _ []string) error {
+			ids, err := k.store.List(ctx)
+			if err != nil {
+				return fmt.Errorf("list keys: %w", err)
+			}
+			rows := make([]listed, 0, len(ids))
+			for _, id := range ids {
+				rec, _, err := k.store.Get(ctx, id)
+				row := listed{ID: id, Record: rec}
+				if err != nil {
+					row.Error = err.Error()
+				}
+				rows = append(rows, row)
+			}
+			if k.f.jsonOut {
+				return json.NewEncoder(k.e.stdout).Encode(rows)
+			}
+			return printList(k.e.stdout, rows, k.now)
+		})
+	return cmd
+}
+
+func printList(w io.Writer, rows []listed, now time.Time) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tTENANT\tNAME\tSTATUS\tEXPIRES\tSCOPES")
+	for _, r := range rows {
+		if r.Record == nil {
+			fmt.Fprintf(tw, "%s\t-\t-\terror: %s\t-\t-\n", r.ID, r.Error)
+			continue
+		}
+		status, expires := r.Record.Status, r.Record.ExpiresAt
+		if t := r.Record.ExpiresAtTime(); !t.IsZero() && !now.Before(t) && status == policy.StatusActive {
+			status = "expired"
+		}
+		if expires == "" {
+			expires = "never"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%v\n", r.ID, r.Record.Tenant, r.Record.Name, status, expires, r.Record.Scopes)
+	}
+	return tw.Flush()
+}
+
+func newRevokeCmd(e *env) *cobra.Command {
+	cmd, _ := keysCommand(e, "revoke ID", "Revoke a key: it is denied as soon as caches refresh", cobra.ExactArgs(1), false,
+		func(ctx context.Context, k *keysCtx, args []string) error {
+			rec, err := k.modify(ctx, args[0], func(r *policy.Record) error {
+				r.Status = policy.StatusRevoked
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			return printChanged(k, args[0], rec, "revoked")
+		})
+	return cmd
+}
+
+func printChanged(k *keysCtx, keyID string, rec *policy.Record, what string) error {
+	if k.f.jsonOut {
+		return json.NewEncoder(k.e.stdout).Encode(listed{ID: keyID, Record: rec})
+	}
+	_, err := fmt.Fprintf(k.e.stdout, "Key %s %s.\n", keyID, what)
+	return err
+}
+
+func newUpdateCmd(e *env) *cobra.Command {
+	var rf recordFlags
+	cmd, _ := keysCommand(e, "update ID", "Change a key's policy (only the flags given change)", cobra.ExactArgs(1), false,
+		func(ctx context.Context, k *keysCtx, args []string) error {
+			rec, err := k.modify(ctx, args[0], func(r *policy.Record) error { return rf.apply(r, k.now) })
+			if err != nil {
+				return err
+			}
+			return printChanged(k, args[0], rec, "updated")
+		})
+	rf.register(cmd.Flags(), true)
+	return cmd
+}
+
+func newRotateCmd(e *env) *cobra.Command {
+	var grace time.Duration
+	cmd, _ := keysCommand(e, "rotate ID", "Issue a new key with the same policy; the old one expires after --grace", cobra.ExactArgs(1), false,
+		func(ctx context.Context, k *keysCtx, args []string) error {
+			if grace < 0 {
+				return errors.New("--grace: must be >= 0")
+			}
+			return rotate(ctx, k, args[0], grace)
+		})
+	cmd.Flags().DurationVar(&grace, "grace", 24*time.Hour, "how long the old key keeps working")
+	return cmd
+}
+
+// rotate creates the new key first, then shortens the old key's life. If the
+// second write fails the new key is still printed (it exists and is shown
+// only once) and the error says the old key was left unchanged.
+func rotate(ctx context.Context, k *keysCtx, oldID string, grace time.Duration) error {
+	if !policy.ValidID(oldID) {
+		return fmt.Errorf("%q is not a key id (12 letters and digits; the id, not the key)", oldID)
+	}
+	old, _, err := k.store.Get(ctx, oldID)
+	if err != nil {
+		return fmt.Errorf("read key %s: %w", oldID, err)
+	}
+	if old.Status != policy.StatusActive {
+		return fmt.Errorf("key %s is %s; only active keys rotate", oldID, old.Status)
+	}
+	rec := *old
+	rec.RotatedTo, rec.NotBefore = "", ""
+	rec.CreatedAt = k.now.Format(time.RFC3339)
+	rec.UpdatedAt = rec.CreatedAt
+	rawKey, newID, err := k.issue(ctx, &rec)
+	if err != nil {
+		return err
+	}
+	out := issued{ID: newID, Key: rawKey, Record: &rec, Previous: oldID}
+	graceEnd := k.now.Add(grace)
+	_, uerr := k.modify(ctx, oldID, func(r *policy.Record) error {
+		if t := r.ExpiresAtTime(); t.IsZero() || graceEnd.Before(t) {
+			r.ExpiresAt = graceEnd.Format(time.RFC3339)
+		}
+		if !r.ExpiresAtTime().IsZero() && r.NotBefore != "" && !r.ExpiresAtTime().After(mustTime(r.NotBefore)) {
+			r.NotBefore = ""
+		}
+		r.RotatedTo = newID
+		return nil
+	})
+	if err := printIssued(k.e.stdout, k.f.jsonOut, out); err != nil {
+		return err
+	}
+	if uerr != nil {
+		return fmt.Errorf("new key %s was created, but old key %s was NOT set to expire (re-run `keygate keys update %s --expires-in %s`): %w",
+			newID, oldID, oldID, grace, uerr)
+	}
+	if !k.f.jsonOut {
+		fmt.Fprintf(k.e.stdout, "Old key %s expires at %s.\n", oldID, graceEnd.Format(time.RFC3339))
+	}
+	return nil
+}
+
+func mustTime(s string) time.Time {
+	t, _ := time.Parse(time.RFC3339, s)
+	return t
+}

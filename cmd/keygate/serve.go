@@ -1,0 +1,211 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/reflection"
+	"sigs.k8s.io/yaml"
+
+	"github.com/keygate/keygate/extauthz"
+	"github.com/keygate/keygate/policy"
+)
+
+type serveFlags struct {
+	grpcAddr        string
+	routesFile      string
+	logLevel        string
+	shutdownTimeout time.Duration
+	pepperRefresh   time.Duration
+	store           storeFlags
+	cfg             extauthz.Config
+}
+
+func newServeCmd(e *env) *cobra.Command {
+	f := &serveFlags{}
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Serve Envoy's ext_authz Check API (gRPC) with health and reflection",
+		Args:  cobra.NoArgs,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return f.run(cmd.Context(), e) },
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&f.grpcAddr, "grpc-addr", "127.0.0.1:9191", "gRPC listen address (HOST:PORT; use 0.0.0.0:9191 in a container)")
+	fs.StringVar(&f.routesFile, "routes-file", "", "YAML/JSON file mapping host/method/path prefix to required scopes (optional)")
+	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long in-flight Checks may finish after SIGTERM")
+	fs.DurationVar(&f.pepperRefresh, "pepper-refresh", time.Minute, "how often HMAC peppers are re-read from the store")
+	f.store.register(fs)
+	c := &f.cfg
+	fs.StringVar(&c.KeyPrefix, "key-prefix", policy.DefaultPrefix, "API key prefix")
+	fs.StringVar(&c.KeyHeader, "key-header", "x-api-key", "header carrying a bare key")
+	fs.StringVar(&c.AuthHeader, "auth-header", "authorization", `header carrying "Bearer <key>" or "ApiKey <key>"`)
+	fs.IntVar(&c.CacheSize, "cache-size", 100_000, "max cached key records")
+	fs.IntVar(&c.NegativeCacheSize, "negative-cache-size", 10_000, "max cached unknown key ids")
+	fs.DurationVar(&c.FoundTTL, "found-ttl", 30*time.Second, "how long a key record is used before it is re-read")
+	fs.DurationVar(&c.NotFoundTTL, "not-found-ttl", 5*time.Second, "how long an unknown key id is remembered")
+	fs.DurationVar(&c.StaleTTL, "stale-ttl", 5*time.Minute, "how long past --found-ttl a record is still used while the store fails (negative: never)")
+	fs.DurationVar(&c.LookupTimeout, "lookup-timeout", 150*time.Millisecond, "timeout of one store read on the Check path; keep under Envoy's ext_authz timeout")
+	fs.Float64Var(&c.StoreReadRate, "store-read-rate", 500, "max store reads per second caused by cache misses (negative: unlimited)")
+	fs.IntVar(&c.StoreReadBurst, "store-read-burst", 100, "burst over --store-read-rate")
+	return cmd
+}
+
+func (f *serveFlags) run(ctx context.Context, e *env) error {
+	log, err := newLogger(e.stderr, f.logLevel)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	if f.grpcAddr == "" {
+		errs = append(errs, errors.New("--grpc-addr: required"))
+	}
+	if f.cfg.Routes, err = loadRoutes(f.routesFile); err != nil {
+		errs = append(errs, err)
+	}
+	store, err := f.store.open(ctx, e, log, false)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	srv, err := extauthz.NewServer(f.cfg, store, nil, log)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	lis, err := net.Listen("tcp", f.grpcAddr)
+	if err != nil {
+		return fmt.Errorf("--grpc-addr: %w", err)
+	}
+	return f.serve(ctx, log, lis, store, srv)
+}
+
+// loadRoutes reads the optional routes file (YAML or JSON).
+func loadRoutes(path string) (*policy.Routes, error) {
+	if path == "" {
+		return nil, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--routes-file: %w", err)
+	}
+	js, err := yaml.YAMLToJSON(data)
+	if err != nil {
+		return nil, fmt.Errorf("--routes-file %s: %w", path, err)
+	}
+	routes, err := policy.ParseRoutes(js)
+	if err != nil {
+		return nil, fmt.Errorf("--routes-file %s: %w", path, err)
+	}
+	return routes, nil
+}
+
+// grpcOptions size the server for Envoy: a CheckRequest carries at most
+// Envoy's 60 KiB of headers plus attributes; Envoy's keepalive pings are
+// accepted.
+func grpcOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(256 << 10),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: 15 * time.Minute, Time: 30 * time.Second, Timeout: 10 * time.Second}),
+	}
+}
+
+func (f *serveFlags) serve(ctx context.Context, log *slog.Logger, lis net.Listener, store *openedStore, srv *extauthz.Server) error {
+	g := grpc.NewServer(grpcOptions()...)
+	srv.Register(g)
+	hs := health.NewServer()
+	hs.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	healthpb.RegisterHealthServer(g, hs)
+	reflection.Register(g)
+
+	grp, ctx := errgroup.WithContext(ctx)
+	grp.Go(func() error {
+		log.Info("serving", "grpc_addr", lis.Addr().String(), "store", store.name)
+		return g.Serve(lis)
+	})
+	if store.watch != nil {
+		grp.Go(func() error { return store.watch(ctx) })
+	}
+	grp.Go(func() error {
+		keepPeppers(ctx, log, store, srv, f.pepperRefresh, func() {
+			hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+			log.Info("ready")
+		})
+		return nil
+	})
+	grp.Go(func() error {
+		<-ctx.Done()
+		hs.Shutdown() // NOT_SERVING, so Envoy stops sending before we stop
+		stopGracefully(g, f.shutdownTimeout, log)
+		return nil
+	})
+	return grp.Wait()
+}
+
+// stopGracefully lets in-flight Checks finish, then forces the stop.
+func stopGracefully(g *grpc.Server, timeout time.Duration, log *slog.Logger) {
+	done := make(chan struct{})
+	go func() { g.GracefulStop(); close(done) }()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-done:
+		log.Info("stopped")
+	case <-t.C:
+		log.Warn("shutdown timeout: stopping with Checks in flight")
+		g.Stop()
+		<-done
+	}
+}
+
+// keepPeppers loads the store's HMAC peppers (retrying with backoff until
+// the store answers), installs the hasher, reports readiness once, and
+// refreshes every interval until ctx ends.
+func keepPeppers(ctx context.Context, log *slog.Logger, store keyStore, srv *extauthz.Server, every time.Duration, ready func()) {
+	backoff, isReady := 100*time.Millisecond, false
+	for {
+		wait := every
+		if p, err := loadPeppers(ctx, store); err != nil {
+			log.Warn("cannot load peppers from the store", "err", err)
+			wait, backoff = backoff, min(backoff*2, 10*time.Second)
+		} else {
+			h, _ := policy.NewHasher(policy.AlgSHA256, p) // sha256 needs no pepper; p was checked
+			srv.SetHasher(h)
+			if !isReady {
+				isReady = true
+				ready()
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+func loadPeppers(ctx context.Context, store keyStore) (policy.Peppers, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	p, err := store.Peppers(ctx)
+	if err != nil {
+		return p, err
+	}
+	if _, err := policy.NewHasher(policy.AlgSHA256, p); err != nil {
+		return p, fmt.Errorf("stored peppers: %w", err)
+	}
+	return p, nil
+}

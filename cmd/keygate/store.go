@@ -1,0 +1,101 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/keygate/keygate/extauthz"
+	"github.com/keygate/keygate/filestore"
+	"github.com/keygate/keygate/policy"
+	"github.com/keygate/keygate/vault"
+)
+
+// keyStore is what the CLI and the server need from a store; the Vault and
+// file stores both provide it.
+type keyStore interface {
+	extauthz.Store
+	Get(ctx context.Context, keyID string) (*policy.Record, int, error)
+	Create(ctx context.Context, keyID string, rec *policy.Record) error
+	Update(ctx context.Context, keyID string, rec *policy.Record, version int) error
+	List(ctx context.Context) ([]string, error)
+	Peppers(ctx context.Context) (policy.Peppers, error)
+}
+
+var (
+	_ keyStore = (*vault.Store)(nil)
+	_ keyStore = (*filestore.Store)(nil)
+)
+
+// storeFlags select and configure the store.
+type storeFlags struct {
+	spec      string // "vault" or "file:PATH"
+	mount     string
+	basePath  string
+	timeout   time.Duration
+	namespace string
+}
+
+func (f *storeFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&f.spec, "store", "", `key store: "vault" (default when VAULT_ADDR is set) or "file:PATH"`)
+	fs.StringVar(&f.mount, "vault-mount", "secret", "Vault KV v2 mount")
+	fs.StringVar(&f.basePath, "vault-base-path", "keygate", "path under the mount; records live at <mount>/<base>/keys/<id>")
+	fs.DurationVar(&f.timeout, "vault-timeout", 2*time.Second, "timeout of one Vault request (hot-path reads also obey --lookup-timeout)")
+}
+
+// openedStore is a store plus what must run alongside it (file reloads).
+type openedStore struct {
+	keyStore
+	watch func(ctx context.Context) error // nil when there is nothing to watch
+	name  string
+}
+
+// openStore opens the store named by --store. VAULT_ADDR, VAULT_TOKEN and
+// VAULT_NAMESPACE are read from the environment as the vault CLI does.
+func (f *storeFlags) open(ctx context.Context, e *env, log *slog.Logger, createFile bool) (*openedStore, error) {
+	spec := f.spec
+	if spec == "" && e.getenv("VAULT_ADDR") != "" {
+		spec = "vault"
+	}
+	switch {
+	case spec == "vault":
+		cfg := vault.Config{
+			Addr:      e.getenv("VAULT_ADDR"),
+			Token:     e.getenv("VAULT_TOKEN"),
+			Namespace: e.getenv("VAULT_NAMESPACE"),
+			Mount:     f.mount,
+			BasePath:  f.basePath,
+			Timeout:   f.timeout,
+		}
+		s, err := vault.New(cfg)
+		if err != nil {
+			return nil, err
+		}
+		return &openedStore{keyStore: s, name: "vault"}, nil
+	case strings.HasPrefix(spec, "file:"):
+		path := strings.TrimPrefix(spec, "file:")
+		if path == "" {
+			return nil, errors.New(`--store "file:": the path is missing (want file:PATH)`)
+		}
+		var s *filestore.Store
+		var err error
+		if createFile {
+			s, err = filestore.OpenOrCreate(ctx, path, log)
+		} else {
+			s, err = filestore.Open(path, log)
+		}
+		if err != nil {
+			return nil, err
+		}
+		watch := func(ctx context.Context) error { return s.Watch(ctx, time.Second) }
+		return &openedStore{keyStore: s, watch: watch, name: "file"}, nil
+	case spec == "":
+		return nil, errors.New(`no key store: set --store (or KEYGATE_STORE) to "vault" or "file:PATH", or set VAULT_ADDR`)
+	}
+	return nil, fmt.Errorf(`--store %q: want "vault" or "file:PATH"`, spec)
+}

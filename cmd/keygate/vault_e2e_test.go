@@ -1,0 +1,184 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	vaultapi "github.com/hashicorp/vault/api"
+
+	"github.com/keygate/keygate/internal/vaulttest"
+)
+
+// auditReads enables a file audit device on the real Vault and returns a
+// function counting the read requests Vault logged for paths containing
+// substr. Counting at Vault, not in keygate, is what "causes one read" means.
+func auditReads(t *testing.T) func(substr string) int {
+	t.Helper()
+	v := vaulttest.Server(t)
+	client := v.Client(t)
+	file := filepath.Join(t.TempDir(), "audit.log")
+	name := "kg" + strings.ToLower(strings.ReplaceAll(t.Name(), "/", ""))
+	if err := client.Sys().EnableAuditWithOptions(name, &vaultapi.EnableAuditOptions{
+		Type: "file", Options: map[string]string{"file_path": file},
+	}); err != nil {
+		t.Fatalf("enable audit device: %v", err)
+	}
+	t.Cleanup(func() { _ = client.Sys().DisableAudit(name) })
+	return func(substr string) int {
+		f, err := os.Open(file)
+		if err != nil {
+			t.Fatalf("open audit log: %v", err)
+		}
+		defer f.Close()
+		n := 0
+		sc := bufio.NewScanner(f)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			var line struct {
+				Type    string `json:"type"`
+				Request struct {
+					Operation string `json:"operation"`
+					Path      string `json:"path"`
+				} `json:"request"`
+			}
+			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Type == "request" &&
+				line.Request.Operation == "read" && strings.Contains(line.Request.Path, substr) {
+				n++
+			}
+		}
+		return n
+	}
+}
+
+// TestVaultReadsUnderLoad: 1,000 concurrent Checks of one new key cause one
+// Vault read; 100,000 malformed keys cause none.
+func TestVaultReadsUnderLoad(t *testing.T) {
+	var ring keyring
+	env := vaultEnv(t)
+	reads := auditReads(t)
+	s := serve(t, env, ring.all, "--log-level", "info")
+	k := ring.add(createKey(t, env, "--tenant", "acme"))
+	base := env["KEYGATE_VAULT_BASE_PATH"]
+
+	const concurrent = 1000
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	results := make(chan outcome, concurrent)
+	for range concurrent {
+		wg.Go(func() {
+			<-start
+			results <- s.decide(t, k.Key, checkFlags{})
+		})
+	}
+	close(start)
+	wg.Wait()
+	close(results)
+	for o := range results {
+		if o.status != 200 {
+			t.Fatalf("concurrent Check of a new key: %v", o)
+		}
+	}
+	if n := reads(base + "/keys/" + k.ID); n != 1 {
+		t.Errorf("1,000 concurrent Checks of one new key caused %d Vault reads, want 1", n)
+	}
+
+	before := reads(base + "/keys/")
+	const malformed = 100_000
+	flood(t, s, malformed, func(i int) string {
+		bad := []byte(k.Key)
+		bad[len(bad)-1-i%6] ^= 1 // checksum no longer matches
+		return string(bad)
+	})
+	if n := reads(base+"/keys/") - before; n != 0 {
+		t.Errorf("%d malformed keys caused %d Vault reads, want 0", malformed, n)
+	}
+}
+
+// flood sends n Checks from 32 workers, each must be a 401 malformed_key.
+func flood(t *testing.T, s *server, n int, key func(i int) string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var wg sync.WaitGroup
+	next := make(chan int)
+	var mu sync.Mutex
+	wrong := 0
+	for range 32 {
+		wg.Go(func() {
+			for i := range next {
+				if o := s.decide(t, key(i), checkFlags{}); o.reason != "malformed_key" {
+					mu.Lock()
+					wrong++
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	for i := 0; i < n && ctx.Err() == nil; i++ {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	if ctx.Err() != nil || wrong > 0 {
+		t.Fatalf("flood: %d not malformed_key (deadline: %v)", wrong, ctx.Err())
+	}
+}
+
+// TestVaultOutage stops the real Vault: cached keys stay allowed until the
+// stale window ends, unknown keys are denied 503; after Vault returns, keys
+// are read again. It restarts Vault (empty) for the tests that follow.
+func TestVaultOutage(t *testing.T) {
+	var ring keyring
+	env := vaultEnv(t)
+	v := vaulttest.Server(t)
+	const foundTTL, staleTTL = time.Second, 2 * time.Second
+	s := serve(t, env, ring.all, "--found-ttl", foundTTL.String(), "--stale-ttl", staleTTL.String(),
+		"--lookup-timeout", "100ms")
+	cached := ring.add(createKey(t, env, "--tenant", "acme"))
+	unknown := ring.add(createKey(t, envMap{"KEYGATE_STORE": "file:" + t.TempDir() + "/k.yaml"}, "--tenant", "x"))
+	if o := s.decide(t, cached.Key, checkFlags{}); o.status != 200 {
+		t.Fatalf("before outage: %v", o)
+	}
+	filled := time.Now()
+
+	v.Kill()
+	t.Cleanup(func() { v.Restart(t) })
+	if o := s.decide(t, unknown.Key, checkFlags{}); o.status != 503 || o.reason != "store_unavailable" {
+		t.Errorf("unknown key with Vault down: %v, want 503 store_unavailable", o)
+	}
+	// Allowed past the found-TTL (stale), then denied once the window ends.
+	lastAllowed := filled
+	eventually(t, foundTTL+staleTTL+5*time.Second, "cached key denied after the stale window", func() bool {
+		o := s.decide(t, cached.Key, checkFlags{})
+		if o.status == 200 {
+			lastAllowed = time.Now()
+			return false
+		}
+		if o.status != 503 || o.reason != "store_unavailable" {
+			t.Fatalf("cached key with Vault down: %v, want allow or 503", o)
+		}
+		return true
+	})
+	if served := lastAllowed.Sub(filled); served < foundTTL {
+		t.Errorf("cached key served only %s after the last good read; want stale serving past found-ttl %s", served, foundTTL)
+	} else {
+		t.Logf("cached key allowed for %s after the last good read (found-ttl %s + stale-ttl %s)", served.Round(10*time.Millisecond), foundTTL, staleTTL)
+	}
+
+	v.Restart(t) // empty: dev mode keeps data in memory
+	env2 := envMap{"VAULT_ADDR": v.Addr, "VAULT_TOKEN": v.Token, "KEYGATE_VAULT_BASE_PATH": env["KEYGATE_VAULT_BASE_PATH"]}
+	fresh := ring.add(createKey(t, env2, "--tenant", "acme"))
+	eventually(t, 5*time.Second, "new key allowed after Vault returns", func() bool {
+		return s.decide(t, fresh.Key, checkFlags{}).status == 200
+	})
+	if o := s.decide(t, cached.Key, checkFlags{}); o.status != 401 || o.reason != "unknown_key" {
+		t.Errorf("key lost with the restarted dev server: %v, want 401 unknown_key", o)
+	}
+}

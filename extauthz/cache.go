@@ -1,0 +1,193 @@
+package extauthz
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	"golang.org/x/sync/singleflight"
+	"golang.org/x/time/rate"
+
+	"github.com/keygate/keygate/policy"
+)
+
+// Store is the one thing the Check server needs from a key store: the record
+// for a key id. It returns policy.ErrKeyNotFound for an unknown id, an error
+// wrapping policy.ErrInvalidRecord for a record that cannot be used, and any
+// other error when it could not answer (which is never cached).
+type Store interface {
+	Lookup(ctx context.Context, keyID string) (*policy.Record, error)
+}
+
+// Source says where a decision's record came from.
+type Source uint8
+
+// Sources.
+const (
+	SourceNone     Source = iota // no lookup (bad input)
+	SourceHit                    // fresh cache entry
+	SourceNegative               // cached not-found
+	SourceMiss                   // read from the store
+	SourceStale                  // expired entry served because the store failed
+)
+
+// entry is an immutable cache value, except for nextTry.
+type entry struct {
+	keyID   string
+	rec     *policy.Record // nil when invalid
+	invalid error          // why the record cannot be used
+	allow   *allowParts    // prebuilt response parts for rec
+	fetched time.Time
+	// nextTry (unix nanos) throttles store reads for an expired entry
+	// whose refresh failed: until then it is served stale without a read.
+	nextTry atomic.Int64
+}
+
+// staleRetry is how long an entry served stale waits before the store is
+// tried again for it.
+const staleRetry = time.Second
+
+// cache holds found records and not-found ids in separate LRUs, each entry
+// with its own expiry against the injected clock.
+type cache struct {
+	cfg     *Config
+	store   Store
+	log     *slog.Logger
+	build   func(keyID string, rec *policy.Record) (*allowParts, error)
+	found   *lru.Cache[string, *entry]
+	missing *lru.Cache[string, time.Time] // value: expiry
+	flight  singleflight.Group
+	limit   *rate.Limiter // nil: unlimited
+}
+
+func newCache(cfg *Config, store Store, log *slog.Logger, build func(string, *policy.Record) (*allowParts, error)) (*cache, error) {
+	found, err := lru.New[string, *entry](cfg.CacheSize)
+	if err != nil {
+		return nil, err
+	}
+	missing, err := lru.New[string, time.Time](cfg.NegativeCacheSize)
+	if err != nil {
+		return nil, err
+	}
+	c := &cache{cfg: cfg, store: store, log: log, build: build, found: found, missing: missing}
+	if cfg.StoreReadRate >= 0 {
+		c.limit = rate.NewLimiter(rate.Limit(cfg.StoreReadRate), cfg.StoreReadBurst)
+	}
+	return c, nil
+}
+
+// get returns the entry for keyID, or the reason there is none usable.
+func (c *cache) get(ctx context.Context, keyID string) (*entry, Source, policy.Reason) {
+	now := c.cfg.Now()
+	e, ok := c.found.Get(keyID)
+	if ok && now.Before(e.fetched.Add(c.cfg.FoundTTL)) {
+		return e, SourceHit, e.reason()
+	}
+	if exp, ok := c.missing.Get(keyID); ok && now.Before(exp) {
+		return nil, SourceNegative, policy.UnknownKey
+	}
+	if ok && c.usableStale(e, now) && now.UnixNano() < e.nextTry.Load() {
+		return e, SourceStale, e.reason()
+	}
+	return c.fetch(ctx, keyID)
+}
+
+func (e *entry) reason() policy.Reason {
+	if e.rec == nil {
+		return policy.InvalidRecord
+	}
+	return policy.Allowed
+}
+
+func (c *cache) usableStale(e *entry, now time.Time) bool {
+	return c.cfg.StaleTTL > 0 && now.Before(e.fetched.Add(c.cfg.FoundTTL+c.cfg.StaleTTL))
+}
+
+type fetchResult struct {
+	e      *entry
+	source Source
+	reason policy.Reason
+}
+
+// fetch reads keyID from the store once for all concurrent callers. The read
+// runs detached from the first caller's context, with its own timeout, so a
+// cancelled caller does not fail the others.
+func (c *cache) fetch(ctx context.Context, keyID string) (*entry, Source, policy.Reason) {
+	keyID = strings.Clone(keyID) // never retain the raw key's memory
+	ch := c.flight.DoChan(keyID, func() (any, error) {
+		return c.load(context.WithoutCancel(ctx), keyID), nil
+	})
+	select {
+	case res := <-ch:
+		r := res.Val.(fetchResult)
+		return r.e, r.source, r.reason
+	case <-ctx.Done():
+		return nil, SourceMiss, policy.StoreUnavailable
+	}
+}
+
+func (c *cache) load(ctx context.Context, keyID string) fetchResult {
+	if c.limit != nil && !c.limit.Allow() {
+		return c.failed(keyID, errStoreReadRate)
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.LookupTimeout)
+	defer cancel()
+	rec, err := c.store.Lookup(ctx, keyID)
+	now := c.cfg.Now()
+	switch {
+	case err == nil:
+		e := &entry{keyID: keyID, rec: rec, fetched: now}
+		if e.allow, err = c.build(keyID, rec); err != nil {
+			e.rec, e.invalid = nil, err
+			c.log.Warn("key record cannot be served", "key_id", keyID, "err", err)
+		}
+		c.found.Add(keyID, e)
+		c.missing.Remove(keyID)
+		return fetchResult{e, SourceMiss, e.reason()}
+	case errors.Is(err, policy.ErrKeyNotFound):
+		c.found.Remove(keyID)
+		c.missing.Add(keyID, now.Add(c.cfg.NotFoundTTL))
+		return fetchResult{nil, SourceMiss, policy.UnknownKey}
+	case errors.Is(err, policy.ErrInvalidRecord):
+		c.log.Warn("invalid key record", "key_id", keyID, "err", err)
+		e := &entry{keyID: keyID, invalid: err, fetched: now}
+		c.found.Add(keyID, e)
+		return fetchResult{e, SourceMiss, policy.InvalidRecord}
+	}
+	return c.failed(keyID, err)
+}
+
+var errStoreReadRate = errors.New("store read rate exceeded")
+
+// failed handles a store that could not answer: serve the last good entry
+// if it is within the stale window, else deny 503. Nothing is cached.
+func (c *cache) failed(keyID string, err error) fetchResult {
+	now := c.cfg.Now()
+	if e, ok := c.found.Peek(keyID); ok && c.usableStale(e, now) {
+		e.nextTry.Store(now.Add(staleRetry).UnixNano())
+		c.log.Warn("store unavailable, serving cached record", "key_id", keyID, "err", err)
+		return fetchResult{e, SourceStale, e.reason()}
+	}
+	level := slog.LevelWarn
+	if err == errStoreReadRate {
+		level = slog.LevelDebug // a flood would otherwise flood the log too
+	}
+	c.log.Log(context.Background(), level, "store unavailable", "key_id", keyID, "err", err)
+	return fetchResult{nil, SourceMiss, policy.StoreUnavailable}
+}
+
+// evict drops keyID from both caches.
+func (c *cache) evict(keyID string) {
+	c.found.Remove(keyID)
+	c.missing.Remove(keyID)
+}
+
+// purge drops everything.
+func (c *cache) purge() {
+	c.found.Purge()
+	c.missing.Purge()
+}

@@ -1,0 +1,118 @@
+// Package extauthz serves Envoy's external-authorization API
+// (envoy.service.auth.v3.Authorization/Check) for keygate API keys: key
+// extraction, the record cache, policy evaluation and response building.
+package extauthz
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/keygate/keygate/policy"
+)
+
+// Config configures the Check server. The zero value of each field means its
+// default; call SetDefaults then Validate.
+type Config struct {
+	// KeyPrefix is the key format's prefix. Default "kg".
+	KeyPrefix string
+	// KeyHeader carries a bare key. Default "x-api-key".
+	KeyHeader string
+	// AuthHeader carries "Bearer <key>" or "ApiKey <key>". Default
+	// "authorization".
+	AuthHeader string
+	// CacheSize bounds cached key records (found keys). Default 100000.
+	CacheSize int
+	// NegativeCacheSize bounds cached not-found ids, kept apart so a flood
+	// of unknown ids cannot evict valid keys. Default 10000.
+	NegativeCacheSize int
+	// FoundTTL is how long a record is used before it is read again; a
+	// revocation written straight to the store takes effect within it.
+	// Default 30s.
+	FoundTTL time.Duration
+	// NotFoundTTL is how long an unknown id is remembered. Default 5s.
+	NotFoundTTL time.Duration
+	// StaleTTL is how long past FoundTTL a record may still be used while
+	// the store is failing (stale-if-error). Negative disables. Default 5m.
+	StaleTTL time.Duration
+	// LookupTimeout bounds one store read on the hot path; keep it under
+	// Envoy's ext_authz timeout. Default 150ms.
+	LookupTimeout time.Duration
+	// StoreReadRate caps store reads per second caused by cache misses, so
+	// a flood of unknown ids cannot overload Vault; a miss over the rate is
+	// denied 503. Negative means unlimited. Default 500.
+	StoreReadRate float64
+	// StoreReadBurst is the burst allowed over StoreReadRate. Default 100.
+	StoreReadBurst int
+	// Routes, when set, maps host/method/path to required scopes, in
+	// addition to Envoy's keygate.scopes context extension.
+	Routes *policy.Routes
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+// SetDefaults fills zero fields with their defaults.
+func (c *Config) SetDefaults() {
+	setDefault(&c.KeyPrefix, policy.DefaultPrefix)
+	setDefault(&c.KeyHeader, "x-api-key")
+	setDefault(&c.AuthHeader, "authorization")
+	setDefault(&c.CacheSize, 100_000)
+	setDefault(&c.NegativeCacheSize, 10_000)
+	setDefault(&c.FoundTTL, 30*time.Second)
+	setDefault(&c.NotFoundTTL, 5*time.Second)
+	setDefault(&c.StaleTTL, 5*time.Minute)
+	setDefault(&c.LookupTimeout, 150*time.Millisecond)
+	setDefault(&c.StoreReadRate, 500)
+	setDefault(&c.StoreReadBurst, 100)
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+func setDefault[T comparable](field *T, def T) {
+	var zero T
+	if *field == zero {
+		*field = def
+	}
+}
+
+// Validate reports every problem at once, each naming its field.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("extauthz: %s: %s", field, fmt.Sprintf(format, args...)))
+	}
+	if _, err := policy.NewFormat(c.KeyPrefix); err != nil {
+		bad("key-prefix", "%v", err)
+	}
+	for _, f := range []struct{ field, name string }{{"key-header", c.KeyHeader}, {"auth-header", c.AuthHeader}} {
+		field, name := f.field, f.name
+		if name != strings.ToLower(name) || name == "" || strings.ContainsAny(name, " :\t\r\n") {
+			bad(field, "%q: want a lower-case header name", name)
+		} else if strings.HasPrefix(name, "x-keygate-") {
+			bad(field, "%q: x-keygate-* headers are keygate's identity headers", name)
+		}
+	}
+	if c.KeyHeader == c.AuthHeader {
+		bad("key-header", "must differ from auth-header")
+	}
+	for _, f := range []struct {
+		field string
+		d     time.Duration
+	}{{"found-ttl", c.FoundTTL}, {"not-found-ttl", c.NotFoundTTL}, {"lookup-timeout", c.LookupTimeout}} {
+		if f.d <= 0 {
+			bad(f.field, "must be > 0, got %s", f.d)
+		}
+	}
+	if c.CacheSize <= 0 {
+		bad("cache-size", "must be > 0, got %d", c.CacheSize)
+	}
+	if c.NegativeCacheSize <= 0 {
+		bad("negative-cache-size", "must be > 0, got %d", c.NegativeCacheSize)
+	}
+	if c.StoreReadBurst < 1 {
+		bad("store-read-burst", "must be >= 1, got %d", c.StoreReadBurst)
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,156 @@
+package extauthz
+
+import (
+	"net/netip"
+	"strings"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+
+	"github.com/keygate/keygate/policy"
+)
+
+// identity headers keygate sets on allow.
+const (
+	headerKeyID  = "x-keygate-key-id"
+	headerTenant = "x-keygate-tenant"
+	headerScopes = "x-keygate-scopes"
+	identityPfx  = "x-keygate-"
+)
+
+// ScopesExtension is the per-route context extension naming the scopes a
+// route requires, space-separated.
+const ScopesExtension = "keygate.scopes"
+
+// credential header bits: which headers carried the key.
+const (
+	fromKeyHeader uint8 = 1 << iota
+	fromAuthHeader
+)
+
+// incoming is what Check reads from a CheckRequest. Its rawKey is the secret:
+// it is never logged, stored or put in an error.
+type incoming struct {
+	rawKey    string
+	from      uint8         // credential header bits
+	reason    policy.Reason // MissingKey, MalformedKey, AmbiguousCredentials or Allowed
+	spoofed   []string      // client-sent x-keygate-* header names
+	origin    string
+	referer   string
+	host      string
+	method    string
+	path      string
+	scopeList string
+	source    string // peer address as Envoy reported it
+}
+
+// readRequest extracts the key and the attributes policy needs. It reads
+// both the headers map and Envoy's header_map (encode_raw_headers). Nil
+// sub-messages read as empty.
+func readRequest(req *authv3.CheckRequest, cfg *Config) incoming {
+	attrs := req.GetAttributes()
+	http := attrs.GetRequest().GetHttp()
+	in := incoming{
+		host:      http.GetHost(),
+		method:    http.GetMethod(),
+		path:      http.GetPath(),
+		scopeList: attrs.GetContextExtensions()[ScopesExtension],
+		source:    attrs.GetSource().GetAddress().GetSocketAddress().GetAddress(),
+	}
+	for name, value := range http.GetHeaders() {
+		in.header(cfg, name, value)
+	}
+	for _, h := range http.GetHeaderMap().GetHeaders() {
+		value := h.GetValue()
+		if raw := h.GetRawValue(); len(raw) > 0 {
+			value = string(raw)
+		}
+		in.header(cfg, h.GetKey(), value)
+	}
+	if in.reason == policy.Allowed && in.rawKey == "" {
+		in.reason = policy.MissingKey
+	}
+	return in
+}
+
+func (in *incoming) header(cfg *Config, name, value string) {
+	switch name = lowerASCII(name); {
+	case name == cfg.KeyHeader:
+		in.credential(fromKeyHeader, trimOWS(value))
+	case name == cfg.AuthHeader:
+		if token, ours := bearerToken(value); ours {
+			in.credential(fromAuthHeader, token)
+		}
+	case name == "origin":
+		in.origin = value
+	case name == "referer":
+		in.referer = value
+	case name == ":authority" && in.host == "":
+		in.host = value
+	case strings.HasPrefix(name, identityPfx):
+		in.spoofed = append(in.spoofed, name)
+	}
+}
+
+// credential records one candidate key. An empty value counts as missing; a
+// comma (Envoy's join of repeated headers) or a second, different value is
+// ambiguous and never picked from.
+func (in *incoming) credential(from uint8, value string) {
+	switch {
+	case in.reason == policy.AmbiguousCredentials:
+	case strings.IndexByte(value, ',') >= 0:
+		in.reason = policy.AmbiguousCredentials
+	case value == "": // counts as missing unless another header has a key
+	case in.rawKey != "" && in.rawKey != value:
+		in.reason = policy.AmbiguousCredentials
+	default:
+		in.rawKey = value
+	}
+	in.from |= from
+}
+
+// bearerToken parses "Bearer <token>" or "ApiKey <token>" (scheme case-
+// insensitive). ours is false for other schemes, which are not keygate's.
+func bearerToken(v string) (token string, ours bool) {
+	v = trimOWS(v)
+	scheme, rest, _ := strings.Cut(v, " ")
+	if !strings.EqualFold(scheme, "bearer") && !strings.EqualFold(scheme, "apikey") {
+		return "", false
+	}
+	return trimOWS(rest), true
+}
+
+func trimOWS(s string) string { return strings.Trim(s, " \t") }
+
+func lowerASCII(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 'A' && c <= 'Z' {
+			return strings.ToLower(s)
+		}
+	}
+	return s
+}
+
+// policyRequest builds Evaluate's input.
+func (in *incoming) policyRequest(cfg *Config, routeScopes []string) policy.Request {
+	var ip netip.Addr
+	if in.source != "" {
+		ip, _ = netip.ParseAddr(in.source) // invalid on error: CIDR rules deny
+	}
+	return policy.Request{
+		Now:            cfg.Now(),
+		RequiredScopes: routeScopes,
+		ScopeList:      in.scopeList,
+		SourceIP:       ip,
+		Host:           in.host,
+		Origin:         in.origin,
+		Referer:        in.referer,
+	}
+}
+
+// pathOnly strips the query string and fragment.
+func pathOnly(p string) string {
+	if i := strings.IndexAny(p, "?#"); i >= 0 {
+		return p[:i]
+	}
+	return p
+}

@@ -1,0 +1,151 @@
+package extauthz
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync/atomic"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc"
+
+	"github.com/keygate/keygate/policy"
+)
+
+// Server answers Envoy's Check calls. Every outcome is a CheckResponse:
+// denies carry an HTTP status and a reason code, and Check never returns a
+// gRPC error, so Envoy's failure_mode_allow can never turn one into an allow.
+type Server struct {
+	authv3.UnimplementedAuthorizationServer
+
+	cfg         Config
+	format      policy.Format
+	hasher      atomic.Pointer[policy.Hasher]
+	cache       *cache
+	log         *slog.Logger
+	denies      [policy.NumReasons]*authv3.CheckResponse
+	credHeaders [4][]string
+	// OnDecision, if set, is called after every decision (metrics, audit).
+	OnDecision func(Decision)
+}
+
+// Decision describes one Check outcome, without the key.
+type Decision struct {
+	KeyID  string // "" when the key was missing or malformed
+	Reason policy.Reason
+	Source Source
+}
+
+// NewServer validates cfg and returns a Server reading records from store
+// and verifying keys with hasher. hasher may be nil until the store's
+// peppers are loaded (SetHasher); until then every key denies 503.
+func NewServer(cfg Config, store Store, hasher *policy.Hasher, log *slog.Logger) (*Server, error) {
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	format, _ := policy.NewFormat(cfg.KeyPrefix) // checked by Validate
+	s := &Server{cfg: cfg, format: format, log: log,
+		denies: denyResponses(), credHeaders: credentialRemovals(&cfg)}
+	s.hasher.Store(hasher)
+	c, err := newCache(&s.cfg, store, log, s.buildAllow)
+	if err != nil {
+		return nil, fmt.Errorf("extauthz: cache: %w", err)
+	}
+	s.cache = c
+	return s, nil
+}
+
+// Register adds the Authorization service to g.
+func (s *Server) Register(g *grpc.Server) { authv3.RegisterAuthorizationServer(g, s) }
+
+// Check decides one request: extract key → parse/checksum → cache (one
+// shared store read on a miss) → verify hash → Evaluate → response.
+func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *authv3.CheckResponse, _ error) {
+	var d Decision
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("panic in Check", "key_id", d.KeyID, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			d.Reason, resp = policy.InternalError, s.denies[policy.InternalError]
+		}
+		s.decided(ctx, d)
+	}()
+
+	in := readRequest(req, &s.cfg)
+	if d.Reason = in.reason; d.Reason != policy.Allowed {
+		return s.denies[d.Reason], nil
+	}
+	keyID, err := s.format.Parse(in.rawKey)
+	if err != nil {
+		d.Reason = policy.MalformedKey
+		return s.denies[d.Reason], nil
+	}
+	d.KeyID = keyID
+	routeScopes, reason := s.routeScopes(&in)
+	if d.Reason = reason; d.Reason != policy.Allowed {
+		return s.denies[d.Reason], nil
+	}
+	e, source, reason := s.cache.get(ctx, keyID)
+	if d.Source, d.Reason = source, reason; d.Reason != policy.Allowed {
+		return s.denies[d.Reason], nil
+	}
+	if d.Reason = s.verify(in.rawKey, e.rec); d.Reason != policy.Allowed {
+		return s.denies[d.Reason], nil
+	}
+	preq := in.policyRequest(&s.cfg, routeScopes)
+	if d.Reason = policy.Evaluate(e.rec, &preq); d.Reason != policy.Allowed {
+		return s.denies[d.Reason], nil
+	}
+	return s.allow(e.allow, &in), nil
+}
+
+// verify compares the key's hash with the record's in constant time. A
+// mismatch reads as an unknown key: it must not reveal that the id exists.
+func (s *Server) verify(rawKey string, rec *policy.Record) policy.Reason {
+	h := s.hasher.Load()
+	if h == nil {
+		return policy.StoreUnavailable
+	}
+	ok, err := h.Verify(rawKey, rec.Digest())
+	switch {
+	case err != nil:
+		return policy.InvalidRecord
+	case !ok:
+		return policy.UnknownKey
+	}
+	return policy.Allowed
+}
+
+// routeScopes applies the routes file, if any. Its rules match canonical
+// paths only, so a non-canonical path is refused rather than guessed at.
+func (s *Server) routeScopes(in *incoming) ([]string, policy.Reason) {
+	if s.cfg.Routes == nil {
+		return nil, policy.Allowed
+	}
+	path := pathOnly(in.path)
+	if !policy.CanonicalPath(path) {
+		return nil, policy.NonCanonicalPath
+	}
+	scopes, _ := s.cfg.Routes.Match(in.host, in.method, path)
+	return scopes, policy.Allowed
+}
+
+func (s *Server) decided(ctx context.Context, d Decision) {
+	if s.OnDecision != nil {
+		s.OnDecision(d)
+	}
+	if s.log.Enabled(ctx, slog.LevelDebug) {
+		s.log.LogAttrs(ctx, slog.LevelDebug, "check", slog.String("key_id", d.KeyID),
+			slog.String("reason", d.Reason.String()), slog.Int("status", d.Reason.HTTPStatus()))
+	}
+}
+
+// SetHasher replaces the hasher, e.g. after the store's peppers change.
+func (s *Server) SetHasher(h *policy.Hasher) { s.hasher.Store(h) }
+
+// Evict drops one key id from the cache (incident response, change feeds).
+func (s *Server) Evict(keyID string) { s.cache.evict(keyID) }
+
+// Purge drops every cached record.
+func (s *Server) Purge() { s.cache.purge() }

@@ -1,0 +1,45 @@
+// Package filestore is keygate's embedded key store: key records in one YAML
+// (or JSON) file, so keygate runs without Vault (the demo, small
+// deployments).
+//
+// The file:
+//
+//	pepper:              # optional; needed for hmac-sha256 hashes
+//	  current: 1
+//	  versions: {"1": "<base64 of at least 32 bytes>"}
+//	keys:                # required; "keys: {}" for none
+//	  4VvXJ3tq9aBz:      # key id: 12 base62 characters
+//	    hash: sha256:...
+//	    tenant: acme
+//	    status: active   # ... and every other policy.Record field
+//	versions:            # optional; written by keygate
+//	  4VvXJ3tq9aBz: 3
+//
+// Loading is strict and reports every problem at once, each naming its place
+// ("keys.4VvXJ3tq9aBz: record field \"scopes\": ..."): unknown fields,
+// duplicate keys, bad ids, invalid records, and hmac-sha256 records whose
+// pepper version is not in pepper.versions. Quote ids that YAML could read
+// as a number (all digits, or digits with one "e").
+//
+// # Versions
+//
+// Each record has its own version, kept in the top-level versions map (an id
+// missing there is at version 1). Create writes version 1; Update succeeds
+// only if the caller's version is the current one and then stores version+1;
+// otherwise it returns policy.ErrConflict. This is Vault KV v2's
+// check-and-set per record, so writers of different keys never conflict. A
+// hand edit that does not bump the version is invisible to check-and-set.
+//
+// # Reading and writing
+//
+// Lookup serves an immutable in-memory snapshot, swapped atomically by writes
+// from this Store and by Watch. Get, List and Peppers read the file itself,
+// so a CLI process sees other processes' writes.
+//
+// Writes take an exclusive flock on a sibling "<file>.lock" (left in place),
+// re-read the file, apply the change, check that the result loads, write a
+// temporary file (mode 0600) in the same directory, fsync it, rename it over
+// the file and fsync the directory. A failed write leaves the old file
+// intact. Writes produce YAML with sorted keys (JSON if the path ends in
+// ".json"); comments and field order are not kept.
+package filestore

@@ -1,0 +1,257 @@
+package filestore
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/keygate/keygate/policy"
+	"sigs.k8s.io/yaml"
+)
+
+// MaxFileSize bounds the key file; larger files are rejected unparsed.
+const MaxFileSize = 64 << 20
+
+// header starts every file keygate writes.
+const header = "# keygate file store. Written by keygate: comments and field order are not kept.\n"
+
+// state is the decoded, validated content of a key file. Loaded states are
+// never modified: writers change a clone.
+type state struct {
+	records  map[string]*policy.Record
+	versions map[string]int // an id without an entry is at version 1
+	peppers  policy.Peppers
+}
+
+func (st *state) version(id string) int {
+	if v, ok := st.versions[id]; ok {
+		return v
+	}
+	return 1
+}
+
+func (st *state) clone() *state {
+	return &state{records: maps.Clone(st.records), versions: maps.Clone(st.versions), peppers: st.peppers}
+}
+
+// pepperDoc is the pepper section: versions maps "<N>" to base64.
+type pepperDoc struct {
+	Current  int               `json:"current"`
+	Versions map[string]string `json:"versions"`
+}
+
+// fileDoc is what keygate writes.
+type fileDoc struct {
+	Pepper   *pepperDoc                `json:"pepper,omitempty"`
+	Keys     map[string]*policy.Record `json:"keys"`
+	Versions map[string]int            `json:"versions,omitempty"`
+}
+
+// parse decodes and validates a whole key file, reporting every problem.
+func parse(data []byte) (*state, error) {
+	if len(data) > MaxFileSize {
+		return nil, fmt.Errorf("file is %d bytes, limit %d", len(data), MaxFileSize)
+	}
+	j, err := yaml.YAMLToJSONStrict(data)
+	if err != nil {
+		return nil, fmt.Errorf("parse: %w", err)
+	}
+	var top map[string]json.RawMessage
+	if err := strictDecode(j, &top); err != nil || top == nil {
+		return nil, errors.New(`file: want a mapping with "keys:" at the top level`)
+	}
+	var errs []error
+	for _, name := range slices.Sorted(maps.Keys(top)) {
+		if name != "keys" && name != "pepper" && name != "versions" {
+			errs = append(errs, fmt.Errorf("unknown top-level field %q (want keys, pepper, versions)", name))
+		}
+	}
+	st := &state{}
+	var perr []error
+	st.peppers, perr = parsePeppers(top["pepper"])
+	errs = append(errs, perr...)
+	st.records, perr = parseKeys(top["keys"], st.peppers)
+	errs = append(errs, perr...)
+	st.versions, perr = parseVersions(top["versions"], st.records)
+	errs = append(errs, perr...)
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+func parsePeppers(raw json.RawMessage) (policy.Peppers, []error) {
+	var p policy.Peppers
+	if isAbsent(raw) {
+		return p, nil
+	}
+	var doc pepperDoc
+	if err := strictDecode(raw, &doc); err != nil {
+		return p, []error{fmt.Errorf("pepper: %w", err)}
+	}
+	var errs []error
+	p.Current, p.Versions = doc.Current, make(map[int][]byte, len(doc.Versions))
+	for _, name := range slices.Sorted(maps.Keys(doc.Versions)) {
+		v, err := strconv.Atoi(name)
+		if err != nil || v < 1 || strconv.Itoa(v) != name {
+			errs = append(errs, fmt.Errorf("pepper.versions.%s: version must be an integer >= 1", name))
+			continue
+		}
+		b, err := base64.StdEncoding.DecodeString(doc.Versions[name])
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("pepper.versions.%s: not standard base64", name))
+		case len(b) < policy.MinPepperLen:
+			errs = append(errs, fmt.Errorf("pepper.versions.%s: %d bytes, need at least %d", name, len(b), policy.MinPepperLen))
+		default:
+			p.Versions[v] = b
+		}
+	}
+	if _, ok := doc.Versions[strconv.Itoa(p.Current)]; !ok {
+		errs = append(errs, fmt.Errorf("pepper.current: version %d is not in pepper.versions", p.Current))
+	}
+	return p, errs
+}
+
+func parseKeys(raw json.RawMessage, peppers policy.Peppers) (map[string]*policy.Record, []error) {
+	var entries map[string]json.RawMessage
+	if isAbsent(raw) {
+		return nil, []error{errors.New(`keys: required (write "keys: {}" for none)`)}
+	}
+	if err := strictDecode(raw, &entries); err != nil {
+		return nil, []error{errors.New("keys: want a mapping of key id to record")}
+	}
+	var errs []error
+	records := make(map[string]*policy.Record, len(entries))
+	for _, id := range slices.Sorted(maps.Keys(entries)) {
+		if !policy.ValidID(id) {
+			errs = append(errs, badID(id))
+			continue
+		}
+		rec, err := policy.ParseRecord(entries[id])
+		if err == nil {
+			err = checkPepper(rec, peppers)
+		}
+		if err != nil {
+			errs = append(errs, prefixed("keys."+id, err)...)
+			continue
+		}
+		records[id] = rec
+	}
+	return records, errs
+}
+
+func parseVersions(raw json.RawMessage, records map[string]*policy.Record) (map[string]int, []error) {
+	var in map[string]int
+	if isAbsent(raw) {
+		return map[string]int{}, nil
+	}
+	if err := strictDecode(raw, &in); err != nil {
+		return nil, []error{errors.New("versions: want a mapping of key id to an integer")}
+	}
+	var errs []error
+	out := make(map[string]int, len(in))
+	for _, id := range slices.Sorted(maps.Keys(in)) {
+		if _, ok := records[id]; !ok {
+			continue // left by a hand-deleted key; dropped on the next write
+		}
+		if in[id] < 1 {
+			errs = append(errs, fmt.Errorf("versions.%s: %d, must be >= 1", id, in[id]))
+			continue
+		}
+		out[id] = in[id]
+	}
+	return out, errs
+}
+
+func badID(id string) error {
+	if _, err := strconv.ParseFloat(id, 64); err == nil {
+		return fmt.Errorf("keys.%s: not a key id (YAML read it as a number: quote ids made of digits)", id)
+	}
+	return fmt.Errorf("keys.%s: not a key id (want %d base62 characters)", id, policy.IDLen)
+}
+
+// checkPepper rejects an hmac-sha256 record whose pepper is not in the file:
+// it could never verify, and its pepper may have been removed by mistake.
+func checkPepper(rec *policy.Record, peppers policy.Peppers) error {
+	d := rec.Digest()
+	if d.Alg != policy.AlgHMACSHA256 {
+		return nil
+	}
+	if _, ok := peppers.Versions[d.PepperVersion]; !ok {
+		return fmt.Errorf("record field \"hash\": pepper version %d is not in pepper.versions", d.PepperVersion)
+	}
+	return nil
+}
+
+// prefixed puts prefix before each of err's joined errors, so that every
+// line of the message names its place.
+func prefixed(prefix string, err error) []error {
+	var out []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			out = append(out, fmt.Errorf("%s: %w", prefix, e))
+		}
+		return out
+	}
+	return append(out, fmt.Errorf("%s: %w", prefix, err))
+}
+
+func isAbsent(raw json.RawMessage) bool {
+	return raw == nil || string(raw) == "null"
+}
+
+// strictDecode decodes one JSON value, rejecting unknown fields and trailing
+// data, and names the field of a type error.
+func strictDecode(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) && typeErr.Field != "" {
+			return fmt.Errorf("field %q: got %s, want %s", typeErr.Field, typeErr.Value, typeErr.Type)
+		}
+		if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+			return fmt.Errorf("unknown field %s", name)
+		}
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("trailing data")
+	}
+	return nil
+}
+
+// encode renders st as YAML (or indented JSON) with sorted keys.
+func encode(st *state, asJSON bool) ([]byte, error) {
+	doc := fileDoc{Keys: map[string]*policy.Record{}, Versions: map[string]int{}}
+	for id, rec := range st.records {
+		doc.Keys[id] = rec
+		doc.Versions[id] = st.version(id)
+	}
+	if st.peppers.Versions != nil {
+		doc.Pepper = &pepperDoc{Current: st.peppers.Current, Versions: map[string]string{}}
+		for v, b := range st.peppers.Versions {
+			doc.Pepper.Versions[strconv.Itoa(v)] = base64.StdEncoding.EncodeToString(b)
+		}
+	}
+	if asJSON {
+		out, err := json.MarshalIndent(doc, "", "  ")
+		if err != nil {
+			return nil, fmt.Errorf("encode: %w", err)
+		}
+		return append(out, '\n'), nil
+	}
+	out, err := yaml.Marshal(doc)
+	if err != nil {
+		return nil, fmt.Errorf("encode: %w", err)
+	}
+	return append([]byte(header), out...), nil
+}

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# `make test`: vet, all tests with -race (real Vault included), short fuzz
+# runs, then a scan of everything the tests printed for raw API keys.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p .run
+log=.run/test-output.log
+
+make --no-print-directory vet
+
+# -v so that every t.Log line is in the scanned output too.
+set +e
+go test -race -count=1 -v ./... >"$log" 2>&1
+status=$?
+FUZZTIME=${FUZZTIME:-3s} scripts/fuzz.sh >>"$log" 2>&1
+fuzz_status=$?
+set -e
+
+# Summarise: failures in full, then the package lines.
+grep -E '^(--- FAIL|FAIL|panic:|ok |\?)' "$log" | grep -v '^?' || true
+scripts/keyscan.sh "$log"
+
+passed=$(grep -cE -- '^\s*--- PASS' "$log" || true)
+failed=$(grep -cE -- '^\s*--- FAIL' "$log" || true)
+skipped=$(grep -cE -- '^\s*--- SKIP' "$log" || true)
+echo "full log: $log"
+if [ "$status" -ne 0 ] || [ "$fuzz_status" -ne 0 ]; then
+  grep -B2 -A30 -E -- '^--- FAIL|^panic:' "$log" | head -300 || true
+  echo "go test exit $status, fuzz exit $fuzz_status"
+  echo "tests: $passed passed, $failed failed, $skipped skipped"
+  exit 1
+fi
+echo "tests: $passed passed, $failed failed, $skipped skipped"
