@@ -3,8 +3,11 @@ package extauthz
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -62,6 +65,11 @@ type cache struct {
 	missing *lru.Cache[string, time.Time] // value: expiry
 	flight  singleflight.Group
 	limit   *rate.Limiter // nil: unlimited
+
+	// gen counts evictions and purges. A read that started before one may
+	// have fetched what was just evicted, so it must not write its result.
+	mu  sync.Mutex
+	gen uint64
 }
 
 func newCache(cfg *Config, store Store, log *slog.Logger, build func(string, *policy.Record) (*allowParts, error)) (*cache, error) {
@@ -118,7 +126,15 @@ type fetchResult struct {
 // cancelled caller does not fail the others.
 func (c *cache) fetch(ctx context.Context, keyID string) (*entry, Source, policy.Reason) {
 	keyID = strings.Clone(keyID) // never retain the raw key's memory
-	ch := c.flight.DoChan(keyID, func() (any, error) {
+	ch := c.flight.DoChan(keyID, func() (res any, _ error) {
+		// singleflight re-panics in a new goroutine, which no caller
+		// could recover: deny instead of crashing the process.
+		defer func() {
+			if p := recover(); p != nil {
+				c.log.Error("panic in store lookup", "key_id", keyID, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+				res = fetchResult{nil, SourceMiss, policy.InternalError}
+			}
+		}()
 		return c.load(context.WithoutCancel(ctx), keyID), nil
 	})
 	select {
@@ -131,12 +147,16 @@ func (c *cache) fetch(ctx context.Context, keyID string) (*entry, Source, policy
 }
 
 func (c *cache) load(ctx context.Context, keyID string) fetchResult {
-	if c.limit != nil && !c.limit.Allow() {
+	if c.limit != nil && !c.limit.AllowN(c.cfg.Now(), 1) {
 		return c.failed(keyID, errStoreReadRate)
 	}
+	gen := c.generation()
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.LookupTimeout)
 	defer cancel()
 	rec, err := c.store.Lookup(ctx, keyID)
+	if err == nil && rec == nil {
+		err = fmt.Errorf("%w: the store returned neither a record nor an error", policy.ErrInvalidRecord)
+	}
 	now := c.cfg.Now()
 	switch {
 	case err == nil:
@@ -145,20 +165,33 @@ func (c *cache) load(ctx context.Context, keyID string) fetchResult {
 			e.rec, e.invalid = nil, err
 			c.log.Warn("key record cannot be served", "key_id", keyID, "err", err)
 		}
-		c.found.Add(keyID, e)
-		c.missing.Remove(keyID)
+		c.fill(gen, func() { c.found.Add(keyID, e); c.missing.Remove(keyID) })
 		return fetchResult{e, SourceMiss, e.reason()}
 	case errors.Is(err, policy.ErrKeyNotFound):
-		c.found.Remove(keyID)
-		c.missing.Add(keyID, now.Add(c.cfg.NotFoundTTL))
+		c.fill(gen, func() { c.found.Remove(keyID); c.missing.Add(keyID, now.Add(c.cfg.NotFoundTTL)) })
 		return fetchResult{nil, SourceMiss, policy.UnknownKey}
 	case errors.Is(err, policy.ErrInvalidRecord):
 		c.log.Warn("invalid key record", "key_id", keyID, "err", err)
 		e := &entry{keyID: keyID, invalid: err, fetched: now}
-		c.found.Add(keyID, e)
+		c.fill(gen, func() { c.found.Add(keyID, e) })
 		return fetchResult{e, SourceMiss, policy.InvalidRecord}
 	}
 	return c.failed(keyID, err)
+}
+
+func (c *cache) generation() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gen
+}
+
+// fill writes a read's result unless an eviction happened since it began.
+func (c *cache) fill(gen uint64, write func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gen == gen {
+		write()
+	}
 }
 
 var errStoreReadRate = errors.New("store read rate exceeded")
@@ -180,14 +213,22 @@ func (c *cache) failed(keyID string, err error) fetchResult {
 	return fetchResult{nil, SourceMiss, policy.StoreUnavailable}
 }
 
-// evict drops keyID from both caches.
+// evict drops keyID from both caches; a read in flight will not re-add
+// what it fetched, and later callers start a fresh read.
 func (c *cache) evict(keyID string) {
+	c.mu.Lock()
+	c.gen++
 	c.found.Remove(keyID)
 	c.missing.Remove(keyID)
+	c.mu.Unlock()
+	c.flight.Forget(keyID)
 }
 
 // purge drops everything.
 func (c *cache) purge() {
+	c.mu.Lock()
+	c.gen++
 	c.found.Purge()
 	c.missing.Purge()
+	c.mu.Unlock()
 }

@@ -88,10 +88,13 @@ func (c *Config) Validate() error {
 	}
 	for _, f := range []struct{ field, name string }{{"key-header", c.KeyHeader}, {"auth-header", c.AuthHeader}} {
 		field, name := f.field, f.name
-		if name != strings.ToLower(name) || name == "" || strings.ContainsAny(name, " :\t\r\n") {
+		switch {
+		case !isHeaderName(name):
 			bad(field, "%q: want a lower-case header name", name)
-		} else if strings.HasPrefix(name, "x-keygate-") {
+		case strings.HasPrefix(name, "x-keygate-"):
 			bad(field, "%q: x-keygate-* headers are keygate's identity headers", name)
+		case name == "origin" || name == "referer" || name == "host" || name == "cookie":
+			bad(field, "%q: keygate reads this header for other purposes", name)
 		}
 	}
 	if c.KeyHeader == c.AuthHeader {

@@ -195,3 +195,5 @@ func eventually(t *testing.T, bound time.Duration, what string, cond func() bool
 }
 
 func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }
+
+func writeFileBytes(path string, b []byte) error { return os.WriteFile(path, b, 0o600) }

@@ -30,6 +30,9 @@ func (f *keysFlags) register(fs *pflag.FlagSet) {
 	fs.DurationVar(&f.timeout, "timeout", 30*time.Second, "overall timeout of the command")
 }
 
+// errNotID never repeats the argument: a user may have pasted the key itself.
+var errNotID = errors.New("the argument is not a key id (12 letters and digits: the id, not the key)")
+
 // keysCtx is what a keys command works with.
 type keysCtx struct {
 	e      *env
@@ -139,7 +142,7 @@ func (k *keysCtx) issue(ctx context.Context, rec *policy.Record) (rawKey, keyID 
 // retrying a few times when another writer got there first.
 func (k *keysCtx) modify(ctx context.Context, keyID string, change func(*policy.Record) error) (*policy.Record, error) {
 	if !policy.ValidID(keyID) {
-		return nil, fmt.Errorf("%q is not a key id (12 letters and digits; the id, not the key)", keyID)
+		return nil, errNotID
 	}
 	for range 5 {
 		rec, ver, err := k.store.Get(ctx, keyID)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -39,7 +40,7 @@ func newCreateCmd(e *env) *cobra.Command {
 		func(ctx context.Context, k *keysCtx, _ []string) error {
 			rec := &policy.Record{Status: policy.StatusActive, CreatedAt: k.now.Format(time.RFC3339)}
 			rec.UpdatedAt = rec.CreatedAt
-			if err := rf.apply(rec, k.now); err != nil {
+			if err := errors.Join(rf.apply(rec, k.now), validateUnhashed(rec)); err != nil {
 				return err
 			}
 			rawKey, keyID, err := k.issue(ctx, rec)
@@ -53,11 +54,19 @@ func newCreateCmd(e *env) *cobra.Command {
 	return cmd
 }
 
+// validateUnhashed checks a record before a key exists for it, so flag and
+// record problems are reported together.
+func validateUnhashed(rec *policy.Record) error {
+	probe := *rec
+	probe.Hash = policy.AlgSHA256 + ":" + strings.Repeat("0", 64)
+	return probe.Validate()
+}
+
 func newShowCmd(e *env) *cobra.Command {
 	cmd, _ := keysCommand(e, "show ID", "Print one key's record", cobra.ExactArgs(1), false,
 		func(ctx context.Context, k *keysCtx, args []string) error {
 			if !policy.ValidID(args[0]) {
-				return fmt.Errorf("%q is not a key id (12 letters and digits; the id, not the key)", args[0])
+				return errNotID
 			}
 			rec, _, err := k.store.Get(ctx, args[0])
 			if err != nil {
@@ -181,7 +190,7 @@ func newRotateCmd(e *env) *cobra.Command {
 // only once) and the error says the old key was left unchanged.
 func rotate(ctx context.Context, k *keysCtx, oldID string, grace time.Duration) error {
 	if !policy.ValidID(oldID) {
-		return fmt.Errorf("%q is not a key id (12 letters and digits; the id, not the key)", oldID)
+		return errNotID
 	}
 	old, _, err := k.store.Get(ctx, oldID)
 	if err != nil {

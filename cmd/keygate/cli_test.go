@@ -1,0 +1,127 @@
+package main
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+// Bad flags and environment are reported all at once, each naming its flag.
+func TestServeConfigErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		env  envMap
+		args []string
+		want []string
+	}{
+		{"every problem at once", envMap{},
+			[]string{"--found-ttl", "-1s", "--key-header", "X-Key", "--store", "bogus", "--key-prefix", "KG"},
+			[]string{"found-ttl", "key-header", `--store "bogus"`, "key-prefix"}},
+		{"no store", envMap{}, nil, []string{"no key store"}},
+		{"bad env value names the variable", envMap{"KEYGATE_FOUND_TTL": "soon", "KEYGATE_CACHE_SIZE": "many"},
+			[]string{"--store", "file:/nonexistent/keys.yaml"}, []string{"KEYGATE_FOUND_TTL", "KEYGATE_CACHE_SIZE"}},
+		{"missing file store", envMap{}, []string{"--store", "file:/nonexistent/keys.yaml"}, []string{"/nonexistent/keys.yaml"}},
+		{"routes file errors name the field", envMap{"KEYGATE_STORE": "file:/nonexistent/k.yaml"},
+			[]string{"--routes-file", writeFile(t, "routes.yaml", "routes:\n  - path_prefix: orders\n    scopez: [a]\n")},
+			[]string{"--routes-file", "scopez"}},
+		{"vault without token", envMap{"VAULT_ADDR": "http://127.0.0.1:1"}, nil, []string{"token"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := cli(t, tt.env, append([]string{"serve", "--grpc-addr", "127.0.0.1:0"}, tt.args...)...)
+			if err == nil {
+				t.Fatal("serve started with a bad configuration")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error does not mention %q:\n%v", w, err)
+				}
+			}
+		})
+	}
+}
+
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	path := t.TempDir() + "/" + name
+	if err := writeFileBytes(path, []byte(content)); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// The key CLI against both stores: JSON shapes scripts rely on, clear errors,
+// nothing half-written, and no raw key in anything but create's own output.
+func TestKeysCLI(t *testing.T) {
+	stores := map[string]func(t *testing.T) envMap{
+		"file":  func(t *testing.T) envMap { return envMap{"KEYGATE_STORE": "file:" + t.TempDir() + "/keys.yaml"} },
+		"vault": vaultEnv,
+	}
+	for name, mkEnv := range stores {
+		t.Run(name, func(t *testing.T) {
+			env := mkEnv(t)
+			k := createKey(t, env, "--tenant", "acme", "--scopes", "a,b", "--header", "x-plan=gold", "--metadata", "ticket=SEC-1")
+
+			var shown struct {
+				ID     string `json:"id"`
+				Record struct {
+					Tenant  string            `json:"tenant"`
+					Scopes  []string          `json:"scopes"`
+					Headers map[string]string `json:"headers"`
+					Hash    string            `json:"hash"`
+				} `json:"record"`
+			}
+			out := mustCLI(t, env, "keys", "show", k.ID, "--json")
+			if err := json.Unmarshal([]byte(out), &shown); err != nil || shown.ID != k.ID || shown.Record.Tenant != "acme" ||
+				len(shown.Record.Scopes) != 2 || shown.Record.Headers["x-plan"] != "gold" || !strings.HasPrefix(shown.Record.Hash, "sha256:") {
+				t.Errorf("keys show --json: %v %+v", err, shown)
+			}
+			mustCLI(t, env, "keys", "update", k.ID, "--scopes", "c", "--remove-header", "x-plan", "--expires-in", "30d")
+			out = mustCLI(t, env, "keys", "show", k.ID, "--json")
+			if !strings.Contains(out, `"scopes":["c"]`) || strings.Contains(out, "x-plan") || !strings.Contains(out, "expires_at") {
+				t.Errorf("after update: %s", out)
+			}
+			if out := mustCLI(t, env, "keys", "list"); !strings.Contains(out, k.ID) || !strings.Contains(out, "acme") {
+				t.Errorf("keys list lacks the key:\n%s", out)
+			}
+			var rows []listed
+			if err := json.Unmarshal([]byte(mustCLI(t, env, "keys", "list", "--json")), &rows); err != nil || len(rows) != 1 {
+				t.Errorf("keys list --json: %v, %d rows", err, len(rows))
+			}
+
+			errCases := []struct {
+				args []string
+				want string
+			}{
+				{[]string{"keys", "create"}, `"tenant": required`},
+				{[]string{"keys", "create", "--tenant", "a", "--cidrs", "10.0.0.0/33", "--header", "host=x", "--expires-in", "soon"}, "allowed_cidrs[0]"},
+				{[]string{"keys", "create", "--tenant", "a", "--header", "novalue"}, "--header"},
+				{[]string{"keys", "show", "nope"}, "not a key id"},
+				{[]string{"keys", "show", k.Key}, "not a key id"},
+				{[]string{"keys", "revoke", "AAAAAAAAAAAA"}, "not found"},
+				{[]string{"keys", "update", k.ID, "--cidrs", "300.1.1.1"}, "allowed_cidrs[0]"},
+				{[]string{"keys", "rotate", "AAAAAAAAAAAA"}, "not found"},
+			}
+			for _, c := range errCases {
+				stdout, stderr, err := cli(t, env, c.args...)
+				if err == nil || !strings.Contains(err.Error(), c.want) {
+					t.Errorf("keygate %s: error %v, want it to mention %q", strings.Join(c.args[:2], " "), err, c.want)
+				}
+				if err != nil && strings.Contains(err.Error()+stdout+stderr, k.Key) {
+					t.Errorf("keygate %s: a raw key appears in the output or error", strings.Join(c.args[:2], " "))
+				}
+			}
+			// Nothing half-written: failed creates and updates left one key, unchanged.
+			if err := json.Unmarshal([]byte(mustCLI(t, env, "keys", "list", "--json")), &rows); err != nil || len(rows) != 1 {
+				t.Errorf("after failed commands: %v, %d keys, want 1", err, len(rows))
+			}
+			if out := mustCLI(t, env, "keys", "show", k.ID, "--json"); !strings.Contains(out, `"scopes":["c"]`) {
+				t.Errorf("a failed update changed the record: %s", out)
+			}
+			mustCLI(t, env, "keys", "revoke", k.ID)
+			if _, _, err := cli(t, env, "keys", "rotate", k.ID); err == nil || !strings.Contains(err.Error(), "revoked") {
+				t.Errorf("rotate of a revoked key: %v", err)
+			}
+		})
+	}
+}

@@ -1,0 +1,116 @@
+package extauthz
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+)
+
+// sidecarRequest is a CheckRequest shaped like the one an Envoy sidecar sends:
+// ~15 headers, a peer address and a per-route context extension.
+func sidecarRequest(rawKey string) *authv3.CheckRequest {
+	b := newReq().key(rawKey).scopes("orders:read")
+	for name, value := range map[string]string{
+		":authority":            "api.example.com",
+		":method":               "GET",
+		":path":                 "/v1/orders?limit=20",
+		":scheme":               "https",
+		"accept":                "application/json",
+		"accept-encoding":       "gzip, deflate, br",
+		"user-agent":            "acme-client/2.3.1 (linux; amd64)",
+		"x-request-id":          "4b9f3c1e-8a2d-4e5f-9c7b-1a2b3c4d5e6f",
+		"x-forwarded-proto":     "https",
+		"x-forwarded-for":       "203.0.113.7",
+		"x-b3-traceid":          "80f198ee56343ba864fe8b2a57d3eff7",
+		"x-b3-spanid":           "e457b5a2e4d86bd1",
+		"x-b3-sampled":          "1",
+		"x-envoy-attempt-count": "1",
+	} {
+		b.header(name, value)
+	}
+	r := b.path("/v1/orders?limit=20").build()
+	r.Attributes.Destination = &authv3.AttributeContext_Peer{Address: &corev3.Address{Address: &corev3.Address_SocketAddress{
+		SocketAddress: &corev3.SocketAddress{Address: "10.0.0.9", PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: 8080}},
+	}}}
+	return r
+}
+
+func benchEnv(b *testing.B, mods ...func(*Config)) *env {
+	e := newEnv(b, mods...)
+	e.srv.OnDecision = nil
+	return e
+}
+
+func benchOutcome(b *testing.B, e *env, req *authv3.CheckRequest, want string) {
+	b.Helper()
+	resp, err := e.srv.Check(context.Background(), req)
+	if err != nil || outcome(resp) != want {
+		b.Fatalf("outcome %q %v, want %q", outcome(resp), err, want)
+	}
+}
+
+// BenchmarkCheck is the cache-hit path.
+func BenchmarkCheck(b *testing.B) {
+	e := benchEnv(b)
+	req := sidecarRequest(testKey)
+	benchOutcome(b, e, req, "allowed")
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		_, _ = e.srv.Check(ctx, req)
+	}
+	benchOutcome(b, e, req, "allowed")
+}
+
+func BenchmarkCheckParallel(b *testing.B) {
+	e := benchEnv(b)
+	req := sidecarRequest(testKey)
+	benchOutcome(b, e, req, "allowed")
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			_, _ = e.srv.Check(ctx, req)
+		}
+	})
+}
+
+// BenchmarkCheckMiss reads the store on every Check: the clock moves past
+// FoundTTL between calls.
+func BenchmarkCheckMiss(b *testing.B) {
+	e := benchEnv(b, func(c *Config) { c.FoundTTL = time.Second })
+	req := sidecarRequest(testKey)
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		e.clock.Advance(time.Second)
+		_, _ = e.srv.Check(ctx, req)
+	}
+	b.StopTimer()
+	if n := e.store.reads.Load(); n < int64(b.N) {
+		b.Fatalf("%d store reads for %d checks: not the miss path", n, b.N)
+	}
+	benchOutcome(b, e, req, "allowed")
+}
+
+func BenchmarkCheckMalformed(b *testing.B) {
+	e := benchEnv(b)
+	bad := testKey[:len(testKey)-1] + "0"
+	if bad == testKey {
+		bad = testKey[:len(testKey)-1] + "1"
+	}
+	req := sidecarRequest(bad)
+	benchOutcome(b, e, req, "malformed_key")
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		_, _ = e.srv.Check(ctx, req)
+	}
+	if n := e.store.reads.Load(); n != 0 {
+		b.Fatalf("%d store reads for malformed keys", n)
+	}
+}

@@ -1,0 +1,80 @@
+package extauthz
+
+import (
+	"context"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/keygate/keygate/policy"
+)
+
+// FuzzCheck feeds arbitrary credential values, paths, peer addresses and one
+// extra header into Check. Properties: no panic, no error; an allow only for
+// the one valid key, given as a credential, on a canonical path, from an
+// allowed address; no response ever contains a key.
+func FuzzCheck(f *testing.F) {
+	e := newEnv(f, withRoutes(f))
+	e.put(testKey, cidrs("10.0.0.0/8"))
+	e.srv.OnDecision = nil // keep memory flat over millions of execs
+	allowed := netip.MustParsePrefix("10.0.0.0/8")
+
+	f.Add(testKey, "", "/v1/orders", "10.1.2.3", "user-agent", "curl/8.5")
+	f.Add("", "Bearer "+testKey, "/v1/orders?x=1", "::ffff:10.0.0.1", "x-keygate-tenant", "evil")
+	f.Add(testKey, "Bearer "+testKey, "/", "10.0.0.1", "X-API-KEY", testKey)
+	f.Add(testKey+"\r\n", "", "//admin", "", "origin", "https://app.example.com")
+	f.Add(wrongSecretKey, "Basic dXNlcjpwYXNz", "/v1/../admin", "1.2.3.4:abc", "authorization", "Bearer "+otherKey)
+	f.Add(otherKey, "ApiKey "+testKey, "/admin", "fe80::1%eth0", "x-api-key", "")
+	f.Add(testKey+","+testKey, "bearer", "/%2e%2e/", "10.1.2.3", ":authority", "api.example.com")
+	f.Add("kg_"+strings.Repeat("A", 50), "Bearer \x00", "/\xff", "\xff", "\xff", "\xff")
+	f.Add(" "+testKey+"\t", "", "/v1/orders#frag", "10.255.255.255", "X-Keygate-Key-Id", testID)
+	f.Add("", "", "/v1/orders", "10.1.2.3", "x-api-key", testKey)
+
+	f.Fuzz(func(t *testing.T, keyVal, authVal, path, source, extraName, extraVal string) {
+		b := newReq().path(path).source(source)
+		if keyVal != "" {
+			b.header("x-api-key", keyVal)
+		}
+		if authVal != "" {
+			b.raw("authorization", []byte(authVal))
+		}
+		if extraName != "" {
+			b.mapValue(extraName, extraVal)
+		}
+		req := b.build()
+		resp, err := e.srv.Check(context.Background(), req)
+		if err != nil || resp == nil {
+			t.Fatalf("Check = %v, %v", resp, err)
+		}
+		// Requests gRPC could not have delivered (invalid UTF-8 in a proto
+		// string) need not yield a response gRPC can send.
+		_, reqErr := proto.Marshal(req)
+		checkResponse(t, resp, reqErr == nil)
+
+		if outcome(resp) == "allowed" {
+			if !strings.Contains(keyVal, testKey) && !strings.Contains(authVal, testKey) && !strings.Contains(extraVal, testKey) {
+				t.Errorf("allowed without the valid key as a credential")
+			}
+			if !policy.CanonicalPath(pathOnly(path)) {
+				t.Errorf("allowed a non-canonical path %q", path)
+			}
+			ip, err := netip.ParseAddr(source)
+			if err != nil || !allowed.Contains(ip.Unmap().WithZone("")) {
+				t.Errorf("allowed from %q, outside %v", source, allowed)
+			}
+		}
+		text := resp.String()
+		if js, err := protojson.Marshal(resp); err == nil {
+			text = string(js)
+		}
+		for _, v := range []string{keyVal, authVal, extraVal} {
+			v = strings.TrimSpace(v)
+			if len(v) >= 8 && strings.Contains(v, "kg_") && !strings.Contains(extraName, v) && strings.Contains(text, v) {
+				t.Errorf("response echoes a credential value")
+			}
+		}
+	})
+}

@@ -1,0 +1,116 @@
+package extauthz
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/google/go-cmp/cmp"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/testing/protocmp"
+
+	"github.com/keygate/keygate/policy"
+)
+
+type goldenCase struct {
+	name  string
+	cfg   func(*Config)
+	setup func(e *env)
+	req   *authv3.CheckRequest
+	want  string // reason code
+}
+
+func goldenCases(t *testing.T) []goldenCase {
+	withRecord := func(mod func(*policy.Record)) func(e *env) { return func(e *env) { e.put(testKey, mod) } }
+	return []goldenCase{
+		{
+			name: "allow_identity_headers",
+			setup: withRecord(func(r *policy.Record) {
+				r.Headers = map[string]string{"x-plan": "gold", "x-team": "payments"}
+			}),
+			req: newReq().key(testKey).
+				mapValue("X-Keygate-Key-Id", "forged").
+				mapValue("X-Keygate-Tenant", "evil").
+				mapValue("x-keygate-other", "1").
+				build(),
+			want: "allowed",
+		},
+		{name: "allow_bearer", req: newReq().header("authorization", "Bearer "+testKey).build(), want: "allowed"},
+		{name: "allow_both_headers", req: newReq().key(testKey).header("authorization", "Bearer "+testKey).build(), want: "allowed"},
+		{name: "deny_missing_key", req: newReq().build(), want: "missing_key"},
+		{name: "deny_malformed_key", req: newReq().key(testKey + "x").build(), want: "malformed_key"},
+		{name: "deny_ambiguous_credentials", req: newReq().key(testKey).header("authorization", "Bearer "+otherKey).build(), want: "ambiguous_credentials"},
+		{name: "deny_unknown_key", req: newReq().key(otherKey).build(), want: "unknown_key"},
+		{name: "deny_revoked_key", setup: withRecord(func(r *policy.Record) { r.Status = policy.StatusRevoked }), req: newReq().key(testKey).build(), want: "revoked_key"},
+		{name: "deny_expired_key", setup: withRecord(func(r *policy.Record) { r.ExpiresAt = at(-time.Hour) }), req: newReq().key(testKey).build(), want: "expired_key"},
+		{name: "deny_key_not_yet_valid", setup: withRecord(func(r *policy.Record) { r.NotBefore = at(time.Hour) }), req: newReq().key(testKey).build(), want: "key_not_yet_valid"},
+		{name: "deny_scope_denied", req: newReq().key(testKey).scopes("admin").build(), want: "scope_denied"},
+		{name: "deny_cidr_denied", setup: withRecord(cidrs("192.168.0.0/16")), req: newReq().key(testKey).build(), want: "cidr_denied"},
+		{name: "deny_referrer_denied", setup: withRecord(referrers("https://app.example.com")), req: newReq().key(testKey).build(), want: "referrer_denied"},
+		{name: "deny_host_denied", setup: withRecord(hosts("other.example.com")), req: newReq().key(testKey).build(), want: "host_denied"},
+		{name: "deny_non_canonical_path", cfg: withRoutes(t), req: newReq().key(testKey).path("/v1/../admin").build(), want: "non_canonical_path"},
+		{
+			name: "deny_invalid_key_record",
+			setup: func(e *env) {
+				e.store.set(func(s *fakeStore) { s.idErr[testID] = policy.ErrInvalidRecord })
+			},
+			req: newReq().key(testKey).build(), want: "invalid_key_record",
+		},
+		{name: "deny_internal_error", setup: func(e *env) { e.clock.panicNext.Store(true) }, req: newReq().key(testKey).build(), want: "internal_error"},
+		{
+			name:  "deny_store_unavailable",
+			setup: func(e *env) { e.store.set(func(s *fakeStore) { s.err = errVaultDown }) },
+			req:   newReq().key(testKey).build(), want: "store_unavailable",
+		},
+	}
+}
+
+func TestGoldenResponses(t *testing.T) {
+	covered := map[string]bool{}
+	for _, tc := range goldenCases(t) {
+		t.Run(tc.name, func(t *testing.T) {
+			var mods []func(*Config)
+			if tc.cfg != nil {
+				mods = append(mods, tc.cfg)
+			}
+			e := newEnv(t, mods...)
+			if tc.setup != nil {
+				tc.setup(e)
+			}
+			resp := e.check(tc.req)
+			if got := outcome(resp); got != tc.want {
+				t.Fatalf("outcome %q, want %q", got, tc.want)
+			}
+			covered[tc.want] = true
+
+			path := filepath.Join("testdata", "golden", tc.name+".json")
+			if *update {
+				js, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(resp)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(path, append(js, '\n'), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			data, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run with -update to create)", err)
+			}
+			want := &authv3.CheckResponse{}
+			if err := protojson.Unmarshal(data, want); err != nil {
+				t.Fatalf("golden %s: %v", path, err)
+			}
+			if diff := cmp.Diff(want, resp, protocmp.Transform()); diff != "" {
+				t.Errorf("response differs from %s (-golden +got):\n%s", path, diff)
+			}
+		})
+	}
+	for r := range policy.NumReasons {
+		if code := policy.Reason(r).String(); !covered[code] {
+			t.Errorf("no golden case for %q", code)
+		}
+	}
+}
