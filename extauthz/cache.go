@@ -65,6 +65,9 @@ type cache struct {
 	missing *lru.Cache[string, time.Time] // value: expiry
 	flight  singleflight.Group
 	limit   *rate.Limiter // nil: unlimited
+	// warnEvery keeps store-failure warnings to one a second: during an
+	// outage every miss fails, and the log must not become the outage.
+	warnEvery rate.Sometimes
 
 	// gen counts evictions and purges. A read that started before one may
 	// have fetched what was just evicted, so it must not write its result.
@@ -81,7 +84,8 @@ func newCache(cfg *Config, store Store, log *slog.Logger, build func(string, *po
 	if err != nil {
 		return nil, err
 	}
-	c := &cache{cfg: cfg, store: store, log: log, build: build, found: found, missing: missing}
+	c := &cache{cfg: cfg, store: store, log: log, build: build, found: found, missing: missing,
+		warnEvery: rate.Sometimes{Interval: time.Second}}
 	if cfg.StoreReadRate >= 0 {
 		c.limit = rate.NewLimiter(rate.Limit(cfg.StoreReadRate), cfg.StoreReadBurst)
 	}
@@ -147,7 +151,11 @@ func (c *cache) fetch(ctx context.Context, keyID string) (*entry, Source, policy
 }
 
 func (c *cache) load(ctx context.Context, keyID string) fetchResult {
-	if c.limit != nil && !c.limit.AllowN(c.cfg.Now(), 1) {
+	// Only ids not cached count against the read rate: refreshes of cached
+	// ids are bounded by CacheSize/FoundTTL already, and must never be
+	// refused, or a flood of unknown ids would keep a revoked key alive
+	// on its stale entry.
+	if _, cached := c.found.Peek(keyID); !cached && c.limit != nil && !c.limit.AllowN(c.cfg.Now(), 1) {
 		return c.failed(keyID, errStoreReadRate)
 	}
 	gen := c.generation()
@@ -200,16 +208,15 @@ var errStoreReadRate = errors.New("store read rate exceeded")
 // if it is within the stale window, else deny 503. Nothing is cached.
 func (c *cache) failed(keyID string, err error) fetchResult {
 	now := c.cfg.Now()
-	if e, ok := c.found.Peek(keyID); ok && c.usableStale(e, now) {
+	e, ok := c.found.Peek(keyID)
+	stale := ok && c.usableStale(e, now)
+	c.warnEvery.Do(func() {
+		c.log.Warn("store unavailable (at most one such line a second)", "key_id", keyID, "serving_stale", stale, "err", err)
+	})
+	if stale {
 		e.nextTry.Store(now.Add(staleRetry).UnixNano())
-		c.log.Warn("store unavailable, serving cached record", "key_id", keyID, "err", err)
 		return fetchResult{e, SourceStale, e.reason()}
 	}
-	level := slog.LevelWarn
-	if err == errStoreReadRate {
-		level = slog.LevelDebug // a flood would otherwise flood the log too
-	}
-	c.log.Log(context.Background(), level, "store unavailable", "key_id", keyID, "err", err)
 	return fetchResult{nil, SourceMiss, policy.StoreUnavailable}
 }
 

@@ -1,6 +1,7 @@
 package extauthz
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -187,6 +188,7 @@ func TestCacheInvalidRecord(t *testing.T) {
 
 func TestCacheUnusableRecords(t *testing.T) {
 	tests := []struct {
+		want string // default invalid_key_record
 		name string
 		cfg  func(*Config)
 		rec  func(t *testing.T) *policy.Record
@@ -216,6 +218,9 @@ func TestCacheUnusableRecords(t *testing.T) {
 			req: newReq().key(testKey).build(),
 		},
 		{
+			// a pepper rotated after this server last loaded them: it is
+			// loaded within --pepper-refresh, so deny 503, not 500
+			want: "store_unavailable",
 			name: "record hashed with a pepper we do not hold",
 			rec: func(t *testing.T) *policy.Record {
 				return newRecord(t, testKey, func(r *policy.Record) {
@@ -234,8 +239,9 @@ func TestCacheUnusableRecords(t *testing.T) {
 			e := newEnv(t, mods...)
 			rec := tc.rec(t)
 			e.store.set(func(s *fakeStore) { s.recs[testID] = rec })
-			if got := outcome(e.check(tc.req)); got != "invalid_key_record" {
-				t.Errorf("outcome %q, want invalid_key_record", got)
+			want := cmp.Or(tc.want, "invalid_key_record")
+			if got := outcome(e.check(tc.req)); got != want {
+				t.Errorf("outcome %q, want %s", got, want)
 			}
 		})
 	}
@@ -398,10 +404,15 @@ func TestCacheStoreReadRate(t *testing.T) {
 	mustOutcome(t, e, otherKey, "store_unavailable") // over the rate: deny, no read
 	wantReads(t, e, 1)
 
-	// A known key past FoundTTL is served stale rather than denied.
+	// A cached key past FoundTTL is re-read even over the rate: refusing
+	// its refresh would let a flood of unknown ids keep a revoked key
+	// alive on its stale entry.
 	e.clock.Advance(31 * time.Second)
-	mustOutcome(t, e, testKey, "allowed")
-	wantReads(t, e, 1)
+	e.put(testKey, func(r *policy.Record) { r.Status = policy.StatusRevoked })
+	mustOutcome(t, e, testKey, "revoked_key")
+	wantReads(t, e, 2)
+	mustOutcome(t, e, otherKey, "store_unavailable") // unknown ids still limited
+	wantReads(t, e, 2)
 }
 
 func TestCacheLookupTimeout(t *testing.T) {

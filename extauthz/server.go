@@ -2,6 +2,7 @@ package extauthz
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"runtime/debug"
@@ -109,6 +110,10 @@ func (s *Server) verify(rawKey string, rec *policy.Record) policy.Reason {
 	}
 	ok, err := h.Verify(rawKey, rec.Digest())
 	switch {
+	case errors.Is(err, policy.ErrUnknownPepper):
+		// A pepper newer than this server's: it is loaded within
+		// --pepper-refresh, so this is temporary, not a bad record.
+		return policy.StoreUnavailable
 	case err != nil:
 		return policy.InvalidRecord
 	case !ok:

@@ -75,6 +75,11 @@ type compiled struct {
 // ParseRecord decodes a JSON record strictly (unknown fields and wrong types
 // are errors naming the field) and validates it.
 func ParseRecord(data []byte) (*Record, error) {
+	r, err := parseRecord(data)
+	return r, redactErr(err)
+}
+
+func parseRecord(data []byte) (*Record, error) {
 	if len(data) > MaxRecordSize {
 		return nil, fmt.Errorf("record is %d bytes, limit %d", len(data), MaxRecordSize)
 	}
@@ -179,7 +184,7 @@ func (r *Record) Validate() error {
 	}
 
 	if err := errors.Join(errs...); err != nil {
-		return err
+		return redactErr(err)
 	}
 	c.ok = true
 	r.c = c

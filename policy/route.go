@@ -37,6 +37,11 @@ type RouteRule struct {
 // ParseRoutes decodes and validates a routes file in JSON form, reporting
 // every problem at once, each naming its field.
 func ParseRoutes(data []byte) (*Routes, error) {
+	r, err := parseRoutes(data)
+	return r, redactErr(err)
+}
+
+func parseRoutes(data []byte) (*Routes, error) {
 	if err := checkNames(data, reflect.TypeFor[Routes]()); err != nil {
 		if msg, ok := strings.CutPrefix(err.Error(), "field "); ok {
 			return nil, fmt.Errorf("routes field %s", msg)
@@ -135,11 +140,14 @@ func pathHasPrefix(path, prefix string) bool {
 // produces with normalize_path and merge_slashes: no "//", no "." or ".."
 // segments, no encoded slash, backslash or dot, no backslash. Rules match
 // only canonical paths, so "/public/../admin" cannot dodge an /admin rule.
+// Path parameters (";") are refused too.
 func CanonicalPath(path string) bool {
 	if path == "" || path[0] != '/' {
 		return false
 	}
-	if strings.Contains(path, "//") || strings.ContainsRune(path, '\\') {
+	// ';' starts path parameters many servers strip ("/admin;x/users" is
+	// served as "/admin/users"), so rules could be dodged with it.
+	if strings.Contains(path, "//") || strings.ContainsAny(path, "\\;") {
 		return false
 	}
 	for seg := range strings.SplitSeq(path[1:], "/") {

@@ -58,7 +58,7 @@ func newCheckCmd(e *env) *cobra.Command {
 
 func (f *checkFlags) run(ctx context.Context, e *env) error {
 	req, err := f.request(e.stdin)
-	if err != nil {
+	if err := errors.Join(e.envErr, err); err != nil {
 		return err
 	}
 	conn, err := grpc.NewClient(f.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -95,29 +95,16 @@ func (f *checkFlags) request(stdin io.Reader) (*authv3.CheckRequest, error) {
 	}
 	headers := map[string]string{}
 	if key != "" {
-		if f.keyHeader == "authorization" {
+		if strings.EqualFold(f.keyHeader, "authorization") {
 			headers["authorization"] = "Bearer " + key
 		} else {
 			headers[strings.ToLower(f.keyHeader)] = key
 		}
 	}
-	for _, kv := range f.headers {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok || k == "" {
-			errs = append(errs, fmt.Errorf("--header %q: want NAME=VALUE", kv))
-			continue
-		}
+	for k, v := range pairs(&errs, "--header", f.headers) {
 		headers[strings.ToLower(k)] = v
 	}
-	ext := map[string]string{}
-	for _, kv := range f.context {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok || k == "" {
-			errs = append(errs, fmt.Errorf("--context %q: want NAME=VALUE", kv))
-			continue
-		}
-		ext[k] = v
-	}
+	ext := pairs(&errs, "--context", f.context)
 	if net.ParseIP(f.sourceIP) == nil {
 		errs = append(errs, fmt.Errorf("--source-ip %q: not an IP address", f.sourceIP))
 	}

@@ -149,12 +149,14 @@ func serve(t *testing.T, env envMap, keys func() []string, args ...string) *serv
 func (s *server) waitServing(t *testing.T) {
 	t.Helper()
 	hc := healthpb.NewHealthClient(s.conn)
-	eventually(t, 20*time.Second, "health SERVING", func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		r, err := hc.Check(ctx, &healthpb.HealthCheckRequest{})
-		return err == nil && r.GetStatus() == healthpb.HealthCheckResponse_SERVING
-	})
+	for _, service := range []string{"", "envoy.service.auth.v3.Authorization"} {
+		eventually(t, 20*time.Second, "health SERVING for "+service, func() bool {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			r, err := hc.Check(ctx, &healthpb.HealthCheckRequest{Service: service})
+			return err == nil && r.GetStatus() == healthpb.HealthCheckResponse_SERVING
+		})
+	}
 }
 
 func (s *server) stop(t *testing.T, keys func() []string) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -37,14 +36,14 @@ var errNotID = errors.New("the argument is not a key id (12 letters and digits: 
 type keysCtx struct {
 	e      *env
 	f      *keysFlags
-	store  keyStore
+	store  keyStore // an *openedStore
 	format policy.Format
 	now    time.Time
 }
 
 // open validates the shared flags and opens the store.
 func (f *keysFlags) open(ctx context.Context, e *env, createFile bool) (*keysCtx, context.Context, context.CancelFunc, error) {
-	var errs []error
+	errs := []error{e.envErr}
 	format, err := policy.NewFormat(f.keyPrefix)
 	if err != nil {
 		errs = append(errs, fmt.Errorf("--key-prefix: %w", err))
@@ -55,7 +54,7 @@ func (f *keysFlags) open(ctx context.Context, e *env, createFile bool) (*keysCtx
 	if f.timeout <= 0 {
 		errs = append(errs, errors.New("--timeout: must be > 0"))
 	}
-	log := slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	log, _ := newLogger(e.stderr, "warn")
 	store, err := f.store.open(ctx, e, log, createFile)
 	if err != nil {
 		errs = append(errs, err)
@@ -147,7 +146,7 @@ func (k *keysCtx) modify(ctx context.Context, keyID string, change func(*policy.
 	for range 5 {
 		rec, ver, err := k.store.Get(ctx, keyID)
 		if err != nil {
-			return nil, fmt.Errorf("read key %s: %w", keyID, err)
+			return nil, err // the store names the key
 		}
 		if err := change(rec); err != nil {
 			return nil, err
@@ -159,7 +158,7 @@ func (k *keysCtx) modify(ctx context.Context, keyID string, change func(*policy.
 		err = k.store.Update(ctx, keyID, rec, ver)
 		if !errors.Is(err, policy.ErrConflict) {
 			if err != nil {
-				return nil, fmt.Errorf("update key %s: %w", keyID, err)
+				return nil, err
 			}
 			return rec, nil
 		}

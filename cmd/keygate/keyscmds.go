@@ -21,8 +21,11 @@ type issued struct {
 	ID     string         `json:"id"`
 	Key    string         `json:"key"`
 	Record *policy.Record `json:"record"`
-	// Previous is the rotated-out key id (rotate only).
-	Previous string `json:"previous,omitempty"`
+	// Previous is the rotated-out key id, and PreviousExpiresAt when it
+	// stops working (rotate only).
+	Previous          string `json:"previous,omitempty"`
+	PreviousExpiresAt string `json:"previous_expires_at,omitempty"`
+	PreviousStatus    string `json:"previous_status,omitempty"`
 }
 
 func printIssued(w io.Writer, asJSON bool, out issued) error {
@@ -40,7 +43,7 @@ func newCreateCmd(e *env) *cobra.Command {
 		func(ctx context.Context, k *keysCtx, _ []string) error {
 			rec := &policy.Record{Status: policy.StatusActive, CreatedAt: k.now.Format(time.RFC3339)}
 			rec.UpdatedAt = rec.CreatedAt
-			if err := errors.Join(rf.apply(rec, k.now), validateUnhashed(rec)); err != nil {
+			if err := errors.Join(rf.apply(rec, k.now), validateUnhashed(rec, k.now)); err != nil {
 				return err
 			}
 			rawKey, keyID, err := k.issue(ctx, rec)
@@ -56,10 +59,16 @@ func newCreateCmd(e *env) *cobra.Command {
 
 // validateUnhashed checks a record before a key exists for it, so flag and
 // record problems are reported together.
-func validateUnhashed(rec *policy.Record) error {
+func validateUnhashed(rec *policy.Record, now time.Time) error {
 	probe := *rec
 	probe.Hash = policy.AlgSHA256 + ":" + strings.Repeat("0", 64)
-	return probe.Validate()
+	if err := probe.Validate(); err != nil {
+		return err
+	}
+	if t := probe.ExpiresAtTime(); !t.IsZero() && !now.Before(t) {
+		return fmt.Errorf("expiry %s is not in the future: the key could never be used", rec.ExpiresAt)
+	}
+	return nil
 }
 
 func newShowCmd(e *env) *cobra.Command {
@@ -70,7 +79,7 @@ func newShowCmd(e *env) *cobra.Command {
 			}
 			rec, _, err := k.store.Get(ctx, args[0])
 			if err != nil {
-				return fmt.Errorf("read key %s: %w", args[0], err)
+				return err
 			}
 			if k.f.jsonOut {
 				return json.NewEncoder(k.e.stdout).Encode(struct {
@@ -187,20 +196,25 @@ func newRotateCmd(e *env) *cobra.Command {
 
 // rotate creates the new key first, then shortens the old key's life. If the
 // second write fails the new key is still printed (it exists and is shown
-// only once) and the error says the old key was left unchanged.
+// only once) and the error says how to finish by hand.
 func rotate(ctx context.Context, k *keysCtx, oldID string, grace time.Duration) error {
 	if !policy.ValidID(oldID) {
 		return errNotID
 	}
 	old, _, err := k.store.Get(ctx, oldID)
 	if err != nil {
-		return fmt.Errorf("read key %s: %w", oldID, err)
+		return err
 	}
-	if old.Status != policy.StatusActive {
+	switch t := old.ExpiresAtTime(); {
+	case old.Status != policy.StatusActive:
 		return fmt.Errorf("key %s is %s; only active keys rotate", oldID, old.Status)
+	case old.RotatedTo != "":
+		return fmt.Errorf("key %s was already rotated to %s; rotate that key instead", oldID, old.RotatedTo)
+	case !t.IsZero() && !k.now.Before(t):
+		return fmt.Errorf("key %s has expired; create a new key instead", oldID)
 	}
-	rec := *old
-	rec.RotatedTo, rec.NotBefore = "", ""
+	rec := *old // same policy, including not_before and expires_at
+	rec.RotatedTo = ""
 	rec.CreatedAt = k.now.Format(time.RFC3339)
 	rec.UpdatedAt = rec.CreatedAt
 	rawKey, newID, err := k.issue(ctx, &rec)
@@ -209,30 +223,36 @@ func rotate(ctx context.Context, k *keysCtx, oldID string, grace time.Duration) 
 	}
 	out := issued{ID: newID, Key: rawKey, Record: &rec, Previous: oldID}
 	graceEnd := k.now.Add(grace)
-	_, uerr := k.modify(ctx, oldID, func(r *policy.Record) error {
-		if t := r.ExpiresAtTime(); t.IsZero() || graceEnd.Before(t) {
-			r.ExpiresAt = graceEnd.Format(time.RFC3339)
-		}
-		if !r.ExpiresAtTime().IsZero() && r.NotBefore != "" && !r.ExpiresAtTime().After(mustTime(r.NotBefore)) {
-			r.NotBefore = ""
-		}
-		r.RotatedTo = newID
+	changed, uerr := k.modify(ctx, oldID, func(r *policy.Record) error {
+		retire(r, newID, graceEnd)
 		return nil
 	})
+	if uerr == nil {
+		out.PreviousExpiresAt, out.PreviousStatus = changed.ExpiresAt, changed.Status
+	}
 	if err := printIssued(k.e.stdout, k.f.jsonOut, out); err != nil {
 		return err
 	}
 	if uerr != nil {
-		return fmt.Errorf("new key %s was created, but old key %s was NOT set to expire (re-run `keygate keys update %s --expires-in %s`): %w",
-			newID, oldID, oldID, grace, uerr)
+		return fmt.Errorf("new key %s was created, but old key %s was NOT changed (finish with `keygate keys update %s --expires-at %s` or `keygate keys revoke %s`): %w",
+			newID, oldID, oldID, graceEnd.UTC().Format(time.RFC3339), oldID, uerr)
 	}
 	if !k.f.jsonOut {
-		fmt.Fprintf(k.e.stdout, "Old key %s expires at %s.\n", oldID, graceEnd.Format(time.RFC3339))
+		fmt.Fprintf(k.e.stdout, "Old key %s: status %s, expires %s.\n", oldID, changed.Status, changed.ExpiresAt)
 	}
 	return nil
 }
 
-func mustTime(s string) time.Time {
-	t, _ := time.Parse(time.RFC3339, s)
-	return t
+// retire points r at its successor and ends its life at graceEnd (or keeps
+// an earlier expiry). A key whose not_before is not reached within the
+// grace would never serve: it is revoked instead.
+func retire(r *policy.Record, newID string, graceEnd time.Time) {
+	r.RotatedTo = newID
+	if t := r.ExpiresAtTime(); t.IsZero() || graceEnd.Before(t) {
+		r.ExpiresAt = graceEnd.UTC().Format(time.RFC3339)
+	}
+	if nb, err := time.Parse(time.RFC3339, r.NotBefore); err == nil && !graceEnd.After(nb) {
+		r.Status = policy.StatusRevoked
+		r.ExpiresAt = ""
+	}
 }

@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/keygate/keygate/policy"
 )
 
 func main() {
@@ -37,6 +39,7 @@ func exitCode(err error, stderr io.Writer) int {
 	case errors.Is(err, errDenied):
 		return exitDenied
 	}
-	fmt.Fprintln(stderr, "keygate:", err)
+	// Last line of defence: never echo anything key-shaped.
+	fmt.Fprintln(stderr, "keygate:", policy.Redact(err.Error()))
 	return exitError
 }

@@ -78,8 +78,8 @@ func (r *recordFlags) apply(rec *policy.Record, now time.Time) error {
 		rec.NotBefore = checkTime(&errs, "--not-before", r.notBefore)
 	}
 	switch {
-	case set("expires-in") && set("expires-at"):
-		errs = append(errs, errors.New("--expires-in and --expires-at: give one, not both"))
+	case set("expires-in") && set("expires-at"), r.noExpiry && (set("expires-in") || set("expires-at")):
+		errs = append(errs, errors.New("--expires-in, --expires-at and --no-expiry: give one at most"))
 	case set("expires-in"):
 		d, err := parseLifetime(r.expiresIn)
 		if err != nil {
@@ -104,13 +104,23 @@ func nonEmpty(in []string) []string {
 	return out
 }
 
-func mergePairs(errs *[]error, flag string, m map[string]string, pairs, remove []string) map[string]string {
-	for _, p := range pairs {
+// pairs parses repeated NAME=VALUE flags. Errors give the flag's position,
+// never its value (which may be a secret).
+func pairs(errs *[]error, flag string, in []string) map[string]string {
+	out := map[string]string{}
+	for i, p := range in {
 		k, v, ok := strings.Cut(p, "=")
 		if !ok || k == "" {
-			*errs = append(*errs, fmt.Errorf("%s %q: want NAME=VALUE", flag, p))
+			*errs = append(*errs, fmt.Errorf("%s (occurrence %d): want NAME=VALUE", flag, i+1))
 			continue
 		}
+		out[k] = v
+	}
+	return out
+}
+
+func mergePairs(errs *[]error, flag string, m map[string]string, in, remove []string) map[string]string {
+	for k, v := range pairs(errs, flag, in) {
 		if m == nil {
 			m = map[string]string{}
 		}

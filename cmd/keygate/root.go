@@ -10,10 +10,15 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/keygate/keygate/policy"
 )
 
 // env is how the program reads its environment (injected for tests).
 type env struct {
+	// envErr holds bad KEYGATE_* values; commands report it together
+	// with their own validation errors.
+	envErr error
 	getenv func(string) string
 	stdin  io.Reader
 	stdout io.Writer
@@ -28,15 +33,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		Short:         "API-key authorization for Envoy and Istio, with keys in Vault",
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			return applyEnv(cmd, getenv)
+		PersistentPreRun: func(cmd *cobra.Command, _ []string) {
+			e.envErr = applyEnv(cmd, getenv)
 		},
 	}
 	root.SetArgs(args)
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newServeCmd(e), newKeysCmd(e), newCheckCmd(e), newVersionCmd(e))
+	root.AddCommand(newServeCmd(e), newKeysCmd(e), newCheckCmd(e), newPepperCmd(e), newVersionCmd(e))
 	return root.ExecuteContext(ctx)
 }
 
@@ -71,7 +76,23 @@ func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
 	}
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})), nil
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l, ReplaceAttr: redactAttr})), nil
+}
+
+// redactAttr is a safety net under the rule that nothing logs a raw key:
+// string and error values are passed through policy.Redact.
+func redactAttr(_ []string, a slog.Attr) slog.Attr {
+	switch a.Value.Kind() {
+	case slog.KindString:
+		if s := a.Value.String(); policy.Redact(s) != s {
+			return slog.String(a.Key, policy.Redact(s))
+		}
+	case slog.KindAny:
+		if err, ok := a.Value.Any().(error); ok {
+			return slog.String(a.Key, policy.Redact(err.Error()))
+		}
+	}
+	return a
 }
 
 // version is set at build time with -ldflags "-X main.version=…".

@@ -9,6 +9,7 @@ import (
 	"os"
 	"time"
 
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
@@ -27,6 +28,7 @@ type serveFlags struct {
 	routesFile      string
 	logLevel        string
 	shutdownTimeout time.Duration
+	shutdownDelay   time.Duration
 	pepperRefresh   time.Duration
 	store           storeFlags
 	cfg             extauthz.Config
@@ -45,6 +47,7 @@ func newServeCmd(e *env) *cobra.Command {
 	fs.StringVar(&f.routesFile, "routes-file", "", "YAML/JSON file mapping host/method/path prefix to required scopes (optional)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long in-flight Checks may finish after SIGTERM")
+	fs.DurationVar(&f.shutdownDelay, "shutdown-delay", 0, "after SIGTERM, report NOT_SERVING and keep serving this long so Envoy can drain (e.g. 5s)")
 	fs.DurationVar(&f.pepperRefresh, "pepper-refresh", time.Minute, "how often HMAC peppers are re-read from the store")
 	f.store.register(fs)
 	c := &f.cfg
@@ -55,7 +58,7 @@ func newServeCmd(e *env) *cobra.Command {
 	fs.IntVar(&c.NegativeCacheSize, "negative-cache-size", 10_000, "max cached unknown key ids")
 	fs.DurationVar(&c.FoundTTL, "found-ttl", 30*time.Second, "how long a key record is used before it is re-read")
 	fs.DurationVar(&c.NotFoundTTL, "not-found-ttl", 5*time.Second, "how long an unknown key id is remembered")
-	fs.DurationVar(&c.StaleTTL, "stale-ttl", 5*time.Minute, "how long past --found-ttl a record is still used while the store fails (negative: never)")
+	fs.DurationVar(&c.StaleTTL, "stale-ttl", 5*time.Minute, "how long past --found-ttl a record is still used while the store fails (0: never)")
 	fs.DurationVar(&c.LookupTimeout, "lookup-timeout", 150*time.Millisecond, "timeout of one store read on the Check path; keep under Envoy's ext_authz timeout")
 	fs.Float64Var(&c.StoreReadRate, "store-read-rate", 500, "max store reads per second caused by cache misses (negative: unlimited)")
 	fs.IntVar(&c.StoreReadBurst, "store-read-burst", 100, "burst over --store-read-rate")
@@ -63,11 +66,12 @@ func newServeCmd(e *env) *cobra.Command {
 }
 
 func (f *serveFlags) run(ctx context.Context, e *env) error {
+	errs := []error{e.envErr, f.checkFlags()}
 	log, err := newLogger(e.stderr, f.logLevel)
 	if err != nil {
-		return err
+		errs = append(errs, err)
+		log, _ = newLogger(e.stderr, "info")
 	}
-	var errs []error
 	if f.grpcAddr == "" {
 		errs = append(errs, errors.New("--grpc-addr: required"))
 	}
@@ -90,6 +94,49 @@ func (f *serveFlags) run(ctx context.Context, e *env) error {
 		return fmt.Errorf("--grpc-addr: %w", err)
 	}
 	return f.serve(ctx, log, lis, store, srv)
+}
+
+// checkFlags rejects values the server's defaults would otherwise hide (a
+// zero in extauthz.Config means "default") and maps --stale-ttl 0 and a
+// negative --store-read-rate to the Config's "disabled".
+func (f *serveFlags) checkFlags() error {
+	var errs []error
+	c := &f.cfg
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{{"--found-ttl", c.FoundTTL}, {"--not-found-ttl", c.NotFoundTTL}, {"--lookup-timeout", c.LookupTimeout},
+		{"--shutdown-timeout", f.shutdownTimeout}, {"--pepper-refresh", f.pepperRefresh}, {"--vault-timeout", f.store.timeout}} {
+		if d.v <= 0 {
+			errs = append(errs, fmt.Errorf("%s: must be > 0, got %s", d.flag, d.v))
+		}
+	}
+	for _, n := range []struct {
+		flag string
+		v    int
+	}{{"--cache-size", c.CacheSize}, {"--negative-cache-size", c.NegativeCacheSize}, {"--store-read-burst", c.StoreReadBurst}} {
+		if n.v <= 0 {
+			errs = append(errs, fmt.Errorf("%s: must be > 0, got %d", n.flag, n.v))
+		}
+	}
+	switch {
+	case c.StaleTTL < 0:
+		errs = append(errs, fmt.Errorf("--stale-ttl: must be >= 0 (0 disables), got %s", c.StaleTTL))
+	case c.StaleTTL == 0:
+		c.StaleTTL = -1
+	}
+	if f.shutdownDelay < 0 {
+		errs = append(errs, fmt.Errorf("--shutdown-delay: must be >= 0, got %s", f.shutdownDelay))
+	}
+	if c.StoreReadRate == 0 {
+		errs = append(errs, errors.New("--store-read-rate: must be > 0, or negative for unlimited"))
+	}
+	for _, h := range []struct{ flag, v string }{{"--key-prefix", c.KeyPrefix}, {"--key-header", c.KeyHeader}, {"--auth-header", c.AuthHeader}} {
+		if h.v == "" {
+			errs = append(errs, fmt.Errorf("%s: must not be empty", h.flag))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // loadRoutes reads the optional routes file (YAML or JSON).
@@ -127,7 +174,7 @@ func (f *serveFlags) serve(ctx context.Context, log *slog.Logger, lis net.Listen
 	g := grpc.NewServer(grpcOptions()...)
 	srv.Register(g)
 	hs := health.NewServer()
-	hs.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	setHealth(hs, healthpb.HealthCheckResponse_NOT_SERVING)
 	healthpb.RegisterHealthServer(g, hs)
 	reflection.Register(g)
 
@@ -141,7 +188,7 @@ func (f *serveFlags) serve(ctx context.Context, log *slog.Logger, lis net.Listen
 	}
 	grp.Go(func() error {
 		keepPeppers(ctx, log, store, srv, f.pepperRefresh, func() {
-			hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+			setHealth(hs, healthpb.HealthCheckResponse_SERVING)
 			log.Info("ready")
 		})
 		return nil
@@ -149,10 +196,21 @@ func (f *serveFlags) serve(ctx context.Context, log *slog.Logger, lis net.Listen
 	grp.Go(func() error {
 		<-ctx.Done()
 		hs.Shutdown() // NOT_SERVING, so Envoy stops sending before we stop
+		if f.shutdownDelay > 0 {
+			log.Info("draining", "delay", f.shutdownDelay.String())
+			time.Sleep(f.shutdownDelay)
+		}
 		stopGracefully(g, f.shutdownTimeout, log)
 		return nil
 	})
 	return grp.Wait()
+}
+
+// setHealth sets the overall status and the Authorization service's, which
+// is what a health check naming the service asks for.
+func setHealth(hs *health.Server, s healthpb.HealthCheckResponse_ServingStatus) {
+	hs.SetServingStatus("", s)
+	hs.SetServingStatus(authv3.Authorization_ServiceDesc.ServiceName, s)
 }
 
 // stopGracefully lets in-flight Checks finish, then forces the stop.

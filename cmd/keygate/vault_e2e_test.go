@@ -182,3 +182,37 @@ func TestVaultOutage(t *testing.T) {
 		t.Errorf("key lost with the restarted dev server: %v, want 401 unknown_key", o)
 	}
 }
+
+// TestVaultPepper: HMAC keys verify with the pepper read from Vault, keys
+// made under an older pepper keep working after rotation, and a server
+// picks up a new pepper by itself.
+func TestVaultPepper(t *testing.T) {
+	var ring keyring
+	env := vaultEnv(t)
+	mustCLI(t, env, "pepper", "rotate")
+	s := serve(t, env, ring.all, "--pepper-refresh", "200ms")
+	k1 := ring.add(createKey(t, env, "--tenant", "acme", "--hash", "hmac-sha256"))
+	if out := mustCLI(t, env, "keys", "show", k1.ID); !strings.Contains(out, `"hash": "hmac-sha256:v1:`) {
+		t.Fatalf("hmac key not hashed with pepper v1:\n%s", out)
+	}
+	if o := s.decide(t, k1.Key, checkFlags{}); o.status != 200 {
+		t.Fatalf("hmac key: %v", o)
+	}
+	if out := mustCLI(t, env, "pepper", "rotate", "--json"); !strings.Contains(out, `"current":2`) {
+		t.Fatalf("second rotate: %s", out)
+	}
+	k2 := ring.add(createKey(t, env, "--tenant", "acme", "--hash", "hmac-sha256"))
+	eventually(t, 5*time.Second, "key under the new pepper allowed", func() bool {
+		o := s.decide(t, k2.Key, checkFlags{})
+		if o.status != 200 && o.status != 503 {
+			t.Fatalf("key under a pepper the server has not loaded yet: %v, want 503 until it has", o)
+		}
+		return o.status == 200
+	})
+	if o := s.decide(t, k1.Key, checkFlags{}); o.status != 200 {
+		t.Errorf("key under the older pepper after rotation: %v", o)
+	}
+	if _, _, err := cli(t, envMap{"KEYGATE_STORE": "file:" + t.TempDir() + "/k.yaml"}, "keys", "create", "--tenant", "a", "--hash", "hmac-sha256"); err == nil {
+		t.Error("hmac key created without any pepper")
+	}
+}
