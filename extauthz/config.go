@@ -89,7 +89,7 @@ func (c *Config) Validate() error {
 	for _, f := range []struct{ field, name string }{{"key-header", c.KeyHeader}, {"auth-header", c.AuthHeader}} {
 		field, name := f.field, f.name
 		switch {
-		case !isHeaderName(name):
+		case !policy.IsHeaderName(name):
 			bad(field, "%q: want a lower-case header name", name)
 		case strings.HasPrefix(name, "x-keygate-"):
 			bad(field, "%q: x-keygate-* headers are keygate's identity headers", name)

@@ -86,7 +86,7 @@ func (in *incoming) header(cfg *Config, name, value string) {
 		in.referer = value
 	case name == ":authority" && in.host == "":
 		in.host = value
-	case strings.HasPrefix(name, identityPfx) && isHeaderName(name):
+	case strings.HasPrefix(name, identityPfx) && policy.IsHeaderName(name):
 		in.spoofed = append(in.spoofed, name)
 	}
 }
@@ -117,18 +117,6 @@ func bearerToken(v string) (token string, ours bool) {
 		return "", false
 	}
 	return trimOWS(rest), true
-}
-
-// isHeaderName reports whether name is a lower-case RFC 9110 token, safe to
-// echo back in headers_to_remove.
-func isHeaderName(name string) bool {
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
-			return false
-		}
-	}
-	return name != ""
 }
 
 func trimOWS(s string) string { return strings.Trim(s, " \t") }

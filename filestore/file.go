@@ -2,7 +2,6 @@ package filestore
 
 import (
 	"bytes"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -41,15 +40,9 @@ func (st *state) clone() *state {
 	return &state{records: maps.Clone(st.records), versions: maps.Clone(st.versions), peppers: st.peppers}
 }
 
-// pepperDoc is the pepper section: versions maps "<N>" to base64.
-type pepperDoc struct {
-	Current  int               `json:"current"`
-	Versions map[string]string `json:"versions"`
-}
-
 // fileDoc is what keygate writes.
 type fileDoc struct {
-	Pepper   *pepperDoc                `json:"pepper,omitempty"`
+	Pepper   *policy.PepperDoc         `json:"pepper,omitempty"`
 	Keys     map[string]*policy.Record `json:"keys"`
 	Versions map[string]int            `json:"versions,omitempty"`
 }
@@ -88,36 +81,14 @@ func parse(data []byte) (*state, error) {
 }
 
 func parsePeppers(raw json.RawMessage) (policy.Peppers, []error) {
-	var p policy.Peppers
 	if isAbsent(raw) {
-		return p, nil
+		return policy.Peppers{}, nil
 	}
-	var doc pepperDoc
-	if err := strictDecode(raw, &doc); err != nil {
-		return p, []error{fmt.Errorf("pepper: %w", err)}
+	p, err := policy.ParsePeppers(raw)
+	if err != nil {
+		return p, []error{err}
 	}
-	var errs []error
-	p.Current, p.Versions = doc.Current, make(map[int][]byte, len(doc.Versions))
-	for _, name := range slices.Sorted(maps.Keys(doc.Versions)) {
-		v, err := strconv.Atoi(name)
-		if err != nil || v < 1 || strconv.Itoa(v) != name {
-			errs = append(errs, fmt.Errorf("pepper.versions.%s: version must be an integer >= 1", name))
-			continue
-		}
-		b, err := base64.StdEncoding.DecodeString(doc.Versions[name])
-		switch {
-		case err != nil:
-			errs = append(errs, fmt.Errorf("pepper.versions.%s: not standard base64", name))
-		case len(b) < policy.MinPepperLen:
-			errs = append(errs, fmt.Errorf("pepper.versions.%s: %d bytes, need at least %d", name, len(b), policy.MinPepperLen))
-		default:
-			p.Versions[v] = b
-		}
-	}
-	if _, ok := doc.Versions[strconv.Itoa(p.Current)]; !ok {
-		errs = append(errs, fmt.Errorf("pepper.current: version %d is not in pepper.versions", p.Current))
-	}
-	return p, errs
+	return p, nil
 }
 
 func parseKeys(raw json.RawMessage, peppers policy.Peppers) (map[string]*policy.Record, []error) {
@@ -237,10 +208,8 @@ func encode(st *state, asJSON bool) ([]byte, error) {
 		doc.Versions[id] = st.version(id)
 	}
 	if st.peppers.Versions != nil {
-		doc.Pepper = &pepperDoc{Current: st.peppers.Current, Versions: map[string]string{}}
-		for v, b := range st.peppers.Versions {
-			doc.Pepper.Versions[strconv.Itoa(v)] = base64.StdEncoding.EncodeToString(b)
-		}
+		pd := st.peppers.Doc()
+		doc.Pepper = &pd
 	}
 	if asJSON {
 		out, err := json.MarshalIndent(doc, "", "  ")

@@ -1,13 +1,10 @@
 package policy
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/netip"
-	"reflect"
 	"strings"
 	"time"
 )
@@ -83,50 +80,14 @@ func parseRecord(data []byte) (*Record, error) {
 	if len(data) > MaxRecordSize {
 		return nil, fmt.Errorf("record is %d bytes, limit %d", len(data), MaxRecordSize)
 	}
-	if err := checkNames(data, reflect.TypeFor[Record]()); err != nil {
-		return nil, describeJSONError(err)
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
 	var r Record
-	if err := dec.Decode(&r); err != nil {
-		return nil, describeJSONError(err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("record: trailing data after the JSON object")
+	if err := decodeStrict("record", data, &r); err != nil {
+		return nil, err
 	}
 	if err := r.Validate(); err != nil {
 		return nil, err
 	}
 	return &r, nil
-}
-
-func describeJSONError(err error) error {
-	var typeErr *json.UnmarshalTypeError
-	if errors.As(err, &typeErr) {
-		return fmt.Errorf("record field %q: got JSON %s, want %s", typeErr.Field, typeErr.Value, jsonKind(typeErr.Type.String()))
-	}
-	if msg, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		return fmt.Errorf("record field %s: unknown field", msg)
-	}
-	if msg, ok := strings.CutPrefix(err.Error(), "field "); ok {
-		return fmt.Errorf("record field %s", msg)
-	}
-	return fmt.Errorf("record: %w", err)
-}
-
-func jsonKind(goType string) string {
-	switch {
-	case goType == "string":
-		return "a string"
-	case strings.HasPrefix(goType, "[]"):
-		return "an array of strings"
-	case strings.HasPrefix(goType, "map["):
-		return "an object of strings"
-	case strings.HasPrefix(goType, "policy.Record"):
-		return "an object"
-	}
-	return goType
 }
 
 // Validate checks every field, reports every problem at once (each naming
@@ -139,26 +100,7 @@ func (r *Record) Validate() error {
 		errs = append(errs, fmt.Errorf("record field %q: %s", field, fmt.Sprintf(format, args...)))
 	}
 
-	if r.Hash == "" {
-		bad("hash", "required")
-	} else if d, err := ParseDigest(r.Hash); err != nil {
-		bad("hash", "%v", err)
-	} else {
-		c.digest = d
-	}
-	checkText(bad, "name", r.Name, 256, false)
-	checkText(bad, "tenant", r.Tenant, 128, true)
-	checkText(bad, "owner", r.Owner, 256, false)
-	if r.Tenant != "" && !isHeaderValue(r.Tenant) {
-		bad("tenant", "must be printable ASCII (it is sent as a header)")
-	}
-	switch r.Status {
-	case StatusActive, StatusRevoked:
-	case "":
-		bad("status", "required (%q or %q)", StatusActive, StatusRevoked)
-	default:
-		bad("status", "%q is not %q or %q", r.Status, StatusActive, StatusRevoked)
-	}
+	c.digest = r.checkIdentity(bad)
 	c.notBefore = parseTime(bad, "not_before", r.NotBefore)
 	c.expiresAt = parseTime(bad, "expires_at", r.ExpiresAt)
 	parseTime(bad, "created_at", r.CreatedAt)
@@ -189,6 +131,32 @@ func (r *Record) Validate() error {
 	c.ok = true
 	r.c = c
 	return nil
+}
+
+// checkIdentity checks hash, labels and status, returning the digest.
+func (r *Record) checkIdentity(bad func(string, string, ...any)) Digest {
+	var d Digest
+	if r.Hash == "" {
+		bad("hash", "required")
+	} else if parsed, err := ParseDigest(r.Hash); err != nil {
+		bad("hash", "%v", err)
+	} else {
+		d = parsed
+	}
+	checkText(bad, "name", r.Name, 256, false)
+	checkText(bad, "tenant", r.Tenant, 128, true)
+	checkText(bad, "owner", r.Owner, 256, false)
+	if r.Tenant != "" && !isHeaderValue(r.Tenant) {
+		bad("tenant", "must be printable ASCII (it is sent as a header)")
+	}
+	switch r.Status {
+	case StatusActive, StatusRevoked:
+	case "":
+		bad("status", "required (%q or %q)", StatusActive, StatusRevoked)
+	default:
+		bad("status", "%q is not %q or %q", r.Status, StatusActive, StatusRevoked)
+	}
+	return d
 }
 
 // Digest returns the parsed Hash; valid after Validate.
@@ -345,6 +313,10 @@ func checkMetadata(bad func(string, string, ...any), m map[string]string) {
 		}
 	}
 }
+
+// IsHeaderName reports whether s is a non-empty lower-case RFC 9110 token,
+// the form Envoy gives header names in.
+func IsHeaderName(s string) bool { return isToken(s) }
 
 // isToken reports whether s is a non-empty lower-case RFC 9110 token.
 func isToken(s string) bool {

@@ -1,12 +1,8 @@
 package policy
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"reflect"
 	"strings"
 )
 
@@ -42,60 +38,45 @@ func ParseRoutes(data []byte) (*Routes, error) {
 }
 
 func parseRoutes(data []byte) (*Routes, error) {
-	if err := checkNames(data, reflect.TypeFor[Routes]()); err != nil {
-		if msg, ok := strings.CutPrefix(err.Error(), "field "); ok {
-			return nil, fmt.Errorf("routes field %s", msg)
-		}
-		return nil, fmt.Errorf("routes: %w", err)
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
 	var r Routes
-	if err := dec.Decode(&r); err != nil {
-		var typeErr *json.UnmarshalTypeError
-		if errors.As(err, &typeErr) {
-			return nil, fmt.Errorf("routes field %q: got JSON %s", typeErr.Field, typeErr.Value)
-		}
-		if msg, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-			return nil, fmt.Errorf("routes field %s: unknown field", msg)
-		}
-		return nil, fmt.Errorf("routes: %w", err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("routes: trailing data after the JSON object")
+	if err := decodeStrict("routes", data, &r); err != nil {
+		return nil, err
 	}
 	var errs []error
 	for i := range r.Rules {
-		rule := &r.Rules[i]
-		bad := func(field, format string, args ...any) {
-			errs = append(errs, fmt.Errorf("routes[%d].%s: %s", i, field, fmt.Sprintf(format, args...)))
-		}
-		switch rule.Host {
-		case "", "*":
-			rule.host = hostPattern{}
-		default:
-			hp, ok := parseHostPattern(rule.Host)
-			if !ok {
-				bad("host", "%q: want a lower-case host name, \"*.suffix\" or \"*\"", rule.Host)
-			}
-			rule.host = hp
-		}
-		if rule.Method != "" && (!isToken(strings.ToLower(rule.Method)) || strings.ToUpper(rule.Method) != rule.Method) {
-			bad("method", "%q: want an upper-case HTTP method", rule.Method)
-		}
-		if !strings.HasPrefix(rule.PathPrefix, "/") || !CanonicalPath(rule.PathPrefix) {
-			bad("path_prefix", "%q: want a normalised path starting with /", rule.PathPrefix)
-		}
-		for j, s := range rule.Scopes {
-			if !validScope(s) {
-				bad(fmt.Sprintf("scopes[%d]", j), "%q: want 1-128 of [A-Za-z0-9:._/*-]", s)
-			}
-		}
+		errs = append(errs, r.Rules[i].compile(i)...)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
 	return &r, nil
+}
+
+// compile checks rule i and prepares its host pattern.
+func (rule *RouteRule) compile(i int) []error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("routes[%d].%s: %s", i, field, fmt.Sprintf(format, args...)))
+	}
+	if rule.Host != "" && rule.Host != "*" {
+		hp, ok := parseHostPattern(rule.Host)
+		if !ok {
+			bad("host", "%q: want a lower-case host name, \"*.suffix\" or \"*\"", rule.Host)
+		}
+		rule.host = hp
+	}
+	if rule.Method != "" && (!isToken(strings.ToLower(rule.Method)) || strings.ToUpper(rule.Method) != rule.Method) {
+		bad("method", "%q: want an upper-case HTTP method", rule.Method)
+	}
+	if !strings.HasPrefix(rule.PathPrefix, "/") || !CanonicalPath(rule.PathPrefix) {
+		bad("path_prefix", "%q: want a normalised path starting with /", rule.PathPrefix)
+	}
+	for j, s := range rule.Scopes {
+		if !validScope(s) {
+			bad(fmt.Sprintf("scopes[%d]", j), "%q: want 1-128 of [A-Za-z0-9:._/*-]", s)
+		}
+	}
+	return errs
 }
 
 // Match returns the scopes required for a request and whether a rule

@@ -3,10 +3,59 @@ package policy
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"reflect"
 	"strings"
 )
+
+// decodeStrict decodes the JSON document data into v (a pointer): repeated
+// keys, names in another case, unknown fields, wrong types and trailing data
+// are errors naming the field, each prefixed with what, e.g. `record field
+// "scopes": got JSON number, want an array of strings`.
+func decodeStrict(what string, data []byte, v any) error {
+	if err := checkNames(data, reflect.TypeOf(v)); err != nil {
+		return describeJSONError(what, err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return describeJSONError(what, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return fmt.Errorf("%s: trailing data after the JSON value", what)
+	}
+	return nil
+}
+
+func describeJSONError(what string, err error) error {
+	var typeErr *json.UnmarshalTypeError
+	if errors.As(err, &typeErr) {
+		return fmt.Errorf("%s field %q: got JSON %s, want %s", what, typeErr.Field, typeErr.Value, jsonKind(typeErr.Type))
+	}
+	if msg, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		return fmt.Errorf("%s field %s: unknown field", what, msg)
+	}
+	if msg, ok := strings.CutPrefix(err.Error(), "field "); ok { // from checkNames
+		return fmt.Errorf("%s field %s", what, msg)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+func jsonKind(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Int:
+		return "an integer"
+	case reflect.Slice:
+		return "an array of " + strings.TrimPrefix(jsonKind(t.Elem()), "a ") + "s"
+	case reflect.Map:
+		return "an object of " + strings.TrimPrefix(jsonKind(t.Elem()), "a ") + "s"
+	}
+	return "an object"
+}
 
 // checkNames walks a JSON document alongside the Go type it will decode
 // into and rejects what encoding/json would silently accept: a key repeated
