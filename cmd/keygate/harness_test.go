@@ -107,6 +107,7 @@ type server struct {
 	conn   *grpc.ClientConn
 	cancel context.CancelFunc
 	done   chan error
+	once   sync.Once
 }
 
 var servingRE = regexp.MustCompile(`"msg":"serving","grpc_addr":"([^"]+)"`)
@@ -160,6 +161,10 @@ func (s *server) waitServing(t *testing.T) {
 }
 
 func (s *server) stop(t *testing.T, keys func() []string) {
+	s.once.Do(func() { s.stopNow(t, keys) })
+}
+
+func (s *server) stopNow(t *testing.T, keys func() []string) {
 	s.cancel()
 	select {
 	case err := <-s.done:
