@@ -16,10 +16,36 @@
 //	  4VvXJ3tq9aBz: 3
 //
 // Loading is strict and reports every problem at once, each naming its place
-// ("keys.4VvXJ3tq9aBz: record field \"scopes\": ..."): unknown fields,
-// duplicate keys, bad ids, invalid records, and hmac-sha256 records whose
-// pepper version is not in pepper.versions. Quote ids that YAML could read
-// as a number (all digits, or digits with one "e").
+// ("keys.4VvXJ3tq9aBz: record field \"scopes\": ..."). Quote ids that YAML
+// could read as a number (all digits, or digits with one "e").
+//
+// # Invalid entries
+//
+// A bad record denies only itself. Problems come in two kinds:
+//
+//   - Document errors: a file over MaxFileSize or unreadable, a YAML syntax
+//     error (duplicate keys included), a top level that is not a mapping,
+//     keys missing or not a mapping, or an invalid pepper section. There is
+//     no telling which records were meant, so nothing in the file is used:
+//     Open fails, and Watch logs the error once and keeps serving the last
+//     good snapshot.
+//   - Entry problems: an invalid record (bad or unknown field, or an
+//     hmac-sha256 hash whose pepper version is not in pepper.versions), an
+//     id that is not a key id, a bad versions entry or section, an unknown
+//     top-level field. The file loads: valid records are served as written,
+//     and Lookup and Get return, for each invalid record's id, an error
+//     wrapping policy.ErrInvalidRecord that names the id and the fields, so
+//     keygate denies that key (invalid_key_record) and only that key. A bad
+//     id names no key a request could carry; versions only guard writes.
+//
+// Open and every reload log entry problems at Error level, once per file
+// content: the denied ids and each problem, naming fields but never hashes
+// or pepper bytes (a key pasted as an id is redacted). List includes the ids
+// of invalid records.
+//
+// Writes (Create, Update) refuse a file with problems of either kind,
+// naming them: a write re-encodes the whole file, so it would drop or
+// rewrite the hand-edited entries it could not load. Fix the file by hand.
 //
 // # Versions
 //
@@ -37,7 +63,8 @@
 // so a CLI process sees other processes' writes.
 //
 // Writes take an exclusive flock on a sibling "<file>.lock" (left in place),
-// re-read the file, apply the change, check that the result loads, write a
+// re-read the file (refusing it if it has problems), apply the change, check
+// that the result loads without problems, write a
 // temporary file (mode 0600) in the same directory, fsync it, rename it over
 // the file and fsync the directory. A failed write leaves the old file
 // intact. Writes produce YAML with sorted keys (JSON if the path ends in

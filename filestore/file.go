@@ -24,10 +24,21 @@ const header = "# keygate file store. Written by keygate: comments and field ord
 // state is the decoded, validated content of a key file. Loaded states are
 // never modified: writers change a clone.
 type state struct {
-	records  map[string]*policy.Record
+	records map[string]*policy.Record
+	// invalid holds, for each valid key id whose record does not load, the
+	// error Lookup and Get return for it: it wraps policy.ErrInvalidRecord
+	// and names the id and the fields, so that key is denied.
+	invalid map[string]error
+	// problems lists every problem below the document level, each naming
+	// its place: invalid records, bad ids, bad versions, unknown top-level
+	// fields. A file with problems is served, but never rewritten.
+	problems []error
 	versions map[string]int // an id without an entry is at version 1
 	peppers  policy.Peppers
 }
+
+// check returns the state's problems joined, or nil if it has none.
+func (st *state) check() error { return errors.Join(st.problems...) }
 
 func (st *state) version(id string) int {
 	if v, ok := st.versions[id]; ok {
@@ -36,6 +47,8 @@ func (st *state) version(id string) int {
 	return 1
 }
 
+// clone copies what a write changes; only a state without problems is
+// written, so invalid and problems stay behind.
 func (st *state) clone() *state {
 	return &state{records: maps.Clone(st.records), versions: maps.Clone(st.versions), peppers: st.peppers}
 }
@@ -48,7 +61,53 @@ type fileDoc struct {
 }
 
 // parse decodes and validates a whole key file, reporting every problem.
+// It fails only at the document level (size, YAML syntax, top level not a
+// mapping, keys missing or not a mapping, bad pepper section), where there
+// is no telling which records were meant. Anything below that (an invalid
+// record, a bad id or version, an unknown top-level field) is recorded in
+// the state's problems, and the rest loads.
 func parse(data []byte) (*state, error) {
+	top, err := parseTop(data)
+	if err != nil {
+		return nil, err
+	}
+	st := &state{}
+	for _, name := range slices.Sorted(maps.Keys(top)) {
+		if name != "keys" && name != "pepper" && name != "versions" {
+			st.problems = append(st.problems, fmt.Errorf("unknown top-level field %q (want keys, pepper, versions)", name))
+		}
+	}
+	var docErrs, perr []error
+	st.peppers, perr = parsePeppers(top["pepper"])
+	docErrs = append(docErrs, perr...)
+	entries, err := keyEntries(top["keys"])
+	if err != nil {
+		docErrs = append(docErrs, err)
+	}
+	if len(docErrs) > 0 {
+		return nil, errors.Join(append(docErrs, st.problems...)...)
+	}
+	st.records, st.invalid, perr = parseKeys(entries, st.peppers)
+	st.problems = append(st.problems, perr...)
+	st.versions, perr = parseVersions(top["versions"], st.known)
+	st.problems = append(st.problems, perr...)
+	return st, nil
+}
+
+// parseStrict is parse, failing on any problem too.
+func parseStrict(data []byte) (*state, error) {
+	st, err := parse(data)
+	if err != nil {
+		return nil, err
+	}
+	if err := st.check(); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// parseTop decodes the document into its top-level fields.
+func parseTop(data []byte) (map[string]json.RawMessage, error) {
 	if len(data) > MaxFileSize {
 		return nil, fmt.Errorf("file is %d bytes, limit %d", len(data), MaxFileSize)
 	}
@@ -60,24 +119,16 @@ func parse(data []byte) (*state, error) {
 	if err := strictDecode(j, &top); err != nil || top == nil {
 		return nil, errors.New(`file: want a mapping with "keys:" at the top level`)
 	}
-	var errs []error
-	for _, name := range slices.Sorted(maps.Keys(top)) {
-		if name != "keys" && name != "pepper" && name != "versions" {
-			errs = append(errs, fmt.Errorf("unknown top-level field %q (want keys, pepper, versions)", name))
-		}
+	return top, nil
+}
+
+// known reports whether id is a key in the file, valid or not.
+func (st *state) known(id string) bool {
+	_, ok := st.records[id]
+	if !ok {
+		_, ok = st.invalid[id]
 	}
-	st := &state{}
-	var perr []error
-	st.peppers, perr = parsePeppers(top["pepper"])
-	errs = append(errs, perr...)
-	st.records, perr = parseKeys(top["keys"], st.peppers)
-	errs = append(errs, perr...)
-	st.versions, perr = parseVersions(top["versions"], st.records)
-	errs = append(errs, perr...)
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
-	return st, nil
+	return ok
 }
 
 func parsePeppers(raw json.RawMessage) (policy.Peppers, []error) {
@@ -91,19 +142,27 @@ func parsePeppers(raw json.RawMessage) (policy.Peppers, []error) {
 	return p, nil
 }
 
-func parseKeys(raw json.RawMessage, peppers policy.Peppers) (map[string]*policy.Record, []error) {
+// keyEntries splits the keys section into raw records by id.
+func keyEntries(raw json.RawMessage) (map[string]json.RawMessage, error) {
 	var entries map[string]json.RawMessage
 	if isAbsent(raw) {
-		return nil, []error{errors.New(`keys: required (write "keys: {}" for none)`)}
+		return nil, errors.New(`keys: required (write "keys: {}" for none)`)
 	}
 	if err := strictDecode(raw, &entries); err != nil {
-		return nil, []error{errors.New("keys: want a mapping of key id to record")}
+		return nil, errors.New("keys: want a mapping of key id to record")
 	}
-	var errs []error
+	return entries, nil
+}
+
+// parseKeys decodes every record. A bad record becomes an invalid entry
+// (and problems); a bad id only a problem, as no lookup can name it.
+func parseKeys(entries map[string]json.RawMessage, peppers policy.Peppers) (map[string]*policy.Record, map[string]error, []error) {
+	var problems []error
 	records := make(map[string]*policy.Record, len(entries))
+	invalid := map[string]error{}
 	for _, id := range slices.Sorted(maps.Keys(entries)) {
 		if !policy.ValidID(id) {
-			errs = append(errs, badID(id))
+			problems = append(problems, badID(id))
 			continue
 		}
 		rec, err := policy.ParseRecord(entries[id])
@@ -111,26 +170,30 @@ func parseKeys(raw json.RawMessage, peppers policy.Peppers) (map[string]*policy.
 			err = checkPepper(rec, peppers)
 		}
 		if err != nil {
-			errs = append(errs, prefixed("keys."+id, err)...)
+			problems = append(problems, prefixed("keys."+id, err)...)
+			invalid[id] = fmt.Errorf("key %s: %w: %w", id, policy.ErrInvalidRecord, err)
 			continue
 		}
 		records[id] = rec
 	}
-	return records, errs
+	return records, invalid, problems
 }
 
-func parseVersions(raw json.RawMessage, records map[string]*policy.Record) (map[string]int, []error) {
+// parseVersions decodes the versions section, keeping the entries of known
+// ids. Its problems never stop records being served: versions only guard
+// writes.
+func parseVersions(raw json.RawMessage, known func(id string) bool) (map[string]int, []error) {
 	var in map[string]int
 	if isAbsent(raw) {
 		return map[string]int{}, nil
 	}
 	if err := strictDecode(raw, &in); err != nil {
-		return nil, []error{errors.New("versions: want a mapping of key id to an integer")}
+		return map[string]int{}, []error{errors.New("versions: want a mapping of key id to an integer")}
 	}
 	var errs []error
 	out := make(map[string]int, len(in))
 	for _, id := range slices.Sorted(maps.Keys(in)) {
-		if _, ok := records[id]; !ok {
+		if !known(id) {
 			continue // left by a hand-deleted key; dropped on the next write
 		}
 		if in[id] < 1 {
@@ -142,11 +205,12 @@ func parseVersions(raw json.RawMessage, records map[string]*policy.Record) (map[
 	return out, errs
 }
 
+// badID names a bad id, redacted: a raw key pasted as an id is never echoed.
 func badID(id string) error {
 	if _, err := strconv.ParseFloat(id, 64); err == nil {
 		return fmt.Errorf("keys.%s: not a key id (YAML read it as a number: quote ids made of digits)", id)
 	}
-	return fmt.Errorf("keys.%s: not a key id (want %d base62 characters)", id, policy.IDLen)
+	return fmt.Errorf("keys.%s: not a key id (want %d base62 characters)", policy.Redact(id), policy.IDLen)
 }
 
 // checkPepper rejects an hmac-sha256 record whose pepper is not in the file:

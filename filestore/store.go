@@ -39,7 +39,9 @@ type snapshot struct {
 }
 
 // Open loads the key file at path; a missing file is an error (wrapping
-// fs.ErrNotExist). logger receives reload and error events; nil discards.
+// fs.ErrNotExist), and so is one that fails at the document level. Invalid
+// records do not stop it: they are logged, and Lookup denies just those
+// keys. logger receives reload and error events; nil discards.
 func Open(path string, logger *slog.Logger) (*Store, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -59,6 +61,7 @@ func Open(path string, logger *slog.Logger) (*Store, error) {
 		logger.Warn("key file is accessible to group or others; want mode 0600", "path", path, "mode", c.mode.Perm().String())
 	}
 	s.snap.Store(&snapshot{st: st, sum: c.sum})
+	s.logProblems(st)
 	return s, nil
 }
 
@@ -90,21 +93,32 @@ func create(ctx context.Context, path string) error {
 	return writeFile(path, data, os.Rename)
 }
 
-// Lookup returns the record for keyID from memory, or policy.ErrKeyNotFound.
-// The record is shared: callers must not modify it.
+// Lookup returns the record for keyID from memory, an error wrapping
+// policy.ErrInvalidRecord (naming the fields) if the file's record for it
+// is invalid, or policy.ErrKeyNotFound. The record is shared: callers must
+// not modify it.
 func (s *Store) Lookup(_ context.Context, keyID string) (*policy.Record, error) {
-	if rec, ok := s.snap.Load().st.records[keyID]; ok {
+	st := s.snap.Load().st
+	if rec, ok := st.records[keyID]; ok {
 		return rec, nil
+	}
+	if err, ok := st.invalid[keyID]; ok {
+		return nil, err
 	}
 	return nil, policy.ErrKeyNotFound
 }
 
 // Get reads the record for id and its version from the file (not the
-// in-memory snapshot). The record is the caller's to modify.
+// in-memory snapshot). The record is the caller's to modify. An invalid
+// record is an error wrapping policy.ErrInvalidRecord, naming the fields,
+// with its version.
 func (s *Store) Get(_ context.Context, id string) (*policy.Record, int, error) {
 	st, _, err := load(s.path)
 	if err != nil {
 		return nil, 0, err
+	}
+	if err, ok := st.invalid[id]; ok {
+		return nil, st.version(id), err
 	}
 	rec, ok := st.records[id]
 	if !ok {
@@ -141,13 +155,18 @@ func (s *Store) Update(ctx context.Context, id string, rec *policy.Record, versi
 	})
 }
 
-// List returns the key ids in the file, sorted.
+// List returns the key ids in the file, sorted, including those of invalid
+// records (Get reports their errors) but not entries whose id is not a key
+// id.
 func (s *Store) List(context.Context) ([]string, error) {
 	st, _, err := load(s.path)
 	if err != nil {
 		return nil, err
 	}
-	return slices.Sorted(maps.Keys(st.records)), nil
+	ids := slices.Collect(maps.Keys(st.records))
+	ids = slices.AppendSeq(ids, maps.Keys(st.invalid))
+	slices.Sort(ids)
+	return ids, nil
 }
 
 // Peppers returns the file's HMAC peppers (zero if it has none).
@@ -209,6 +228,10 @@ func (s *Store) modify(ctx context.Context, change func(*state) error) error {
 	if err != nil {
 		return err
 	}
+	if err := cur.check(); err != nil {
+		// Writing would drop or rewrite the hand-edited entries.
+		return fmt.Errorf("key file %s: refusing to write until its problems are fixed by hand: %w", s.path, err)
+	}
 	next := cur.clone()
 	if err := change(next); err != nil {
 		return err
@@ -219,7 +242,7 @@ func (s *Store) modify(ctx context.Context, change func(*state) error) error {
 	}
 	// Serve what the file holds, decoded afresh (sharing nothing with the
 	// caller), and never write a file that would not load.
-	written, err := parse(data)
+	written, err := parseStrict(data)
 	if err != nil {
 		return fmt.Errorf("refusing to write an invalid key file: %w", err)
 	}
@@ -228,6 +251,15 @@ func (s *Store) modify(ctx context.Context, change func(*state) error) error {
 	}
 	s.snap.Store(&snapshot{st: written, sum: sha256.Sum256(data)})
 	return nil
+}
+
+// logProblems logs st's problems, if any: the ids of the keys denied for
+// invalid records and every problem, naming fields but never key material.
+func (s *Store) logProblems(st *state) {
+	if err := st.check(); err != nil {
+		s.logger.Error("key file has invalid entries; keys with invalid records are denied and writes are refused",
+			"path", s.path, "keys", len(st.records), "denied", slices.Sorted(maps.Keys(st.invalid)), "error", err)
+	}
 }
 
 func isJSONPath(path string) bool {

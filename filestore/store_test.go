@@ -30,11 +30,25 @@ func TestOpenMissingFile(t *testing.T) {
 	}
 }
 
-func TestOpenInvalidFile(t *testing.T) {
-	path := newFile(t, "keys:\n  "+idA+": {tenant: t}\n")
-	_, err := Open(path, nil)
-	if err == nil || !strings.Contains(err.Error(), `keys.`+idA+`: record field "hash"`) || !strings.Contains(err.Error(), path) {
-		t.Fatalf("Open: got %v, want an error naming the path and the field", err)
+func TestOpenDocumentError(t *testing.T) {
+	tests := []struct {
+		name string
+		data string
+		want string
+	}{
+		{"yaml syntax", "keys:\n  " + idA + ": {tenant: t\n", "parse: yaml:"},
+		{"keys missing", "pepper: {current: 1, versions: {1: " + pepper1 + "}}\n", "keys: required"},
+		{"keys not a mapping", "keys: [" + idA + "]\n", "keys: want a mapping"},
+		{"bad pepper", "pepper: {current: 2, versions: {1: " + pepper1 + "}}\nkeys: {}\n", `pepper field "current"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := newFile(t, tt.data)
+			_, err := Open(path, nil)
+			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), path) {
+				t.Fatalf("Open: got %v, want an error naming the path and %q", err, tt.want)
+			}
+		})
 	}
 }
 
@@ -357,18 +371,5 @@ func TestFailedWriteKeepsFile(t *testing.T) {
 			}
 			checkNoTempFiles(t, path)
 		})
-	}
-}
-
-func TestWriteRefusesInvalidFile(t *testing.T) {
-	s, path := openFile(t, validFile)
-	broken := validFile + "oops: 1\n" // a hand edit gone wrong after Open
-	writeTestFile(t, path, broken)
-	err := s.Create(context.Background(), "NewKey000001", newRecord("t"))
-	if err == nil || !strings.Contains(err.Error(), `unknown top-level field "oops"`) {
-		t.Fatalf("Create over a broken file: got %v", err)
-	}
-	if data, _ := os.ReadFile(path); string(data) != broken {
-		t.Errorf("broken file was overwritten:\n%s", data)
 	}
 }

@@ -23,9 +23,11 @@ type watcher struct {
 
 // Watch polls the file every interval until ctx is done, then returns nil.
 // When the file's size, mtime or inode change it reads the file; if the
-// content (by hash) differs from what is served and is valid, Lookup serves
-// it from then on. An invalid file is logged, once, and the last good
-// snapshot stays in service. Watch runs in the caller's goroutine.
+// content (by hash) differs from what is served and loads, Lookup serves it
+// from then on. A file that loads with invalid records is served (Lookup
+// denies those keys) and its problems are logged. A file that fails at the
+// document level is logged, once, and the last good snapshot stays in
+// service. Watch runs in the caller's goroutine.
 func (s *Store) Watch(ctx context.Context, interval time.Duration) error {
 	if interval <= 0 {
 		return fmt.Errorf("watch key file: interval %v must be positive", interval)
@@ -82,5 +84,6 @@ func (s *Store) poll(w *watcher) {
 	}
 	s.snap.Store(&snapshot{st: st, sum: c.sum})
 	w.bad = [sha256.Size]byte{}
-	s.logger.Info("key file reloaded", "path", s.path, "keys", len(st.records))
+	s.logger.Info("key file reloaded", "path", s.path, "keys", len(st.records), "invalid", len(st.invalid))
+	s.logProblems(st)
 }

@@ -49,18 +49,23 @@ func TestWatchReloads(t *testing.T) {
 		return strings.Contains(logs.String(), `msg="key file reloaded"`) && strings.Contains(logs.String(), "keys=3")
 	})
 
-	broken := strings.Replace(edited, "tenant: new", "tenant: new, scopes: read", 1)
+	// A YAML syntax error: nothing in the edit is applied, not even the
+	// valid change to idA.
+	broken := strings.Replace(edited, "tenant: acme", "tenant: acmf", 1) + "  " + newID + "x: [\n"
 	writeTestFile(t, path, broken)
 	eventually(t, "the broken file to be logged", func() bool { return strings.Contains(logs.String(), "key file invalid") })
 	log := logs.String()
-	if !strings.Contains(log, newID) || !strings.Contains(log, `record field \"scopes\"`) {
-		t.Errorf("invalid file logged without the id and field:\n%s", log)
+	if !strings.Contains(log, "parse: yaml:") {
+		t.Errorf("invalid file logged without the YAML error:\n%s", log)
 	}
 	if strings.Contains(log, pepper1) || strings.Contains(log, hashA[7:]) {
 		t.Errorf("log contains key material:\n%s", log)
 	}
 	if rec, err := s.Lookup(context.Background(), newID); err != nil || rec.Tenant != "new" {
 		t.Errorf("last good snapshot not kept: %+v, %v", rec, err)
+	}
+	if rec, err := s.Lookup(context.Background(), idA); err != nil || rec.Tenant != "acme" {
+		t.Errorf("part of a broken file served: %+v, %v", rec, err)
 	}
 
 	writeTestFile(t, path, validFile) // fixed by removing the key again
