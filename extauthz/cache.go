@@ -41,9 +41,9 @@ const (
 // entry is an immutable cache value, except for nextTry.
 type entry struct {
 	keyID   string
-	rec     *policy.Record // nil when invalid
-	invalid error          // why the record cannot be used
-	allow   *allowParts    // prebuilt response parts for rec
+	pol     *policy.Compiled // the record's decision-ready part; nil when invalid
+	invalid error            // why the record cannot be used
+	allow   *allowParts      // prebuilt response parts for the record
 	fetched time.Time
 	// nextTry (unix nanos) throttles store reads for an expired entry
 	// whose refresh failed: until then it is served stale without a read.
@@ -109,7 +109,7 @@ func (c *cache) get(ctx context.Context, keyID string) (*entry, Source, policy.R
 }
 
 func (e *entry) reason() policy.Reason {
-	if e.rec == nil {
+	if e.pol == nil {
 		return policy.InvalidRecord
 	}
 	return policy.Allowed
@@ -162,15 +162,17 @@ func (c *cache) load(ctx context.Context, keyID string) fetchResult {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.LookupTimeout)
 	defer cancel()
 	rec, err := c.store.Lookup(ctx, keyID)
-	if err == nil && rec == nil {
-		err = fmt.Errorf("%w: the store returned neither a record nor an error", policy.ErrInvalidRecord)
+	if err == nil && rec.Compiled() == nil {
+		err = fmt.Errorf("%w: the store returned no validated record", policy.ErrInvalidRecord)
 	}
 	now := c.cfg.Now()
 	switch {
 	case err == nil:
-		e := &entry{keyID: keyID, rec: rec, fetched: now}
+		// Keep only what decisions need: the full record (labels,
+		// metadata, source strings) would double each entry's size.
+		e := &entry{keyID: keyID, pol: rec.Compiled(), fetched: now}
 		if e.allow, err = c.build(keyID, rec); err != nil {
-			e.rec, e.invalid = nil, err
+			e.pol, e.invalid = nil, err
 			c.log.Warn("key record cannot be served", "key_id", keyID, "err", err)
 		}
 		c.fill(gen, func() { c.found.Add(keyID, e); c.missing.Remove(keyID) })

@@ -18,29 +18,43 @@ import (
 
 // allowParts is the part of an allow response that depends only on the key's
 // record; it is built once per cache fill and shared (read-only) by every
-// response for that key.
+// response for that key. Apart from the key id, its pieces are interned:
+// keys with the same tenant, scopes or headers share them.
 type allowParts struct {
-	headers  []*corev3.HeaderValueOption
-	set      []string // lower-case names in headers
-	metadata *structpb.Struct
+	headers []*corev3.HeaderValueOption
+	// The dynamic metadata's values; its Struct and map are made per
+	// response (a map per cached key would cost ~300 bytes each).
+	keyID, tenant, scopes *structpb.Value
+}
+
+// shared holds the interned response pieces.
+type shared struct {
+	headers *interner[[2]string, corev3.HeaderValueOption] // (name, value)
+	values  *interner[[2]string, structpb.Value]           // (kind, text)
+}
+
+func newShared() shared {
+	return shared{
+		headers: newInterner[[2]string, corev3.HeaderValueOption](),
+		values:  newInterner[[2]string, structpb.Value](),
+	}
+}
+
+func (sh shared) header(name, value string) *corev3.HeaderValueOption {
+	return sh.headers.get([2]string{name, value}, func() *corev3.HeaderValueOption { return overwrite(name, value) })
 }
 
 // buildAllow prepares the identity headers, the record's own headers and the
 // dynamic metadata for keyID. A record header that would clash with the
 // credential headers makes the record unusable.
 func (s *Server) buildAllow(keyID string, rec *policy.Record) (*allowParts, error) {
-	p := &allowParts{}
-	add := func(name, value string) {
-		p.headers = append(p.headers, &corev3.HeaderValueOption{
-			Header:       &corev3.HeaderValue{Key: name, Value: value},
-			AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
-		})
-		p.set = append(p.set, name)
-	}
-	add(headerKeyID, keyID)
-	add(headerTenant, rec.Tenant)
+	p := &allowParts{headers: make([]*corev3.HeaderValueOption, 0, 3+len(rec.Headers))}
+	add := func(h *corev3.HeaderValueOption) { p.headers = append(p.headers, h) }
+	add(overwrite(headerKeyID, keyID))
+	add(s.shared.header(headerTenant, rec.Tenant))
+	scopeList := strings.Join(rec.Scopes, " ")
 	if len(rec.Scopes) > 0 {
-		add(headerScopes, strings.Join(rec.Scopes, " "))
+		add(s.shared.header(headerScopes, scopeList))
 	}
 	names := make([]string, 0, len(rec.Headers))
 	for name := range rec.Headers {
@@ -51,18 +65,30 @@ func (s *Server) buildAllow(keyID string, rec *policy.Record) (*allowParts, erro
 	}
 	slices.Sort(names) // stable responses
 	for _, name := range names {
-		add(name, rec.Headers[name])
+		add(s.shared.header(name, rec.Headers[name]))
 	}
-	scopes := make([]any, len(rec.Scopes))
-	for i, sc := range rec.Scopes {
-		scopes[i] = sc
-	}
-	md, err := structpb.NewStruct(map[string]any{"key_id": keyID, "tenant": rec.Tenant, "scopes": scopes})
-	if err != nil {
-		return nil, fmt.Errorf("dynamic metadata: %w", err)
-	}
-	p.metadata = md
+	p.keyID = structpb.NewStringValue(keyID)
+	p.tenant = s.shared.values.get([2]string{"s", rec.Tenant}, func() *structpb.Value { return structpb.NewStringValue(rec.Tenant) })
+	p.scopes = s.shared.values.get([2]string{"l", scopeList}, func() *structpb.Value { return scopesValue(rec.Scopes) })
 	return p, nil
+}
+
+func scopesValue(scopes []string) *structpb.Value {
+	list := &structpb.ListValue{Values: make([]*structpb.Value, len(scopes))}
+	for i, sc := range scopes {
+		list.Values[i] = structpb.NewStringValue(sc)
+	}
+	return structpb.NewListValue(list)
+}
+
+// sets reports whether the prebuilt headers set name.
+func (p *allowParts) sets(name string) bool {
+	for _, h := range p.headers {
+		if h.GetHeader().GetKey() == name {
+			return true
+		}
+	}
+	return false
 }
 
 var okStatus = &rpcstatus.Status{Code: int32(codes.OK)}
@@ -73,7 +99,7 @@ var okStatus = &rpcstatus.Status{Code: int32(codes.OK)}
 func (s *Server) allow(p *allowParts, in *incoming) *authv3.CheckResponse {
 	remove := s.credHeaders[in.from]
 	for _, name := range in.spoofed {
-		if !slices.Contains(p.set, name) && !slices.Contains(remove, name) {
+		if !p.sets(name) && !slices.Contains(remove, name) {
 			remove = append(slices.Clip(remove), name)
 		}
 	}
@@ -83,7 +109,9 @@ func (s *Server) allow(p *allowParts, in *incoming) *authv3.CheckResponse {
 			Headers:         p.headers,
 			HeadersToRemove: remove,
 		}},
-		DynamicMetadata: p.metadata,
+		DynamicMetadata: &structpb.Struct{Fields: map[string]*structpb.Value{
+			"key_id": p.keyID, "tenant": p.tenant, "scopes": p.scopes,
+		}},
 	}
 }
 

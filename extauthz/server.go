@@ -27,6 +27,7 @@ type Server struct {
 	log         *slog.Logger
 	denies      [policy.NumReasons]*authv3.CheckResponse
 	credHeaders [4][]string
+	shared      shared
 	// OnDecision, if set, is called after every decision (metrics, audit).
 	OnDecision func(Decision)
 }
@@ -48,7 +49,7 @@ func NewServer(cfg Config, store Store, hasher *policy.Hasher, log *slog.Logger)
 	}
 	format, _ := policy.NewFormat(cfg.KeyPrefix) // checked by Validate
 	s := &Server{cfg: cfg, format: format, log: log,
-		denies: denyResponses(), credHeaders: credentialRemovals(&cfg)}
+		denies: denyResponses(), credHeaders: credentialRemovals(&cfg), shared: newShared()}
 	s.hasher.Store(hasher)
 	c, err := newCache(&s.cfg, store, log, s.buildAllow)
 	if err != nil {
@@ -91,11 +92,11 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *aut
 	if d.Source, d.Reason = source, reason; d.Reason != policy.Allowed {
 		return s.denies[d.Reason], nil
 	}
-	if d.Reason = s.verify(in.rawKey, e.rec); d.Reason != policy.Allowed {
+	if d.Reason = s.verify(in.rawKey, e.pol.Digest()); d.Reason != policy.Allowed {
 		return s.denies[d.Reason], nil
 	}
 	preq := in.policyRequest(&s.cfg, routeScopes)
-	if d.Reason = policy.Evaluate(e.rec, &preq); d.Reason != policy.Allowed {
+	if d.Reason = e.pol.Evaluate(&preq); d.Reason != policy.Allowed {
 		return s.denies[d.Reason], nil
 	}
 	return s.allow(e.allow, &in), nil
@@ -103,12 +104,12 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *aut
 
 // verify compares the key's hash with the record's in constant time. A
 // mismatch reads as an unknown key: it must not reveal that the id exists.
-func (s *Server) verify(rawKey string, rec *policy.Record) policy.Reason {
+func (s *Server) verify(rawKey string, digest policy.Digest) policy.Reason {
 	h := s.hasher.Load()
 	if h == nil {
 		return policy.StoreUnavailable
 	}
-	ok, err := h.Verify(rawKey, rec.Digest())
+	ok, err := h.Verify(rawKey, digest)
 	switch {
 	case errors.Is(err, policy.ErrUnknownPepper):
 		// A pepper newer than this server's: it is loaded within

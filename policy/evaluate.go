@@ -3,6 +3,7 @@ package policy
 import (
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 )
@@ -24,44 +25,58 @@ type Request struct {
 }
 
 // Evaluate decides whether rec admits req. The key's hash must already have
-// been verified. Checks run in a fixed order: validity, lifetime, host,
-// source address, referrer, scopes. A record that was not validated denies.
+// been verified. A record that was not validated denies; so does one whose
+// status was changed to anything but active after validation.
 func Evaluate(rec *Record, req *Request) Reason {
 	switch {
-	case rec == nil || !rec.c.ok:
+	case rec == nil || rec.c == nil:
+		return InvalidRecord
+	case rec.Status != StatusActive && req != nil && !req.Now.IsZero():
+		return Revoked
+	}
+	return rec.c.Evaluate(req)
+}
+
+// Evaluate decides whether the key admits req. Checks run in a fixed
+// order: validity, lifetime, host, source address, referrer, scopes.
+func (c *Compiled) Evaluate(req *Request) Reason {
+	switch {
+	case c == nil:
 		return InvalidRecord
 	case req.Now.IsZero():
 		return InternalError // a caller bug: without a clock, expiry cannot be checked
-	case rec.Status != StatusActive:
+	case !c.active:
 		return Revoked
-	case !rec.c.notBefore.IsZero() && req.Now.Before(rec.c.notBefore):
+	case !c.notBefore.IsZero() && req.Now.Before(c.notBefore):
 		return NotYetValid
-	case !rec.c.expiresAt.IsZero() && !req.Now.Before(rec.c.expiresAt):
+	case !c.expiresAt.IsZero() && !req.Now.Before(c.expiresAt):
 		return Expired
-	case len(rec.c.hosts) > 0 && !rec.hostAllowed(req.Host):
+	case len(c.hosts) > 0 && !c.hostAllowed(req.Host):
 		return HostDenied
-	case len(rec.c.cidrs) > 0 && !rec.sourceAllowed(req.SourceIP):
+	case len(c.cidrs) > 0 && !c.sourceAllowed(req.SourceIP):
 		return CIDRDenied
-	case len(rec.c.referrers) > 0 && !rec.referrerAllowed(req.Origin, req.Referer):
+	case len(c.referrers) > 0 && !c.referrerAllowed(req.Origin, req.Referer):
 		return ReferrerDenied
-	case !rec.HasScopes(req.RequiredScopes) || !rec.hasScopeList(req.ScopeList):
+	case !hasScopes(c.scopes, req.RequiredScopes) || !hasScopeList(c.scopes, req.ScopeList):
 		return ScopeDenied
 	}
 	return Allowed
 }
 
 // HasScopes reports whether the key grants every scope in required.
-func (r *Record) HasScopes(required []string) bool {
+func (r *Record) HasScopes(required []string) bool { return hasScopes(r.Scopes, required) }
+
+func hasScopes(have, required []string) bool {
 	for _, need := range required {
-		if !r.hasScope(need) {
+		if !slices.Contains(have, need) {
 			return false
 		}
 	}
 	return true
 }
 
-// hasScopeList is HasScopes for a space-separated list, without allocating.
-func (r *Record) hasScopeList(list string) bool {
+// hasScopeList is hasScopes for a space-separated list, without allocating.
+func hasScopeList(have []string, list string) bool {
 	for list != "" {
 		need := list
 		if i := strings.IndexAny(list, " \t"); i >= 0 {
@@ -69,25 +84,16 @@ func (r *Record) hasScopeList(list string) bool {
 		} else {
 			list = ""
 		}
-		if need != "" && !r.hasScope(need) {
+		if need != "" && !slices.Contains(have, need) {
 			return false
 		}
 	}
 	return true
 }
 
-func (r *Record) hasScope(need string) bool {
-	for _, have := range r.Scopes {
-		if have == need {
-			return true
-		}
-	}
-	return false
-}
-
-func (r *Record) hostAllowed(host string) bool {
+func (c *Compiled) hostAllowed(host string) bool {
 	h := requestHost(host)
-	for _, p := range r.c.hosts {
+	for _, p := range c.hosts {
 		if p.match(h) {
 			return true
 		}
@@ -95,12 +101,12 @@ func (r *Record) hostAllowed(host string) bool {
 	return false
 }
 
-func (r *Record) sourceAllowed(ip netip.Addr) bool {
+func (c *Compiled) sourceAllowed(ip netip.Addr) bool {
 	if !ip.IsValid() {
 		return false
 	}
 	ip = ip.Unmap().WithZone("")
-	for _, p := range r.c.cidrs {
+	for _, p := range c.cidrs {
 		if p.Contains(ip) {
 			return true
 		}
@@ -110,7 +116,7 @@ func (r *Record) sourceAllowed(ip netip.Addr) bool {
 
 // referrerAllowed uses Origin when present (browsers send it on CORS and
 // POST), else the Referer's origin. Neither present denies.
-func (r *Record) referrerAllowed(originHdr, referer string) bool {
+func (c *Compiled) referrerAllowed(originHdr, referer string) bool {
 	v := originHdr
 	if v == "" || v == "null" {
 		v = referer
@@ -122,7 +128,7 @@ func (r *Record) referrerAllowed(originHdr, referer string) bool {
 	if err != nil {
 		return false
 	}
-	for _, o := range r.c.referrers {
+	for _, o := range c.referrers {
 		if o.match(u) {
 			return true
 		}

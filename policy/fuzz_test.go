@@ -136,7 +136,7 @@ func FuzzParseRecord(f *testing.F) {
 			}
 			return
 		}
-		if !rec.c.ok {
+		if rec.c == nil {
 			t.Fatal("ParseRecord succeeded but the record is not usable")
 		}
 		b, err := json.Marshal(rec)
@@ -277,7 +277,7 @@ func FuzzEvaluate(f *testing.F) {
 
 	rec := mustRecord(f, everything)
 	unvalidated := *rec
-	unvalidated.c = compiled{}
+	unvalidated.c = nil
 	v4, v6 := netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("2001:db8::/32")
 
 	f.Fuzz(func(t *testing.T, host, origin, referer, scopeList, ip string, offset int64) {

@@ -7,8 +7,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Hash algorithms a Record's hash may use. Keys are high-entropy by
@@ -142,19 +144,49 @@ func (h *Hasher) Verify(rawKey string, d Digest) (bool, error) {
 }
 
 func (h *Hasher) sum(rawKey string, d Digest) (out [sha256.Size]byte, err error) {
-	b := []byte(rawKey) // one short-lived copy; sha256 copies its input anyway
 	switch d.Alg {
 	case AlgSHA256:
-		return sha256.Sum256(b), nil
+		s := sha256Pool.Get().(*sha256State)
+		defer sha256Pool.Put(s)
+		return s.sum(rawKey), nil
 	case AlgHMACSHA256:
 		pepper, ok := h.peppers.Versions[d.PepperVersion]
 		if !ok {
 			return out, ErrUnknownPepper
 		}
 		m := hmac.New(sha256.New, pepper)
-		m.Write(b)
-		m.Sum(out[:0])
+		m.Write([]byte(rawKey))
+		copy(out[:], m.Sum(nil)) // Sum(out[:0]) would move out to the heap on every path
 		return out, nil
 	}
 	return out, fmt.Errorf("unknown hash algorithm %q", d.Alg)
+}
+
+// sha256State hashes without allocating: the hot path verifies a key on
+// every request. The key is copied into buf, which is wiped after use so no
+// pooled memory keeps a key.
+type sha256State struct {
+	h   hash.Hash
+	buf [256]byte
+	out [sha256.Size]byte
+}
+
+var sha256Pool = sync.Pool{New: func() any { return &sha256State{h: sha256.New()} }}
+
+func (s *sha256State) sum(rawKey string) [sha256.Size]byte {
+	if len(rawKey) <= len(s.buf) {
+		n := copy(s.buf[:], rawKey)
+		sum := sha256.Sum256(s.buf[:n])
+		clear(s.buf[:n])
+		return sum
+	}
+	s.h.Reset()
+	for len(rawKey) > 0 {
+		n := copy(s.buf[:], rawKey)
+		s.h.Write(s.buf[:n])
+		rawKey = rawKey[n:]
+	}
+	clear(s.buf[:])
+	s.h.Sum(s.out[:0])
+	return s.out
 }

@@ -105,7 +105,7 @@ func recordsEqual(a, b *Record) bool {
 
 func exported(r *Record) Record {
 	out := *r
-	out.c = compiled{}
+	out.c = nil
 	norm := func(s []string) []string {
 		if len(s) == 0 {
 			return nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 )
@@ -56,11 +57,16 @@ type Record struct {
 	// RotatedTo is the id of the key that replaced this one, if any.
 	RotatedTo string `json:"rotated_to,omitempty"`
 
-	c compiled // filled by Validate; Evaluate denies a record without it
+	c *Compiled // set by Validate; Evaluate denies a record without it
 }
 
-type compiled struct {
-	ok        bool
+// Compiled is the part of a validated record that decisions need, parsed
+// once: a cache keeps this (a few hundred bytes) rather than the whole
+// record. It is immutable and safe to share.
+type Compiled struct {
+	active    bool
+	tenant    string
+	scopes    []string
 	digest    Digest
 	notBefore time.Time
 	expiresAt time.Time
@@ -68,6 +74,15 @@ type compiled struct {
 	referrers []origin
 	hosts     []hostPattern
 }
+
+// Digest is the key's stored hash.
+func (c *Compiled) Digest() Digest { return c.digest }
+
+// Tenant is the key's tenant.
+func (c *Compiled) Tenant() string { return c.tenant }
+
+// Scopes are the scopes the key grants (shared: do not modify).
+func (c *Compiled) Scopes() []string { return c.scopes }
 
 // ParseRecord decodes a JSON record strictly (unknown fields and wrong types
 // are errors naming the field) and validates it.
@@ -93,8 +108,8 @@ func parseRecord(data []byte) (*Record, error) {
 // Validate checks every field, reports every problem at once (each naming
 // its field), and prepares the record for Evaluate.
 func (r *Record) Validate() error {
-	r.c = compiled{} // a record that fails validation must never evaluate
-	var c compiled
+	r.c = nil // a record that fails validation must never evaluate
+	var c Compiled
 	var errs []error
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("record field %q: %s", field, fmt.Sprintf(format, args...)))
@@ -117,9 +132,10 @@ func (r *Record) Validate() error {
 	c.hosts = parseHosts(bad, r.AllowedHosts)
 	checkHeaders(bad, r.Headers)
 	checkMetadata(bad, r.Metadata)
-	if len(errs) == 0 {
+	if len(errs) == 0 && r.encodedSizeBound() > MaxRecordSize {
 		// What a store writes must parse again: bound the size as
 		// json.Marshal writes it (it escapes <, > and & as \u003c…).
+		// The exact size is computed only when the cheap bound is over.
 		if b, err := json.Marshal(r); err != nil || len(b) > MaxRecordSize {
 			bad("record", "encodes to %d bytes, limit %d", len(b), MaxRecordSize)
 		}
@@ -128,9 +144,29 @@ func (r *Record) Validate() error {
 	if err := errors.Join(errs...); err != nil {
 		return redactErr(err)
 	}
-	c.ok = true
-	r.c = c
+	c.active, c.tenant, c.scopes = r.Status == StatusActive, r.Tenant, slices.Clip(r.Scopes)
+	r.c = &c
 	return nil
+}
+
+// encodedSizeBound is an upper bound of len(json.Marshal(r)): every byte
+// escapes to at most 6, plus quotes, separators and field names.
+func (r *Record) encodedSizeBound() int {
+	n := 512 // field names and punctuation
+	for _, s := range []string{r.Hash, r.Name, r.Tenant, r.Owner, r.Status, r.NotBefore, r.ExpiresAt, r.CreatedAt, r.UpdatedAt, r.RotatedTo} {
+		n += 6*len(s) + 2
+	}
+	for _, list := range [][]string{r.Scopes, r.AllowedCIDRs, r.AllowedReferrers, r.AllowedHosts} {
+		for _, s := range list {
+			n += 6*len(s) + 3
+		}
+	}
+	for _, m := range []map[string]string{r.Headers, r.Metadata} {
+		for k, v := range m {
+			n += 6*(len(k)+len(v)) + 6
+		}
+	}
+	return n
 }
 
 // checkIdentity checks hash, labels and status, returning the digest.
@@ -160,11 +196,30 @@ func (r *Record) checkIdentity(bad func(string, string, ...any)) Digest {
 }
 
 // Digest returns the parsed Hash; valid after Validate.
-func (r *Record) Digest() Digest { return r.c.digest }
+func (r *Record) Digest() Digest {
+	if r.c == nil {
+		return Digest{}
+	}
+	return r.c.digest
+}
+
+// Compiled returns the decision-ready form of a validated record, or nil
+// if the record has not been validated (or failed validation).
+func (r *Record) Compiled() *Compiled {
+	if r == nil {
+		return nil
+	}
+	return r.c
+}
 
 // ExpiresAtTime returns the parsed ExpiresAt (zero if none); valid after
 // Validate.
-func (r *Record) ExpiresAtTime() time.Time { return r.c.expiresAt }
+func (r *Record) ExpiresAtTime() time.Time {
+	if r.c == nil {
+		return time.Time{}
+	}
+	return r.c.expiresAt
+}
 
 // MarshalJSON is the default encoding; it exists so that a Record value and
 // a pointer encode the same way (the compiled part is never written).

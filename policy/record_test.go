@@ -43,7 +43,7 @@ func TestParseRecordFull(t *testing.T) {
 	if got, want := r.ExpiresAtTime(), time.Date(2026, 12, 31, 23, 0, 0, 0, time.UTC); !got.Equal(want) {
 		t.Errorf("ExpiresAtTime() = %v, want %v", got, want)
 	}
-	if !r.c.ok || len(r.c.cidrs) != 3 || len(r.c.referrers) != 2 || len(r.c.hosts) != 2 {
+	if r.c == nil || len(r.c.cidrs) != 3 || len(r.c.referrers) != 2 || len(r.c.hosts) != 2 {
 		t.Errorf("compiled part incomplete: %+v", r.c)
 	}
 }

@@ -64,7 +64,7 @@ func TestRecordValidateAllow(t *testing.T) {
 			if err := r.Validate(); err != nil {
 				t.Fatalf("Validate: %v", err)
 			}
-			if !r.c.ok {
+			if r.c == nil {
 				t.Fatal("Validate succeeded but did not mark the record usable")
 			}
 		})
@@ -215,7 +215,7 @@ func TestRecordValidateDeny(t *testing.T) {
 			tt.mutate(r)
 			err := r.Validate()
 			wantErrContaining(t, err, "record field "+tt.want)
-			if r.c.ok {
+			if r.c != nil {
 				t.Error("Validate failed but left the record usable")
 			}
 		})
