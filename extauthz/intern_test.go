@@ -49,7 +49,7 @@ func TestAllowPartsShared(t *testing.T) {
 	if a.tenant != b.tenant || a.scopes != b.scopes || a.headers[1] != b.headers[1] {
 		t.Error("tenant/scopes pieces are not shared between keys of one tenant")
 	}
-	if a.keyID == b.keyID || a.headers[0] == b.headers[0] {
+	if a.headers[0] == b.headers[0] || string(a.metadataWire) == string(b.metadataWire) {
 		t.Error("key id pieces are shared between different keys")
 	}
 }

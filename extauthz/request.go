@@ -31,6 +31,7 @@ const (
 // it is never logged, stored or put in an error.
 type incoming struct {
 	rawKey    string
+	keyID     string        // the key's public id, once parsed
 	from      uint8         // credential header bits
 	reason    policy.Reason // MissingKey, MalformedKey, AmbiguousCredentials or Allowed
 	spoofed   []string      // client-sent x-keygate-* header names
@@ -60,16 +61,36 @@ func readRequest(req *authv3.CheckRequest, cfg *Config) incoming {
 		in.header(cfg, name, value)
 	}
 	for _, h := range http.GetHeaderMap().GetHeaders() {
+		name := h.GetKey()
+		if !in.wants(cfg, name) {
+			continue // most headers: no string copy of the value
+		}
 		value := h.GetValue()
 		if raw := h.GetRawValue(); len(raw) > 0 {
 			value = string(raw)
 		}
-		in.header(cfg, h.GetKey(), value)
+		in.header(cfg, name, value)
 	}
 	if in.reason == policy.Allowed && in.rawKey == "" {
 		in.reason = policy.MissingKey
 	}
 	return in
+}
+
+// wants reports whether header name matters to keygate (so its value must
+// be read); it records client-sent x-keygate-* names, which need no value.
+func (in *incoming) wants(cfg *Config, name string) bool {
+	name = lowerASCII(name)
+	switch name {
+	case cfg.KeyHeader, cfg.AuthHeader, "origin", "referer":
+		return true
+	case ":authority":
+		return in.host == "" // Envoy also sends it as attributes.request.http.host
+	}
+	if strings.HasPrefix(name, identityPfx) && policy.IsHeaderName(name) {
+		in.spoofed = append(in.spoofed, name)
+	}
+	return false
 }
 
 func (in *incoming) header(cfg *Config, name, value string) {

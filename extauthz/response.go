@@ -11,6 +11,7 @@ import (
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/keygate/keygate/policy"
@@ -22,9 +23,11 @@ import (
 // keys with the same tenant, scopes or headers share them.
 type allowParts struct {
 	headers []*corev3.HeaderValueOption
-	// The dynamic metadata's values; its Struct and map are made per
-	// response (a map per cached key would cost ~300 bytes each).
-	keyID, tenant, scopes *structpb.Value
+	// The dynamic metadata: encoded once as the dynamic_metadata field for
+	// gRPC responses; for in-process callers, a Struct is made per response
+	// from the shared values (a map per cached key would cost ~300 bytes).
+	metadataWire   []byte
+	tenant, scopes *structpb.Value
 }
 
 // shared holds the interned response pieces.
@@ -67,9 +70,13 @@ func (s *Server) buildAllow(keyID string, rec *policy.Record) (*allowParts, erro
 	for _, name := range names {
 		add(s.shared.header(name, rec.Headers[name]))
 	}
-	p.keyID = structpb.NewStringValue(keyID)
 	p.tenant = s.shared.values.get([2]string{"s", rec.Tenant}, func() *structpb.Value { return structpb.NewStringValue(rec.Tenant) })
 	p.scopes = s.shared.values.get([2]string{"l", scopeList}, func() *structpb.Value { return scopesValue(rec.Scopes) })
+	wire, err := proto.MarshalOptions{Deterministic: true}.Marshal(&authv3.CheckResponse{DynamicMetadata: p.metadata(keyID)})
+	if err != nil {
+		return nil, fmt.Errorf("encode dynamic metadata: %w", err)
+	}
+	p.metadataWire = wire
 	return p, nil
 }
 
@@ -79,6 +86,13 @@ func scopesValue(scopes []string) *structpb.Value {
 		list.Values[i] = structpb.NewStringValue(sc)
 	}
 	return structpb.NewListValue(list)
+}
+
+// metadata is the dynamic metadata {key_id, tenant, scopes}.
+func (p *allowParts) metadata(keyID string) *structpb.Struct {
+	return &structpb.Struct{Fields: map[string]*structpb.Value{
+		"key_id": structpb.NewStringValue(keyID), "tenant": p.tenant, "scopes": p.scopes,
+	}}
 }
 
 // sets reports whether the prebuilt headers set name.
@@ -96,23 +110,28 @@ var okStatus = &rpcstatus.Status{Code: int32(codes.OK)}
 // allow builds the OK response: the prebuilt headers, plus removal of the
 // credential headers and of client-sent x-keygate-* headers this response
 // does not set (Envoy removes after setting, so nothing set is removed).
-func (s *Server) allow(p *allowParts, in *incoming) *authv3.CheckResponse {
+func (s *Server) allow(p *allowParts, in *incoming, wire bool) *authv3.CheckResponse {
 	remove := s.credHeaders[in.from]
 	for _, name := range in.spoofed {
 		if !p.sets(name) && !slices.Contains(remove, name) {
 			remove = append(slices.Clip(remove), name)
 		}
 	}
-	return &authv3.CheckResponse{
+	resp := &authv3.CheckResponse{
 		Status: okStatus,
 		HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{
 			Headers:         p.headers,
 			HeadersToRemove: remove,
 		}},
-		DynamicMetadata: &structpb.Struct{Fields: map[string]*structpb.Value{
-			"key_id": p.keyID, "tenant": p.tenant, "scopes": p.scopes,
-		}},
 	}
+	if wire {
+		// Encoded fields may follow in any order: these bytes decode as
+		// the dynamic_metadata field.
+		resp.ProtoReflect().SetUnknown(p.metadataWire)
+	} else {
+		resp.DynamicMetadata = p.metadata(in.keyID)
+	}
+	return resp
 }
 
 // credentialRemovals precomputes headers_to_remove for each combination of

@@ -59,12 +59,31 @@ func NewServer(cfg Config, store Store, hasher *policy.Hasher, log *slog.Logger)
 	return s, nil
 }
 
-// Register adds the Authorization service to g.
-func (s *Server) Register(g *grpc.Server) { authv3.RegisterAuthorizationServer(g, s) }
+// Register adds the Authorization service to g. Responses sent over gRPC
+// carry their dynamic metadata pre-encoded (see wireServer).
+func (s *Server) Register(g *grpc.Server) { authv3.RegisterAuthorizationServer(g, wireServer{s: s}) }
 
 // Check decides one request: extract key → parse/checksum → cache (one
 // shared store read on a miss) → verify hash → Evaluate → response.
-func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *authv3.CheckResponse, _ error) {
+func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	return s.check(ctx, req, false), nil
+}
+
+// wireServer is the Server as registered with gRPC. Its allow responses
+// carry the dynamic metadata as the key's pre-encoded bytes (an unknown
+// field to the Go message, the dynamic_metadata field on the wire), which
+// saves encoding a map on every response: ~1.4 µs of ~2.1 µs of response
+// encoding (BenchmarkGRPCCheck, BenchmarkAllowMarshal).
+type wireServer struct {
+	authv3.UnimplementedAuthorizationServer
+	s *Server
+}
+
+func (w wireServer) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	return w.s.check(ctx, req, true), nil
+}
+
+func (s *Server) check(ctx context.Context, req *authv3.CheckRequest, wire bool) (resp *authv3.CheckResponse) {
 	var d Decision
 	defer func() {
 		if p := recover(); p != nil {
@@ -76,30 +95,30 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *aut
 
 	in := readRequest(req, &s.cfg)
 	if d.Reason = in.reason; d.Reason != policy.Allowed {
-		return s.denies[d.Reason], nil
+		return s.denies[d.Reason]
 	}
 	keyID, err := s.format.Parse(in.rawKey)
 	if err != nil {
 		d.Reason = policy.MalformedKey
-		return s.denies[d.Reason], nil
+		return s.denies[d.Reason]
 	}
-	d.KeyID = keyID
+	d.KeyID, in.keyID = keyID, keyID
 	routeScopes, reason := s.routeScopes(&in)
 	if d.Reason = reason; d.Reason != policy.Allowed {
-		return s.denies[d.Reason], nil
+		return s.denies[d.Reason]
 	}
 	e, source, reason := s.cache.get(ctx, keyID)
 	if d.Source, d.Reason = source, reason; d.Reason != policy.Allowed {
-		return s.denies[d.Reason], nil
+		return s.denies[d.Reason]
 	}
 	if d.Reason = s.verify(in.rawKey, e.pol.Digest()); d.Reason != policy.Allowed {
-		return s.denies[d.Reason], nil
+		return s.denies[d.Reason]
 	}
 	preq := in.policyRequest(&s.cfg, routeScopes)
 	if d.Reason = e.pol.Evaluate(&preq); d.Reason != policy.Allowed {
-		return s.denies[d.Reason], nil
+		return s.denies[d.Reason]
 	}
-	return s.allow(e.allow, &in), nil
+	return s.allow(e.allow, &in, wire)
 }
 
 // verify compares the key's hash with the record's in constant time. A
