@@ -27,5 +27,9 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 1m)
 vault: ## build (once) and cache the Vault server binary the tests use
 	@scripts/vault.sh >/dev/null
 
+.PHONY: bench
+bench: ## keygate beside the floor under load (ghz, real Vault): table + .run/bench/latest.{json,svg}; see BENCHMARKS.md
+	@scripts/bench.sh
+
 clean:
 	rm -rf bin .run

@@ -1,0 +1,183 @@
+package bench
+
+import (
+	"fmt"
+	"maps"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Servers compared in every scenario.
+const (
+	Keygate = "keygate"
+	Floor   = "floor"
+)
+
+// Run is one bounded load run against one server.
+type Run struct {
+	Requests    int            `json:"requests"`           // responses received (OK or error)
+	OK          int            `json:"ok"`                 // gRPC OK: an allow or a deny decision
+	Errors      map[string]int `json:"errors,omitempty"`   // gRPC errors by status/message
+	Outcomes    map[string]int `json:"outcomes,omitempty"` // decisions seen (built-in generator only)
+	Seconds     float64        `json:"seconds"`            // wall time of the load
+	CheckPerSec float64        `json:"check_per_s"`
+	Latency     Latency        `json:"latency"`
+	ServerCPUS  float64        `json:"server_cpu_s"` // server utime+stime during the run
+	ClientCPUS  float64        `json:"client_cpu_s"` // load generator's CPU, 0 if unknown
+	ServerCPUUs float64        `json:"server_cpu_us_per_check"`
+	ClientCPUUs float64        `json:"client_cpu_us_per_check,omitempty"`
+	MaxRSSKiB   int64          `json:"server_max_rss_kib"` // VmHWM (reset before the run when the kernel allows)
+
+	Lat []time.Duration `json:"-"` // raw latencies, kept for merging
+}
+
+// Finish fills the derived fields (rates, per-Check CPU, latency summary).
+func (r *Run) Finish() {
+	if r.Seconds > 0 {
+		r.CheckPerSec = round1(float64(r.Requests) / r.Seconds)
+	}
+	if r.Requests > 0 {
+		r.ServerCPUUs = round1(r.ServerCPUS * 1e6 / float64(r.Requests))
+		r.ClientCPUUs = round1(r.ClientCPUS * 1e6 / float64(r.Requests))
+	}
+	r.Latency = Summarize(r.Lat)
+}
+
+// Merge aggregates runs of one configuration as if they were one run.
+func Merge(runs []Run) Run {
+	var t Run
+	for _, r := range runs {
+		t.Requests += r.Requests
+		t.OK += r.OK
+		t.Seconds += r.Seconds
+		t.ServerCPUS += r.ServerCPUS
+		t.ClientCPUS += r.ClientCPUS
+		t.MaxRSSKiB = max(t.MaxRSSKiB, r.MaxRSSKiB)
+		t.Errors = addCounts(t.Errors, r.Errors)
+		t.Outcomes = addCounts(t.Outcomes, r.Outcomes)
+		t.Lat = append(t.Lat, r.Lat...)
+	}
+	t.Finish()
+	return t
+}
+
+func addCounts(dst, src map[string]int) map[string]int {
+	if len(src) == 0 {
+		return dst
+	}
+	if dst == nil {
+		dst = map[string]int{}
+	}
+	for k, v := range maps.All(src) {
+		dst[k] += v
+	}
+	return dst
+}
+
+func round1(f float64) float64 { return float64(int64(f*10+0.5)) / 10 }
+
+// Result is one configuration (scenario, concurrency or rate, server) with
+// its interleaved runs and their aggregate.
+type Result struct {
+	Scenario    string `json:"scenario"`
+	Concurrency int    `json:"concurrency"`
+	Rate        int    `json:"rate,omitempty"` // fixed Check/s, 0 = as fast as possible
+	Server      string `json:"server"`
+	LoadGen     string `json:"load_generator"`
+	Expect      string `json:"expected_decision"`
+	Got         string `json:"preflight_decision"` // one Check sent before the runs
+	Runs        []Run  `json:"runs"`
+	Total       Run    `json:"total"`
+}
+
+// Config names the configuration shared by a keygate result and its floor.
+func (r *Result) Config() string {
+	if r.Rate > 0 {
+		return fmt.Sprintf("%s @%d/s c%d", r.Scenario, r.Rate, r.Concurrency)
+	}
+	return fmt.Sprintf("%s c%d", r.Scenario, r.Concurrency)
+}
+
+// Comparison is keygate's figures over the floor's for one configuration.
+type Comparison struct {
+	Config    string  `json:"config"`
+	CheckRate float64 `json:"check_per_s_ratio"`
+	CPU       float64 `json:"cpu_per_check_ratio"`
+	P50       float64 `json:"p50_ratio"`
+	P99       float64 `json:"p99_ratio"`
+}
+
+// Compare pairs each keygate result with the floor result of the same
+// configuration.
+func Compare(results []Result) []Comparison {
+	floors := map[string]*Result{}
+	for i := range results {
+		if results[i].Server == Floor {
+			floors[results[i].Config()] = &results[i]
+		}
+	}
+	var out []Comparison
+	for _, k := range results {
+		f, ok := floors[k.Config()]
+		if k.Server != Keygate || !ok {
+			continue
+		}
+		out = append(out, Comparison{
+			Config:    k.Config(),
+			CheckRate: Ratio(k.Total.CheckPerSec, f.Total.CheckPerSec),
+			CPU:       Ratio(k.Total.ServerCPUUs, f.Total.ServerCPUUs),
+			P50:       Ratio(k.Total.Latency.P50U, f.Total.Latency.P50U),
+			P99:       Ratio(k.Total.Latency.P99U, f.Total.Latency.P99U),
+		})
+	}
+	return out
+}
+
+// Table formats results as an aligned text table, keygate/floor ratios on
+// the keygate rows.
+func Table(results []Result) string {
+	ratios := map[string]Comparison{}
+	for _, c := range Compare(results) {
+		ratios[c.Config] = c
+	}
+	var b strings.Builder
+	w := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(w, "scenario\tconc\tserver\tload\tCheck/s\tp50 µs\tp99 µs\tp99.9 µs\tCPU µs/Check\tclient µs/Check\tRSS MiB\terrors\t\tkg/floor: Check/s\tCPU\tp99\t")
+	for _, r := range results {
+		t := r.Total
+		name, conc := r.Scenario, fmt.Sprint(r.Concurrency)
+		if r.Rate > 0 {
+			name = fmt.Sprintf("%s @%d/s", r.Scenario, r.Rate)
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%.0f\t%.0f\t%.0f\t%.0f\t%.1f\t%s\t%.1f\t%d\t\t%s\t\n",
+			name, conc, r.Server, r.LoadGen, t.CheckPerSec, t.Latency.P50U, t.Latency.P99U, t.Latency.P999U,
+			t.ServerCPUUs, optional(t.ClientCPUUs), float64(t.MaxRSSKiB)/1024, t.Requests-t.OK, ratioCells(r, ratios))
+	}
+	w.Flush()
+	return b.String()
+}
+
+func optional(f float64) string {
+	if f == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f", f)
+}
+
+func ratioCells(r Result, ratios map[string]Comparison) string {
+	c, ok := ratios[r.Config()]
+	if r.Server != Keygate || !ok {
+		return "\t\t"
+	}
+	return fmtRatio(c.CheckRate) + "\t" + fmtRatio(c.CPU) + "\t" + fmtRatio(c.P99)
+}
+
+// fmtRatio prints a ratio, or "-" when the floor's figure was 0 (below the
+// CPU clock's resolution).
+func fmtRatio(f float64) string {
+	if f == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", f)
+}

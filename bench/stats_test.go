@@ -1,0 +1,81 @@
+package bench
+
+import (
+	"testing"
+	"time"
+)
+
+func TestPercentile(t *testing.T) {
+	var hundred []time.Duration
+	for i := 1; i <= 100; i++ {
+		hundred = append(hundred, time.Duration(i)*time.Microsecond)
+	}
+	var thousand []time.Duration
+	for i := 1; i <= 1000; i++ {
+		thousand = append(thousand, time.Duration(i))
+	}
+	tests := []struct {
+		name   string
+		sorted []time.Duration
+		p      float64
+		want   time.Duration
+	}{
+		{"empty", nil, 99, 0},
+		{"one value", []time.Duration{7}, 50, 7},
+		{"p50 of 1..100", hundred, 50, 50 * time.Microsecond},
+		{"p99 of 1..100", hundred, 99, 99 * time.Microsecond},
+		{"p99.9 of 1..100 is the max", hundred, 99.9, 100 * time.Microsecond},
+		{"p100", hundred, 100, 100 * time.Microsecond},
+		{"tiny p is the min", hundred, 0.001, time.Microsecond},
+		{"p99.9 of 1..1000", thousand, 99.9, 999},
+		{"p99 of 1..1000", thousand, 99, 990},
+		{"p50 of two", []time.Duration{1, 2}, 50, 1},
+	}
+	for _, tt := range tests {
+		if got := Percentile(tt.sorted, tt.p); got != tt.want {
+			t.Errorf("%s: Percentile(p=%v) = %v, want %v", tt.name, tt.p, got, tt.want)
+		}
+	}
+}
+
+func TestSummarize(t *testing.T) {
+	// Unsorted input: Summarize sorts it.
+	lat := []time.Duration{4 * time.Millisecond, time.Millisecond, 3 * time.Millisecond, 2 * time.Millisecond}
+	s := Summarize(lat)
+	want := Latency{Count: 4, MeanU: 2500, P50U: 2000, P90U: 4000, P99U: 4000, P999U: 4000, MaxU: 4000}
+	if s != want {
+		t.Errorf("Summarize = %+v, want %+v", s, want)
+	}
+	if (Summarize(nil) != Latency{}) {
+		t.Errorf("Summarize(nil) = %+v, want zero", Summarize(nil))
+	}
+}
+
+func TestMergeAndCompare(t *testing.T) {
+	run := func(n int, secs, cpu float64, lat time.Duration) Run {
+		r := Run{Requests: n, OK: n, Seconds: secs, ServerCPUS: cpu}
+		for range n {
+			r.Lat = append(r.Lat, lat)
+		}
+		r.Finish()
+		return r
+	}
+	k := Result{Scenario: "s", Concurrency: 16, Server: Keygate, LoadGen: "ghz"}
+	k.Runs = []Run{run(100, 1, 0.002, time.Millisecond), run(300, 1, 0.004, 3*time.Millisecond)}
+	k.Total = Merge(k.Runs)
+	f := Result{Scenario: "s", Concurrency: 16, Server: Floor, LoadGen: "ghz"}
+	f.Runs = []Run{run(400, 1, 0.004, time.Millisecond)}
+	f.Total = Merge(f.Runs)
+
+	if k.Total.Requests != 400 || k.Total.CheckPerSec != 200 || k.Total.ServerCPUUs != 15 {
+		t.Errorf("merged keygate run = %+v, want 400 requests, 200 Check/s, 15 µs/Check", k.Total)
+	}
+	if k.Total.Latency.P50U != 3000 || k.Total.Latency.P99U != 3000 {
+		t.Errorf("merged latency = %+v, want p50 = p99 = 3000 µs", k.Total.Latency)
+	}
+	got := Compare([]Result{k, f})
+	want := Comparison{Config: "s c16", CheckRate: 0.5, CPU: 1.5, P50: 3, P99: 3}
+	if len(got) != 1 || got[0] != want {
+		t.Errorf("Compare = %+v, want [%+v]", got, want)
+	}
+}
