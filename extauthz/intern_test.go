@@ -46,10 +46,10 @@ func TestAllowPartsShared(t *testing.T) {
 	p1, _ := e.srv.cache.found.Peek(id1)
 	p2, _ := e.srv.cache.found.Peek(id2)
 	a, b := p1.allow, p2.allow
-	if a.tenant != b.tenant || a.scopes != b.scopes || a.headers[1] != b.headers[1] {
+	if a.tenant != b.tenant || a.scopes != b.scopes || a.headers[0] != b.headers[0] {
 		t.Error("tenant/scopes pieces are not shared between keys of one tenant")
 	}
-	if a.headers[0] == b.headers[0] || string(a.metadataWire) == string(b.metadataWire) {
+	if string(a.headersWire) == string(b.headersWire) || string(a.metadataWire) == string(b.metadataWire) {
 		t.Error("key id pieces are shared between different keys")
 	}
 }

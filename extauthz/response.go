@@ -22,12 +22,14 @@ import (
 // response for that key. Apart from the key id, its pieces are interned:
 // keys with the same tenant, scopes or headers share them.
 type allowParts struct {
+	// headers are the shared headers set after x-keygate-key-id.
 	headers []*corev3.HeaderValueOption
-	// The dynamic metadata: encoded once as the dynamic_metadata field for
-	// gRPC responses; for in-process callers, a Struct is made per response
-	// from the shared values (a map per cached key would cost ~300 bytes).
-	metadataWire   []byte
-	tenant, scopes *structpb.Value
+	// headersWire (all headers, as OkHttpResponse fields) and metadataWire
+	// (the dynamic_metadata field) are encoded once for gRPC responses: the
+	// wire path then encodes only what varies per request. In-process
+	// callers get messages built from headers, tenant and scopes instead.
+	headersWire, metadataWire []byte
+	tenant, scopes            *structpb.Value
 }
 
 // shared holds the interned response pieces.
@@ -51,9 +53,8 @@ func (sh shared) header(name, value string) *corev3.HeaderValueOption {
 // dynamic metadata for keyID. A record header that would clash with the
 // credential headers makes the record unusable.
 func (s *Server) buildAllow(keyID string, rec *policy.Record) (*allowParts, error) {
-	p := &allowParts{headers: make([]*corev3.HeaderValueOption, 0, 3+len(rec.Headers))}
+	p := &allowParts{headers: make([]*corev3.HeaderValueOption, 0, 2+len(rec.Headers))}
 	add := func(h *corev3.HeaderValueOption) { p.headers = append(p.headers, h) }
-	add(overwrite(headerKeyID, keyID))
 	add(s.shared.header(headerTenant, rec.Tenant))
 	scopeList := strings.Join(rec.Scopes, " ")
 	if len(rec.Scopes) > 0 {
@@ -72,12 +73,20 @@ func (s *Server) buildAllow(keyID string, rec *policy.Record) (*allowParts, erro
 	}
 	p.tenant = s.shared.values.get([2]string{"s", rec.Tenant}, func() *structpb.Value { return structpb.NewStringValue(rec.Tenant) })
 	p.scopes = s.shared.values.get([2]string{"l", scopeList}, func() *structpb.Value { return scopesValue(rec.Scopes) })
-	wire, err := proto.MarshalOptions{Deterministic: true}.Marshal(&authv3.CheckResponse{DynamicMetadata: p.metadata(keyID)})
-	if err != nil {
+	enc := proto.MarshalOptions{Deterministic: true}
+	var err error
+	if p.headersWire, err = enc.Marshal(&authv3.OkHttpResponse{Headers: p.allHeaders(keyID)}); err != nil {
+		return nil, fmt.Errorf("encode headers: %w", err)
+	}
+	if p.metadataWire, err = enc.Marshal(&authv3.CheckResponse{DynamicMetadata: p.metadata(keyID)}); err != nil {
 		return nil, fmt.Errorf("encode dynamic metadata: %w", err)
 	}
-	p.metadataWire = wire
 	return p, nil
+}
+
+// allHeaders is x-keygate-key-id followed by the shared headers.
+func (p *allowParts) allHeaders(keyID string) []*corev3.HeaderValueOption {
+	return append([]*corev3.HeaderValueOption{overwrite(headerKeyID, keyID)}, p.headers...)
 }
 
 func scopesValue(scopes []string) *structpb.Value {
@@ -97,6 +106,9 @@ func (p *allowParts) metadata(keyID string) *structpb.Struct {
 
 // sets reports whether the prebuilt headers set name.
 func (p *allowParts) sets(name string) bool {
+	if name == headerKeyID {
+		return true
+	}
 	for _, h := range p.headers {
 		if h.GetHeader().GetKey() == name {
 			return true
@@ -117,18 +129,15 @@ func (s *Server) allow(p *allowParts, in *incoming, wire bool) *authv3.CheckResp
 			remove = append(slices.Clip(remove), name)
 		}
 	}
-	resp := &authv3.CheckResponse{
-		Status: okStatus,
-		HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{
-			Headers:         p.headers,
-			HeadersToRemove: remove,
-		}},
-	}
+	ok := &authv3.OkHttpResponse{HeadersToRemove: remove}
+	resp := &authv3.CheckResponse{Status: okStatus, HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: ok}}
 	if wire {
 		// Encoded fields may follow in any order: these bytes decode as
-		// the dynamic_metadata field.
+		// the headers and dynamic_metadata fields.
+		ok.ProtoReflect().SetUnknown(p.headersWire)
 		resp.ProtoReflect().SetUnknown(p.metadataWire)
 	} else {
+		ok.Headers = p.allHeaders(in.keyID)
 		resp.DynamicMetadata = p.metadata(in.keyID)
 	}
 	return resp
@@ -181,6 +190,25 @@ func denyResponses() [policy.NumReasons]*authv3.CheckResponse {
 		}
 	}
 	return out
+}
+
+// preEncoded returns messages that encode exactly like in but carry their
+// whole encoding as bytes (unknown fields to Go, the same fields on the
+// wire), so sending a deny costs no encoding.
+func preEncoded(in [policy.NumReasons]*authv3.CheckResponse) ([policy.NumReasons]*authv3.CheckResponse, error) {
+	var out [policy.NumReasons]*authv3.CheckResponse
+	for i, m := range in {
+		if m == nil {
+			continue
+		}
+		b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
+		if err != nil {
+			return out, fmt.Errorf("encode the %s deny: %w", policy.Reason(i), err)
+		}
+		out[i] = &authv3.CheckResponse{}
+		out[i].ProtoReflect().SetUnknown(b)
+	}
+	return out, nil
 }
 
 func overwrite(name, value string) *corev3.HeaderValueOption {

@@ -26,6 +26,7 @@ type Server struct {
 	cache       *cache
 	log         *slog.Logger
 	denies      [policy.NumReasons]*authv3.CheckResponse
+	deniesWire  [policy.NumReasons]*authv3.CheckResponse // the same, pre-encoded
 	credHeaders [4][]string
 	shared      shared
 	// OnDecision, if set, is called after every decision (metrics, audit).
@@ -50,6 +51,10 @@ func NewServer(cfg Config, store Store, hasher *policy.Hasher, log *slog.Logger)
 	format, _ := policy.NewFormat(cfg.KeyPrefix) // checked by Validate
 	s := &Server{cfg: cfg, format: format, log: log,
 		denies: denyResponses(), credHeaders: credentialRemovals(&cfg), shared: newShared()}
+	var err error
+	if s.deniesWire, err = preEncoded(s.denies); err != nil {
+		return nil, fmt.Errorf("extauthz: %w", err)
+	}
 	s.hasher.Store(hasher)
 	c, err := newCache(&s.cfg, store, log, s.buildAllow)
 	if err != nil {
@@ -88,37 +93,45 @@ func (s *Server) check(ctx context.Context, req *authv3.CheckRequest, wire bool)
 	defer func() {
 		if p := recover(); p != nil {
 			s.log.Error("panic in Check", "key_id", d.KeyID, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-			d.Reason, resp = policy.InternalError, s.denies[policy.InternalError]
+			d.Reason, resp = policy.InternalError, s.deny(policy.InternalError, wire)
 		}
 		s.decided(ctx, d)
 	}()
 
 	in := readRequest(req, &s.cfg)
 	if d.Reason = in.reason; d.Reason != policy.Allowed {
-		return s.denies[d.Reason]
+		return s.deny(d.Reason, wire)
 	}
 	keyID, err := s.format.Parse(in.rawKey)
 	if err != nil {
 		d.Reason = policy.MalformedKey
-		return s.denies[d.Reason]
+		return s.deny(d.Reason, wire)
 	}
 	d.KeyID, in.keyID = keyID, keyID
 	routeScopes, reason := s.routeScopes(&in)
 	if d.Reason = reason; d.Reason != policy.Allowed {
-		return s.denies[d.Reason]
+		return s.deny(d.Reason, wire)
 	}
 	e, source, reason := s.cache.get(ctx, keyID)
 	if d.Source, d.Reason = source, reason; d.Reason != policy.Allowed {
-		return s.denies[d.Reason]
+		return s.deny(d.Reason, wire)
 	}
 	if d.Reason = s.verify(in.rawKey, e.pol.Digest()); d.Reason != policy.Allowed {
-		return s.denies[d.Reason]
+		return s.deny(d.Reason, wire)
 	}
 	preq := in.policyRequest(&s.cfg, routeScopes)
 	if d.Reason = e.pol.Evaluate(&preq); d.Reason != policy.Allowed {
-		return s.denies[d.Reason]
+		return s.deny(d.Reason, wire)
 	}
 	return s.allow(e.allow, &in, wire)
+}
+
+// deny returns the prebuilt deny for reason: pre-encoded for gRPC.
+func (s *Server) deny(reason policy.Reason, wire bool) *authv3.CheckResponse {
+	if wire {
+		return s.deniesWire[reason]
+	}
+	return s.denies[reason]
 }
 
 // verify compares the key's hash with the record's in constant time. A
