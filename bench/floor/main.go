@@ -27,6 +27,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/protobuf/encoding/protojson"
 )
 
 const keyHeader = "x-api-key"
@@ -34,10 +35,17 @@ const keyHeader = "x-api-key"
 type server struct {
 	authv3.UnimplementedAuthorizationServer
 	users map[string]string // key -> user name
+	// same, if set, is the allow response to send instead of the one-header
+	// answer: with keygate's own response (--response) the floor shows what
+	// the response content costs, apart from keygate's logic.
+	same *authv3.CheckResponse
 }
 
 func (s *server) Check(_ context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	user, ok := s.users[apiKey(req.GetAttributes().GetRequest().GetHttp())]
+	if ok && s.same != nil {
+		return s.same, nil
+	}
 	if !ok {
 		return &authv3.CheckResponse{
 			Status:       &status.Status{Code: int32(code.Code_UNAUTHENTICATED)},
@@ -87,14 +95,15 @@ func loadKeys(path string) (map[string]string, error) {
 func main() {
 	addr := flag.String("addr", "127.0.0.1:9292", "gRPC listen address")
 	keys := flag.String("keys", "", "file with one valid key per line (required)")
+	response := flag.String("response", "", "optional: answer valid keys with this CheckResponse (JSON, e.g. from `keygate check --json`)")
 	flag.Parse()
-	if err := run(*addr, *keys); err != nil {
+	if err := run(*addr, *keys, *response); err != nil {
 		fmt.Fprintln(os.Stderr, "floor:", err)
 		os.Exit(2)
 	}
 }
 
-func run(addr, keysPath string) error {
+func run(addr, keysPath, responsePath string) error {
 	if keysPath == "" {
 		return fmt.Errorf("--keys: required")
 	}
@@ -102,12 +111,23 @@ func run(addr, keysPath string) error {
 	if err != nil {
 		return fmt.Errorf("--keys: %w", err)
 	}
+	srv := &server{users: users}
+	if responsePath != "" {
+		b, err := os.ReadFile(responsePath)
+		if err != nil {
+			return fmt.Errorf("--response: %w", err)
+		}
+		srv.same = &authv3.CheckResponse{}
+		if err := protojson.Unmarshal(b, srv.same); err != nil {
+			return fmt.Errorf("--response %s: %w", responsePath, err)
+		}
+	}
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("--addr: %w", err)
 	}
 	g := grpc.NewServer()
-	authv3.RegisterAuthorizationServer(g, &server{users: users})
+	authv3.RegisterAuthorizationServer(g, srv)
 	healthpb.RegisterHealthServer(g, health.NewServer()) // SERVING
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
