@@ -96,7 +96,8 @@ func TestFileStoreDemo(t *testing.T) {
 
 	out := mustCLI(t, env, "check", "--addr", s.addr, "--key", k.Key, "--method", "POST", "--path", "/orders",
 		"--context", "keygate.scopes=orders:write")
-	for _, want := range []string{"ALLOW", "set     x-keygate-key-id: " + k.ID, "set     x-keygate-tenant: acme", "set     x-plan: gold", "remove  x-api-key"} {
+	for _, want := range []string{"ALLOW", "set     x-keygate-key-id: " + k.ID, "set     x-keygate-tenant: acme", "set     x-plan: gold", "remove  x-api-key",
+		`metadata {"key_id":"` + k.ID + `","scopes":["orders:read","orders:write"],"tenant":"acme"}`} {
 		if !strings.Contains(out, want) {
 			t.Errorf("keygate check output lacks %q:\n%s", want, redact(out))
 		}
