@@ -1,0 +1,50 @@
+# keygate-server: the Vault policy of the `keygate serve` token.
+#
+# The server only ever reads: one key record per lookup, the pepper, and
+# (issue 4) the change journal. It can never list the keys (a leaked server
+# token must not enumerate them), never write or delete anything, and
+# touches nothing under sys/.
+#
+# Paths assume the defaults: KV v2 mount "secret" (--vault-mount) and base
+# path "keygate" (--vault-base-path). A deployment that uses another mount
+# or base path must edit every path below (and keygate-admin.hcl) to match:
+# <mount>/data/<base>/..., <mount>/metadata/<base>/...
+# In Vault Enterprise, write the policy in the namespace keygate uses
+# (VAULT_NAMESPACE); paths are relative to it.
+#
+# Token renewal and self-lookup come from Vault's built-in "default"
+# policy (auth/token/renew-self, auth/token/lookup-self). A token created
+# with no_default_policy needs those two paths granted separately.
+#
+# vault/policies_test.go applies this file to a real Vault dev server and
+# checks what the token can and cannot do; it also fails if any stanza here
+# grants more than "read".
+
+# Key records. Lookup reads secret/data/keygate/keys/<id> on a cache miss.
+# "read" on the data path only: no "list" (the server looks up ids it is
+# given and never enumerates), and no metadata (the server does not need
+# version history; Lookup gets the latest version from the data path).
+path "secret/data/keygate/keys/*" {
+  capabilities = ["read"]
+}
+
+# The HMAC peppers, re-read every --pepper-refresh. Rotation is the admin's
+# job (keygate pepper rotate), so read only.
+path "secret/data/keygate/pepper" {
+  capabilities = ["read"]
+}
+
+# The change journal (issue 4): a KV v2 entry whose versions are the
+# journal, appended by the CLI with check-and-set. Each replica reads the
+# entries it has not seen yet (GET ...?version=N on the data path) ...
+path "secret/data/keygate/journal" {
+  capabilities = ["read"]
+}
+
+# ... and polls the metadata for current_version (one small read per
+# second) to learn whether anything changed, and whether it fell so far
+# behind (versions beyond max_versions were dropped) that it must drop its
+# cache.
+path "secret/metadata/keygate/journal" {
+  capabilities = ["read"]
+}
