@@ -50,6 +50,7 @@ func newCreateCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			recordChange(ctx, k, "create", keyID)
 			return printIssued(k.e.stdout, k.f.jsonOut, issued{ID: keyID, Key: rawKey, Record: rec})
 		})
 	_ = f
@@ -154,6 +155,7 @@ func newRevokeCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			recordChange(ctx, k, "revoke", args[0])
 			return printChanged(k, args[0], rec, "revoked")
 		})
 	return cmd
@@ -175,6 +177,7 @@ func newUpdateCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			recordChange(ctx, k, "update", args[0])
 			return printChanged(k, args[0], rec, "updated")
 		})
 	rf.register(cmd.Flags(), true)
@@ -229,6 +232,9 @@ func rotate(ctx context.Context, k *keysCtx, oldID string, grace time.Duration) 
 	})
 	if uerr == nil {
 		out.PreviousExpiresAt, out.PreviousStatus = changed.ExpiresAt, changed.Status
+		recordChange(ctx, k, "rotate", newID, oldID)
+	} else {
+		recordChange(ctx, k, "rotate", newID)
 	}
 	if err := printIssued(k.e.stdout, k.f.jsonOut, out); err != nil {
 		return err

@@ -30,6 +30,7 @@ type serveFlags struct {
 	shutdownTimeout time.Duration
 	shutdownDelay   time.Duration
 	pepperRefresh   time.Duration
+	journalPoll     time.Duration
 	store           storeFlags
 	cfg             extauthz.Config
 }
@@ -49,6 +50,7 @@ func newServeCmd(e *env) *cobra.Command {
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long in-flight Checks may finish after SIGTERM")
 	fs.DurationVar(&f.shutdownDelay, "shutdown-delay", 0, "after SIGTERM, report NOT_SERVING and keep serving this long so Envoy can drain (e.g. 5s)")
 	fs.DurationVar(&f.pepperRefresh, "pepper-refresh", time.Minute, "how often HMAC peppers are re-read from the store")
+	fs.DurationVar(&f.journalPoll, "journal-poll", time.Second, "how often the Vault change journal is read to evict changed keys (0: never)")
 	f.store.register(fs)
 	c := &f.cfg
 	fs.StringVar(&c.KeyPrefix, "key-prefix", policy.DefaultPrefix, "API key prefix")
@@ -125,6 +127,9 @@ func (f *serveFlags) checkFlags() error {
 	case c.StaleTTL == 0:
 		c.StaleTTL = -1
 	}
+	if f.journalPoll < 0 {
+		errs = append(errs, fmt.Errorf("--journal-poll: must be >= 0 (0 disables), got %s", f.journalPoll))
+	}
 	if f.shutdownDelay < 0 {
 		errs = append(errs, fmt.Errorf("--shutdown-delay: must be >= 0, got %s", f.shutdownDelay))
 	}
@@ -185,6 +190,9 @@ func (f *serveFlags) serve(ctx context.Context, log *slog.Logger, lis net.Listen
 	})
 	if store.watch != nil {
 		grp.Go(func() error { return store.watch(ctx) })
+	}
+	if j, ok := store.keyStore.(journalReader); ok && f.journalPoll > 0 {
+		grp.Go(func() error { watchJournal(ctx, log, j, srv, f.journalPoll); return nil })
 	}
 	grp.Go(func() error {
 		keepPeppers(ctx, log, store, srv, f.pepperRefresh, func() {

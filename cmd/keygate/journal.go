@@ -1,0 +1,69 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/keygate/keygate/extauthz"
+	"github.com/keygate/keygate/vault"
+)
+
+// journalReader is a store with a change journal (Vault).
+type journalReader interface {
+	JournalSince(ctx context.Context, after int) ([]vault.JournalEntry, int, bool, error)
+}
+
+// journalWriter is a store the CLI records its changes in.
+type journalWriter interface {
+	AppendJournal(ctx context.Context, op string, ids ...string) error
+}
+
+// watchJournal polls the change journal every interval and evicts the key
+// ids changed since the last poll, so CLI changes reach this replica within
+// one poll rather than one --found-ttl. When it cannot know what changed
+// (versions pruned, too far behind), it drops the whole cache.
+func watchJournal(ctx context.Context, log *slog.Logger, j journalReader, srv *extauthz.Server, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	last := -1 // no successful poll yet
+	for {
+		entries, latest, complete, err := j.JournalSince(ctx, last)
+		switch {
+		case err != nil:
+			log.Warn("cannot read the change journal; changes take effect within --found-ttl", "err", err)
+		case !complete:
+			srv.Purge()
+			log.Warn("fell behind the change journal: dropped the whole cache", "from_version", last, "to_version", latest)
+			last = latest
+		default:
+			for _, e := range entries {
+				for _, id := range e.IDs {
+					srv.Evict(id)
+				}
+				log.Debug("journal", "version", e.Version, "op", e.Op, "keys", len(e.IDs))
+			}
+			last = latest
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// recordChange appends a CLI change to the store's journal, if it keeps one.
+// The change itself is already written: a journal failure only means
+// replicas see it within --found-ttl, which the warning says.
+func recordChange(ctx context.Context, k *keysCtx, op string, ids ...string) {
+	w, ok := k.store.(*openedStore).keyStore.(journalWriter)
+	if !ok {
+		return
+	}
+	if err := w.AppendJournal(ctx, op, ids...); err != nil {
+		fmt.Fprintf(k.e.stderr, "keygate: warning: the %s is written, but the change journal could not be: "+
+			"replicas apply it within their --found-ttl instead of --journal-poll (%v)\n", op, err)
+	}
+}
