@@ -25,6 +25,7 @@ import (
 
 type serveFlags struct {
 	grpcAddr        string
+	adminAddr       string
 	routesFile      string
 	logLevel        string
 	shutdownTimeout time.Duration
@@ -45,6 +46,7 @@ func newServeCmd(e *env) *cobra.Command {
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&f.grpcAddr, "grpc-addr", "127.0.0.1:9191", "gRPC listen address (HOST:PORT; use 0.0.0.0:9191 in a container)")
+	fs.StringVar(&f.adminAddr, "admin-addr", "", "HTTP address of the admin endpoint (POST /v1/evict?id=, /v1/purge); off when empty; keep it on loopback, e.g. 127.0.0.1:9901")
 	fs.StringVar(&f.routesFile, "routes-file", "", "YAML/JSON file mapping host/method/path prefix to required scopes (optional)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long in-flight Checks may finish after SIGTERM")
@@ -95,7 +97,14 @@ func (f *serveFlags) run(ctx context.Context, e *env) error {
 	if err != nil {
 		return fmt.Errorf("--grpc-addr: %w", err)
 	}
-	return f.serve(ctx, log, lis, store, srv)
+	var admin net.Listener
+	if f.adminAddr != "" {
+		if admin, err = net.Listen("tcp", f.adminAddr); err != nil {
+			lis.Close()
+			return fmt.Errorf("--admin-addr: %w", err)
+		}
+	}
+	return f.serve(ctx, log, lis, admin, store, srv)
 }
 
 // checkFlags rejects values the server's defaults would otherwise hide (a
@@ -175,7 +184,7 @@ func grpcOptions() []grpc.ServerOption {
 	}
 }
 
-func (f *serveFlags) serve(ctx context.Context, log *slog.Logger, lis net.Listener, store *openedStore, srv *extauthz.Server) error {
+func (f *serveFlags) serve(ctx context.Context, log *slog.Logger, lis, admin net.Listener, store *openedStore, srv *extauthz.Server) error {
 	g := grpc.NewServer(grpcOptions()...)
 	srv.Register(g)
 	hs := health.NewServer()
@@ -190,6 +199,9 @@ func (f *serveFlags) serve(ctx context.Context, log *slog.Logger, lis net.Listen
 	})
 	if store.watch != nil {
 		grp.Go(func() error { return store.watch(ctx) })
+	}
+	if admin != nil {
+		grp.Go(func() error { return serveAdmin(ctx, admin, adminHandler(srv, log), log) })
 	}
 	if j, ok := store.keyStore.(journalReader); ok && f.journalPoll > 0 {
 		grp.Go(func() error { watchJournal(ctx, log, j, srv, f.journalPoll); return nil })
