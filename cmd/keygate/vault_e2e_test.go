@@ -330,3 +330,30 @@ func TestAdminEvict(t *testing.T) {
 		}
 	}
 }
+
+// TestDirectVaultWrite: a record changed straight in Vault (no CLI, so no
+// journal entry) still takes effect within the found-TTL.
+func TestDirectVaultWrite(t *testing.T) {
+	var ring keyring
+	env := vaultEnv(t)
+	s := serve(t, env, ring.all, "--found-ttl", "1s")
+	k := ring.add(createKey(t, env, "--tenant", "acme"))
+	if o := s.decide(t, k.Key, checkFlags{}); o.status != 200 {
+		t.Fatalf("before: %v", o)
+	}
+	client := vaulttest.Server(t).Client(t)
+	path := "secret/data/" + env["KEYGATE_VAULT_BASE_PATH"] + "/keys/" + k.ID
+	sec, err := client.Logical().Read(path)
+	if err != nil || sec == nil {
+		t.Fatalf("read %s: %v", path, err)
+	}
+	data := sec.Data["data"].(map[string]any)
+	data["status"] = "revoked"
+	if _, err := client.Logical().Write(path, map[string]any{"data": data}); err != nil {
+		t.Fatal(err)
+	}
+	took := eventually(t, 5*time.Second, "direct revoke applied", func() bool {
+		return s.decide(t, k.Key, checkFlags{}).reason == "revoked_key"
+	})
+	t.Logf("a revocation written straight to Vault applied after %s (found-ttl 1s)", took.Round(10*time.Millisecond))
+}
