@@ -25,8 +25,9 @@ type Config struct {
 	// Addr is the Vault server URL, e.g. "https://vault.example.com:8200".
 	// Required; no default (the vault/api VAULT_ADDR default is not used).
 	Addr string
-	// Token authenticates to Vault. Required; no default here (main may
-	// fill it from VAULT_TOKEN). It never appears in errors.
+	// Token authenticates to Vault when Auth.Method is "token" and
+	// Auth.TokenFile is empty; then it is required. No default here (main
+	// may fill it from VAULT_TOKEN). It never appears in errors.
 	Token string
 	// Mount is the path of the KV v2 secrets engine, one segment without
 	// slashes. Default "secret".
@@ -40,6 +41,17 @@ type Config struct {
 	Timeout time.Duration
 	// Namespace is the Vault Enterprise namespace. Default "" (root).
 	Namespace string
+	// Auth says how keygate logs in and keeps its token fresh. Default:
+	// the static Token.
+	Auth AuthConfig
+	// CACert is a PEM file of CA certificates to verify Vault's TLS
+	// certificate with. Default "": VAULT_CACERT, else the system roots.
+	CACert string
+	// ClientCert and ClientKey are PEM files of a TLS client certificate
+	// and its key, for Vault listeners that require one (and the cert auth
+	// method). Both or neither. Default "": VAULT_CLIENT_CERT/_KEY.
+	ClientCert string
+	ClientKey  string
 }
 
 // SetDefaults fills the zero fields that have defaults.
@@ -53,24 +65,22 @@ func (c *Config) SetDefaults() {
 	if c.Timeout == 0 {
 		c.Timeout = DefaultTimeout
 	}
+	c.Auth.setDefaults()
 }
 
 // Validate reports every problem at once, each naming its field.
 func (c Config) Validate() error {
 	var errs []error
 	bad := func(field, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("vault: %s: %s", field, fmt.Sprintf(format, args...)))
+		errs = append(errs, &ConfigError{Field: field, Problem: fmt.Sprintf(format, args...)})
 	}
 	if msg := checkAddr(c.Addr); msg != "" {
 		bad("addr", "%s", msg)
 	}
-	switch {
-	case c.Token == "":
-		bad("token", "required")
-	case strings.ContainsFunc(c.Token, isSpaceOrControl):
-		// Never print the token; a trailing newline from a file is the
-		// usual cause.
-		bad("token", "contains whitespace or control characters")
+	c.checkToken(bad)
+	c.Auth.check(bad)
+	if (c.ClientCert == "") != (c.ClientKey == "") {
+		bad("client_cert", "client_cert and client_key go together: set both or neither")
 	}
 	switch {
 	case c.Mount == "":
@@ -90,6 +100,34 @@ func (c Config) Validate() error {
 		bad("namespace", "%q contains whitespace or control characters", c.Namespace)
 	}
 	return errors.Join(errs...)
+}
+
+// ConfigError is one problem Validate found, naming the Config field
+// (dotted for Auth fields: "auth.role_id") so callers can name their own
+// flag instead.
+type ConfigError struct {
+	Field   string
+	Problem string
+}
+
+func (e *ConfigError) Error() string { return "vault: " + e.Field + ": " + e.Problem }
+
+// checkToken: a static token is required with the token method unless a
+// token file is used, and forbidden with the others.
+func (c Config) checkToken(bad func(field, format string, args ...any)) {
+	method := c.Auth.Method
+	switch {
+	case (method == "" || method == AuthToken) && c.Token == "" && c.Auth.TokenFile == "":
+		bad("token", "required (or auth.token_file)")
+	case c.Token != "" && c.Auth.TokenFile != "":
+		bad("token", "set token or auth.token_file, not both")
+	case c.Token != "" && c.Auth.usesLogin():
+		bad("token", "must be empty with auth.method %q (keygate logs in)", method)
+	case strings.ContainsFunc(c.Token, isSpaceOrControl):
+		// Never print the token; a trailing newline from a file is the
+		// usual cause.
+		bad("token", "contains whitespace or control characters")
+	}
 }
 
 func checkAddr(addr string) string {

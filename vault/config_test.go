@@ -30,7 +30,7 @@ var validateTests = []struct {
 	{"namespace", func(c *Config) { c.Namespace = "admin/team" }, nil},
 	{"zero config", func(c *Config) { *c = Config{} }, []string{
 		"vault: addr: required", "vault: token: required", "vault: mount: required",
-		"vault: base_path: required", "vault: timeout: must be > 0"}},
+		"vault: base_path: required", "vault: timeout: must be > 0", "vault: auth.min_backoff: must be > 0"}},
 	{"addr without scheme", func(c *Config) { c.Addr = "vault:8200" }, []string{"vault: addr:"}},
 	{"addr ftp", func(c *Config) { c.Addr = "ftp://vault" }, []string{"vault: addr:"}},
 	{"addr without host", func(c *Config) { c.Addr = "https://" }, []string{`vault: addr: "https://" has no host`}},

@@ -34,38 +34,48 @@ var ErrInvalidID = fmt.Errorf("not a key id (want %d base62 characters)", policy
 // safe for concurrent use.
 type Store struct {
 	client  *vaultapi.Client
+	auth    *Auth
 	timeout time.Duration
 	mount   string
 	base    string
 }
 
 // New returns a Store for cfg (defaults applied). TLS settings come from
-// the usual VAULT_CACERT/VAULT_CLIENT_CERT/... environment variables;
-// address, token, namespace, timeout and retries come only from cfg: the
-// client makes exactly one attempt per request.
+// cfg, else from the usual VAULT_CACERT/VAULT_CLIENT_CERT/... environment
+// variables; address, token, namespace, timeout and retries come only from
+// cfg: the client makes exactly one attempt per request. With a login
+// method or a token file, run s.Auth().Run to keep the token fresh; without
+// it the first request logs in.
 func New(cfg Config) (*Store, error) {
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	vc := vaultapi.DefaultConfig()
-	if vc.Error != nil {
-		return nil, fmt.Errorf("vault: client configuration from the environment: %w", vc.Error)
-	}
-	vc.Address = cfg.Addr
-	vc.AgentAddress = "" // VAULT_AGENT_ADDR would silently replace Addr
-	vc.Timeout = cfg.Timeout
-	vc.MaxRetries = 0
-	client, err := vaultapi.NewClient(vc)
+	client, err := newClient(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("vault: client: %w", err)
+		return nil, err
 	}
-	client.SetToken(cfg.Token)
-	client.ClearNamespace() // ignore VAULT_NAMESPACE
-	if cfg.Namespace != "" {
-		client.SetNamespace(cfg.Namespace)
+	if !cfg.Auth.usesLogin() && cfg.Auth.TokenFile == "" {
+		client.SetToken(cfg.Token)
 	}
-	return &Store{client: client, timeout: cfg.Timeout, mount: cfg.Mount, base: cfg.BasePath}, nil
+	auth, err := newAuth(cfg, client)
+	if err != nil {
+		return nil, err
+	}
+	return &Store{client: client, auth: auth, timeout: cfg.Timeout, mount: cfg.Mount, base: cfg.BasePath}, nil
+}
+
+// Auth returns the Store's token manager; callers run its Run method for
+// the Store's lifetime and wait on Ready before reporting healthy.
+func (s *Store) Auth() *Auth { return s.auth }
+
+// noteForbidden passes a 403 to the token manager, which checks whether
+// the token (the one sent) is dead and logs in again.
+func (s *Store) noteForbidden(err error, token string) {
+	var e *Error
+	if errors.As(err, &e) && e.Status == http.StatusForbidden {
+		s.auth.noteForbidden(token)
+	}
 }
 
 func (s *Store) keyPath(keyID string) string {
@@ -123,6 +133,16 @@ type entry struct {
 // data is null (deleted or destroyed version), is found=false; every answer
 // that says nothing about the entry is an *Error.
 func (s *Store) read(ctx context.Context, op, keyID, path string, params url.Values, limit int64) (entry, error) {
+	if err := s.auth.ensure(ctx, op, keyID); err != nil {
+		return entry{}, err
+	}
+	token := s.client.Token()
+	e, err := s.readRaw(ctx, op, keyID, path, params, limit)
+	s.noteForbidden(err, token)
+	return e, err
+}
+
+func (s *Store) readRaw(ctx context.Context, op, keyID, path string, params url.Values, limit int64) (entry, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	resp, err := s.client.Logical().ReadRawWithDataWithContext(ctx, path, params)
@@ -286,7 +306,11 @@ func (s *Store) write(ctx context.Context, op, keyID string, rec *policy.Record,
 
 // casWrite PUTs data to a KV v2 data path with check-and-set.
 func (s *Store) casWrite(ctx context.Context, op, keyID, path string, data any, cas int, casErr error) error {
+	if err := s.auth.ensure(ctx, op, keyID); err != nil {
+		return err
+	}
 	body := map[string]any{"options": map[string]any{"cas": cas}, "data": data}
+	token := s.client.Token()
 	_, err := s.client.Logical().WriteWithContext(ctx, path, body)
 	if err == nil {
 		return nil
@@ -298,7 +322,9 @@ func (s *Store) casWrite(ctx context.Context, op, keyID, path string, data any, 
 		}
 		return fmt.Errorf("vault: %s %s: %w", op, keyID, casErr)
 	}
-	return s.apiError(op, keyID, err)
+	err = s.apiError(op, keyID, err)
+	s.noteForbidden(err, token)
+	return err
 }
 
 // mentionsCAS recognises KV v2's "check-and-set parameter did not match the

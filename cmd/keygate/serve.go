@@ -206,7 +206,17 @@ func (f *serveFlags) serve(ctx context.Context, log *slog.Logger, lis, admin net
 	if j, ok := store.keyStore.(journalReader); ok && f.journalPoll > 0 {
 		grp.Go(func() error { watchJournal(ctx, log, j, srv, f.journalPoll); return nil })
 	}
+	if store.run != nil { // Vault login, renewal and re-login
+		grp.Go(func() error { return store.run(ctx) })
+	}
 	grp.Go(func() error {
+		if store.ready != nil { // NOT_SERVING until the first Vault login
+			select {
+			case <-store.ready:
+			case <-ctx.Done():
+				return nil
+			}
+		}
 		keepPeppers(ctx, log, store, srv, f.pepperRefresh, func() {
 			setHealth(hs, healthpb.HealthCheckResponse_SERVING)
 			log.Info("ready")

@@ -39,6 +39,7 @@ type storeFlags struct {
 	basePath  string
 	timeout   time.Duration
 	namespace string
+	vaultAuth vaultAuthFlags
 }
 
 func (f *storeFlags) register(fs *pflag.FlagSet) {
@@ -46,13 +47,25 @@ func (f *storeFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.mount, "vault-mount", "secret", "Vault KV v2 mount")
 	fs.StringVar(&f.basePath, "vault-base-path", "keygate", "path under the mount; records live at <mount>/<base>/keys/<id>")
 	fs.DurationVar(&f.timeout, "vault-timeout", 2*time.Second, "timeout of one Vault request (hot-path reads also obey --lookup-timeout)")
+	f.vaultAuth.register(fs)
 }
 
-// openedStore is a store plus what must run alongside it (file reloads).
+// openedStore is a store plus what must run alongside it (file reloads,
+// Vault login and token renewal).
 type openedStore struct {
 	keyStore
 	watch func(ctx context.Context) error // nil when there is nothing to watch
-	name  string
+	// run keeps the Vault token fresh (login, renewal, re-login) until ctx
+	// ends; nil when there is nothing to run (file store, static token).
+	// Without it, the first request logs in (one-shot CLI commands).
+	run func(ctx context.Context) error
+	// ready is closed after the first successful Vault login; nil means
+	// ready at once.
+	ready <-chan struct{}
+	// auth is the Vault token manager (login/renewal counters); nil for
+	// the file store.
+	auth *vault.Auth
+	name string
 }
 
 // openStore opens the store named by --store. VAULT_ADDR, VAULT_TOKEN and
@@ -64,19 +77,7 @@ func (f *storeFlags) open(ctx context.Context, e *env, log *slog.Logger, createF
 	}
 	switch {
 	case spec == "vault":
-		cfg := vault.Config{
-			Addr:      e.getenv("VAULT_ADDR"),
-			Token:     e.getenv("VAULT_TOKEN"),
-			Namespace: e.getenv("VAULT_NAMESPACE"),
-			Mount:     f.mount,
-			BasePath:  f.basePath,
-			Timeout:   f.timeout,
-		}
-		s, err := vault.New(cfg)
-		if err != nil {
-			return nil, err
-		}
-		return &openedStore{keyStore: s, name: "vault"}, nil
+		return f.openVault(e, log)
 	case strings.HasPrefix(spec, "file:"):
 		path := strings.TrimPrefix(spec, "file:")
 		if path == "" {
@@ -98,4 +99,27 @@ func (f *storeFlags) open(ctx context.Context, e *env, log *slog.Logger, createF
 		return nil, errors.New(`no key store: set --store (or KEYGATE_STORE) to "vault" or "file:PATH", or set VAULT_ADDR`)
 	}
 	return nil, fmt.Errorf(`--store %q: want "vault" or "file:PATH"`, spec)
+}
+
+// openVault opens the Vault store with the auth flags; configuration
+// errors name the flag or environment variable to fix.
+func (f *storeFlags) openVault(e *env, log *slog.Logger) (*openedStore, error) {
+	cfg := vault.Config{
+		Addr:      e.getenv("VAULT_ADDR"),
+		Namespace: e.getenv("VAULT_NAMESPACE"),
+		Mount:     f.mount,
+		BasePath:  f.basePath,
+		Timeout:   f.timeout,
+	}
+	f.vaultAuth.apply(&cfg, e)
+	s, err := vault.New(cfg)
+	if err != nil {
+		return nil, f.vaultAuth.flagErrors(err)
+	}
+	o := &openedStore{keyStore: s, auth: s.Auth(), name: "vault"}
+	if cfg.Auth.Method != vault.AuthToken || cfg.Auth.TokenFile != "" {
+		o.run = func(ctx context.Context) error { return s.Auth().Run(ctx, log) }
+		o.ready = s.Auth().Ready()
+	}
+	return o, nil
 }
