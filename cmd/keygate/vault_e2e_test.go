@@ -26,6 +26,14 @@ import (
 // substr. Counting at Vault, not in keygate, is what "causes one read" means.
 func auditReads(t *testing.T) func(substr string) int {
 	t.Helper()
+	count := auditLog(t)
+	return func(substr string) int { return count("read", substr) }
+}
+
+// auditLog enables a file audit device and returns a function counting the
+// requests Vault logged with operation op on paths containing substr.
+func auditLog(t *testing.T) func(op, substr string) int {
+	t.Helper()
 	v := vaulttest.Server(t)
 	client := v.Client(t)
 	file := filepath.Join(t.TempDir(), "audit.log")
@@ -36,7 +44,7 @@ func auditReads(t *testing.T) func(substr string) int {
 		t.Fatalf("enable audit device: %v", err)
 	}
 	t.Cleanup(func() { _ = client.Sys().DisableAudit(name) })
-	return func(substr string) int {
+	return func(op, substr string) int {
 		f, err := os.Open(file)
 		if err != nil {
 			t.Fatalf("open audit log: %v", err)
@@ -54,7 +62,7 @@ func auditReads(t *testing.T) func(substr string) int {
 				} `json:"request"`
 			}
 			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Type == "request" &&
-				line.Request.Operation == "read" && strings.Contains(line.Request.Path, substr) {
+				line.Request.Operation == op && strings.Contains(line.Request.Path, substr) {
 				n++
 			}
 		}
