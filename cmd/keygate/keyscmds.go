@@ -102,8 +102,12 @@ type listed struct {
 }
 
 func newListCmd(e *env) *cobra.Command {
+	var filter listFilter
 	cmd, _ := keysCommand(e, "list", "List keys with tenant, status and expiry", cobra.NoArgs, false,
 		func(ctx context.Context, k *keysCtx, _ []string) error {
+			if err := filter.check(); err != nil {
+				return err
+			}
 			ids, err := k.store.List(ctx)
 			if err != nil {
 				return fmt.Errorf("list keys: %w", err)
@@ -115,13 +119,16 @@ func newListCmd(e *env) *cobra.Command {
 				if err != nil {
 					row.Error = err.Error()
 				}
-				rows = append(rows, row)
+				if filter.keep(row, k.now) {
+					rows = append(rows, row)
+				}
 			}
 			if k.f.jsonOut {
 				return json.NewEncoder(k.e.stdout).Encode(rows)
 			}
 			return printList(k.e.stdout, rows, k.now)
 		})
+	filter.register(cmd.Flags())
 	return cmd
 }
 
