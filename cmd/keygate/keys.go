@@ -71,7 +71,7 @@ func newKeysCmd(e *env) *cobra.Command {
 		Use:   "keys",
 		Short: "Issue, inspect, update, rotate and revoke API keys in the store",
 	}
-	cmd.AddCommand(newCreateCmd(e), newListCmd(e), newShowCmd(e), newRevokeCmd(e), newRotateCmd(e), newUpdateCmd(e))
+	cmd.AddCommand(newCreateCmd(e), newListCmd(e), newShowCmd(e), newRevokeCmd(e), newRotateCmd(e), newUpdateCmd(e), newAuditCmd(e))
 	return cmd
 }
 

@@ -52,3 +52,29 @@ func TestKeysListFilters(t *testing.T) {
 		}
 	}
 }
+
+func TestKeysAudit(t *testing.T) {
+	env := envMap{"KEYGATE_STORE": "file:" + t.TempDir() + "/keys.yaml"}
+	clean := createKey(t, env, "--tenant", "acme", "--expires-in", "30d", "--cidrs", "10.1.2.0/24")
+	forever := createKey(t, env, "--tenant", "acme", "--cidrs", "0.0.0.0/0", "--scopes", "orders:*")
+	revoked := createKey(t, env, "--tenant", "acme")
+	mustCLI(t, env, "keys", "revoke", revoked.ID)
+
+	var report []audited
+	if err := json.Unmarshal([]byte(mustCLI(t, env, "keys", "audit", "--json")), &report); err != nil {
+		t.Fatal(err)
+	}
+	if len(report) != 1 || report[0].ID != forever.ID {
+		t.Fatalf("report %+v, want only %s (clean %s and revoked %s have no findings)", report, forever.ID, clean.ID, revoked.ID)
+	}
+	var codes []string
+	for _, f := range report[0].Findings {
+		codes = append(codes, f.Code)
+	}
+	if want := []string{"no_expiry", "wide_cidr", "wildcard_scope"}; !slices.Equal(codes, want) {
+		t.Errorf("findings %v, want %v", codes, want)
+	}
+	if out := mustCLI(t, env, "keys", "audit", "--max-lifetime", "7d"); !strings.Contains(out, clean.ID) || !strings.Contains(out, "long_lived") {
+		t.Errorf("with --max-lifetime 7d the 30-day key is long_lived:\n%s", out)
+	}
+}

@@ -1,0 +1,50 @@
+package policy
+
+import (
+	"slices"
+	"testing"
+	"time"
+)
+
+func TestAudit(t *testing.T) {
+	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	in := func(d time.Duration) string { return now.Add(d).Format(time.RFC3339) }
+	tests := []struct {
+		name  string
+		mod   func(*Record)
+		codes []string
+	}{
+		{"clean", func(r *Record) { r.ExpiresAt = in(90 * 24 * time.Hour) }, nil},
+		{"no expiry", func(r *Record) { r.ExpiresAt = "" }, []string{"no_expiry"}},
+		{"expired but active", func(r *Record) { r.ExpiresAt = in(-time.Hour) }, []string{"expired_active"}},
+		{"long lived", func(r *Record) { r.ExpiresAt = in(400 * 24 * time.Hour) }, []string{"long_lived"}},
+		{"wide cidrs", func(r *Record) {
+			r.ExpiresAt = in(time.Hour)
+			r.AllowedCIDRs = []string{"0.0.0.0/0", "10.0.0.0/8", "10.1.0.0/16", "2001:db8::/32", "2001:db8:1::/48"}
+		}, []string{"wide_cidr", "wide_cidr", "wide_cidr"}},
+		{"many and wildcard scopes", func(r *Record) {
+			r.ExpiresAt = in(time.Hour)
+			r.Scopes = []string{"a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "orders:*"}
+		}, []string{"many_scopes", "wildcard_scope"}},
+		{"revoked: nothing to report", func(r *Record) { r.Status = StatusRevoked; r.ExpiresAt = "" }, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := &Record{Hash: "sha256:" + hex64, Tenant: "acme", Status: StatusActive}
+			tt.mod(r)
+			if err := r.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, f := range Audit(r, now, AuditOptions{}) {
+				got = append(got, f.Code)
+			}
+			if !slices.Equal(got, tt.codes) {
+				t.Errorf("codes %v, want %v", got, tt.codes)
+			}
+		})
+	}
+	if f := Audit(&Record{Status: StatusActive}, now, AuditOptions{}); f != nil {
+		t.Errorf("unvalidated record: %v, want nothing", f)
+	}
+}
