@@ -94,7 +94,12 @@ func newCache(cfg *Config, store Store, log *slog.Logger, build func(string, *po
 
 // get returns the entry for keyID, or the reason there is none usable.
 func (c *cache) get(ctx context.Context, keyID string) (*entry, Source, policy.Reason) {
-	now := c.cfg.Now()
+	return c.getAt(ctx, keyID, c.cfg.Now())
+}
+
+// getAt is get at a time the caller already read (Check reads the clock
+// once for the cache and for policy evaluation).
+func (c *cache) getAt(ctx context.Context, keyID string, now time.Time) (*entry, Source, policy.Reason) {
 	e, ok := c.found.Get(keyID)
 	if ok && now.Before(e.fetched.Add(c.cfg.FoundTTL)) {
 		return e, SourceHit, e.reason()

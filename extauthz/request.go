@@ -3,6 +3,7 @@ package extauthz
 import (
 	"net/netip"
 	"strings"
+	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 
@@ -152,13 +153,13 @@ func lowerASCII(s string) string {
 }
 
 // policyRequest builds Evaluate's input.
-func (in *incoming) policyRequest(cfg *Config, routeScopes []string) policy.Request {
+func (in *incoming) policyRequest(now time.Time, routeScopes []string) policy.Request {
 	var ip netip.Addr
 	if in.source != "" {
 		ip, _ = netip.ParseAddr(in.source) // invalid on error: CIDR rules deny
 	}
 	return policy.Request{
-		Now:            cfg.Now(),
+		Now:            now,
 		RequiredScopes: routeScopes,
 		ScopeList:      in.scopeList,
 		SourceIP:       ip,

@@ -112,14 +112,15 @@ func (s *Server) check(ctx context.Context, req *authv3.CheckRequest, wire bool)
 	if d.Reason = reason; d.Reason != policy.Allowed {
 		return s.deny(d.Reason, wire)
 	}
-	e, source, reason := s.cache.get(ctx, keyID)
+	now := s.cfg.Now()
+	e, source, reason := s.cache.getAt(ctx, keyID, now)
 	if d.Source, d.Reason = source, reason; d.Reason != policy.Allowed {
 		return s.deny(d.Reason, wire)
 	}
 	if d.Reason = s.verify(in.rawKey, e.pol.Digest()); d.Reason != policy.Allowed {
 		return s.deny(d.Reason, wire)
 	}
-	preq := in.policyRequest(&s.cfg, routeScopes)
+	preq := in.policyRequest(now, routeScopes)
 	if d.Reason = e.pol.Evaluate(&preq); d.Reason != policy.Allowed {
 		return s.deny(d.Reason, wire)
 	}
