@@ -155,6 +155,22 @@ func (s *Store) Update(ctx context.Context, id string, rec *policy.Record, versi
 	})
 }
 
+// Delete removes the record for id from the file (the file store keeps no
+// history); policy.ErrKeyNotFound if there is none.
+func (s *Store) Delete(ctx context.Context, id string) error {
+	if !policy.ValidID(id) {
+		return fmt.Errorf("key id: want %d base62 characters", policy.IDLen)
+	}
+	return s.modify(ctx, func(st *state) error {
+		if _, ok := st.records[id]; !ok {
+			return fmt.Errorf("key %s: %w", id, policy.ErrKeyNotFound)
+		}
+		delete(st.records, id)
+		delete(st.versions, id)
+		return nil
+	})
+}
+
 // List returns the key ids in the file, sorted, including those of invalid
 // records (Get reports their errors) but not entries whose id is not a key
 // id.

@@ -132,6 +132,11 @@ func TestCreateGetUpdate(t *testing.T) {
 		{"update invalid record", func() error {
 			return s.Update(ctx, "NewKey000001", &policy.Record{Hash: hashA, Tenant: "t", Status: "paused"}, 2)
 		}, policy.ErrInvalidRecord},
+		{"create to delete", func() error { return s.Create(ctx, "NewKey000003", newRecord("x")) }, nil},
+		{"delete", func() error { return s.Delete(ctx, "NewKey000003") }, nil},
+		{"delete again", func() error { return s.Delete(ctx, "NewKey000003") }, policy.ErrKeyNotFound},
+		{"delete missing key", func() error { return s.Delete(ctx, "NewKey000009") }, policy.ErrKeyNotFound},
+		{"delete bad id", func() error { return s.Delete(ctx, "bad/id") }, errAny},
 	}
 	for _, st := range steps {
 		err := st.do()
@@ -151,8 +156,13 @@ func checkAfterWrites(t *testing.T, s *Store, path string) {
 	checkGet(t, s, "NewKey000001", "initrode", 2)
 	checkGet(t, s, idB, "globex2", 5)
 	checkGet(t, s, idA, "acme", 1)
-	if _, _, err := s.Get(ctx, "NewKey000002"); !errors.Is(err, policy.ErrKeyNotFound) {
-		t.Errorf("Get after failed creates: %v, want ErrKeyNotFound", err)
+	for _, id := range []string{"NewKey000002", "NewKey000003"} {
+		if _, _, err := s.Get(ctx, id); !errors.Is(err, policy.ErrKeyNotFound) {
+			t.Errorf("Get %s after failed creates and deletes: %v, want ErrKeyNotFound", id, err)
+		}
+		if _, err := s.Lookup(ctx, id); !errors.Is(err, policy.ErrKeyNotFound) {
+			t.Errorf("Lookup %s: %v, want ErrKeyNotFound", id, err)
+		}
 	}
 	if rec, err := s.Lookup(ctx, "NewKey000001"); err != nil || rec.Tenant != "initrode" {
 		t.Errorf("Lookup after writes: %+v, %v", rec, err)

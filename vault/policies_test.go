@@ -118,6 +118,7 @@ func (f *policyFixture) newKey(t *testing.T) (string, *policy.Record) {
 	t.Helper()
 	id, rec := newRecord(t)
 	f.eraseAfter(t, "secret/metadata/keygate/keys/"+id)
+	f.eraseAfter(t, "secret/metadata/keygate/usage/"+id)
 	return id, rec
 }
 
@@ -232,7 +233,8 @@ func apiDelete(c *vaultapi.Client, path string) func(context.Context) error {
 }
 
 // TestServerPolicy: the server token reads its keys, the pepper and the
-// journal, and nothing else: no list, no write, no delete, no other path.
+// journal, records when keys were used, and nothing else: no list, no other
+// write, no delete, no other path.
 func TestServerPolicy(t *testing.T) {
 	f := newPolicyFixture(t)
 	ctx := context.Background()
@@ -283,6 +285,18 @@ func TestServerPolicy(t *testing.T) {
 			return err
 		}, nil},
 
+		{"record a key's use", func(ctx context.Context) error { return f.server.RecordUsage(ctx, id, time.Now()) }, nil},
+		{"record a key's use again", func(ctx context.Context) error { return f.server.RecordUsage(ctx, id, time.Now()) }, nil},
+
+		{"read a key's use", func(ctx context.Context) error {
+			_, _, err := f.server.LastUsed(ctx, id)
+			return err
+		}, errDenied},
+		{"delete a key's use", apiDelete(c, "secret/data/keygate/usage/"+id), errDenied},
+		{"list usage", apiList(c, "secret/metadata/keygate/usage"), errDenied},
+		{"write a record through the usage path", apiWrite(c, "secret/data/keygate/usage/../keys/"+id, map[string]any{"data": map[string]any{"status": "active"}}), errDenied},
+		{"record use under a sibling base path", func(ctx context.Context) error { return sibling.RecordUsage(ctx, id, time.Now()) }, errDenied},
+		{"delete a key", func(ctx context.Context) error { return f.server.Delete(ctx, id) }, errDenied},
 		{"list keys", func(ctx context.Context) error {
 			_, err := f.server.List(ctx)
 			return err
@@ -326,7 +340,8 @@ func TestServerPolicy(t *testing.T) {
 
 // TestAdminPolicy: the admin token can do what the CLI does (create, show,
 // update with check-and-set, list, rotate the pepper, append to the
-// journal) and nothing else: no delete, no other path, nothing under sys/.
+// journal, read when keys were used, soft-delete a key) and nothing else: no
+// erasing of history, no other path, nothing under sys/.
 func TestAdminPolicy(t *testing.T) {
 	f := newPolicyFixture(t)
 	id, rec := f.newKey(t)
@@ -335,6 +350,8 @@ func TestAdminPolicy(t *testing.T) {
 
 	sibling := f.store(t, f.adminTok, "keygate-other")
 	siblingID, siblingRec := newRecord(t)
+	used := time.Now().UTC().Truncate(time.Second)
+	check(t, f.rootStore.RecordUsage(context.Background(), id, used))
 	c := f.adminAPI
 	runSteps(t, []step{
 		{"create a record", func(ctx context.Context) error { return f.admin.Create(ctx, id, rec) }, nil},
@@ -381,9 +398,29 @@ func TestAdminPolicy(t *testing.T) {
 			return appendJournal(ctx, c, map[string]any{"ids": []string{id}})
 		}, nil},
 		{"read the journal", apiRead(c, journalPath), nil},
+		{"read a key's use", func(ctx context.Context) error {
+			at, ok, err := f.admin.LastUsed(ctx, id)
+			if err == nil && (!ok || !at.Equal(used)) {
+				return fmt.Errorf("LastUsed = %v, %v; want %v, true", at, ok, used)
+			}
+			return err
+		}, nil},
+		{"delete a key (record and use)", func(ctx context.Context) error { return f.admin.Delete(ctx, id) }, nil},
+		{"look up the deleted key", func(ctx context.Context) error {
+			_, err := f.admin.Lookup(ctx, id)
+			return err
+		}, policy.ErrKeyNotFound},
+		{"its use is gone too", func(ctx context.Context) error {
+			if _, ok, err := f.admin.LastUsed(ctx, id); err != nil || ok {
+				return fmt.Errorf("LastUsed after delete: found %v, %v", ok, err)
+			}
+			return nil
+		}, nil},
+		{"delete it again", func(ctx context.Context) error { return f.admin.Delete(ctx, id) }, policy.ErrKeyNotFound},
 
-		{"delete a record", apiDelete(c, "secret/data/keygate/keys/"+id), errDenied},
+		{"write a key's use", func(ctx context.Context) error { return f.admin.RecordUsage(ctx, id, time.Now()) }, errDenied},
 		{"delete a record's metadata", apiDelete(c, "secret/metadata/keygate/keys/"+id), errDenied},
+		{"delete a key's use metadata", apiDelete(c, "secret/metadata/keygate/usage/"+id), errDenied},
 		{"destroy a record's versions", apiWrite(c, "secret/destroy/keygate/keys/"+id, map[string]any{"versions": []int{1}}), errDenied},
 		{"read a record's metadata", apiRead(c, "secret/metadata/keygate/keys/"+id), errDenied},
 		{"write a record's metadata", apiWrite(c, "secret/metadata/keygate/keys/"+id, map[string]any{"max_versions": 1}), errDenied},
@@ -464,9 +501,11 @@ func TestPolicyFiles(t *testing.T) {
 			{"secret/data/keygate/pepper", []string{"read"}},
 			{"secret/data/keygate/journal", []string{"read"}},
 			{"secret/metadata/keygate/journal", []string{"read"}},
+			{"secret/data/keygate/usage/*", []string{"create", "update"}},
 		},
 		adminPolicy: {
-			{"secret/data/keygate/keys/*", []string{"create", "read", "update"}},
+			{"secret/data/keygate/keys/*", []string{"create", "delete", "read", "update"}},
+			{"secret/data/keygate/usage/*", []string{"delete", "read"}},
 			{"secret/metadata/keygate/keys", []string{"list"}},
 			{"secret/data/keygate/pepper", []string{"create", "read", "update"}},
 			{"secret/data/keygate/journal", []string{"create", "read", "update"}},
@@ -487,11 +526,13 @@ func TestPolicyFiles(t *testing.T) {
 				t.Errorf("stanzas (-want +got):\n%s", diff)
 			}
 			for _, s := range stanzas {
-				if name == serverPolicy && !slices.Equal(s.caps, []string{"read"}) {
-					t.Errorf("server policy, path %q: capabilities %v; the server may only read", s.path, s.caps)
+				usage := s.path == "secret/data/keygate/usage/*"
+				if name == serverPolicy && !slices.Equal(s.caps, []string{"read"}) && !usage {
+					t.Errorf("server policy, path %q: capabilities %v; the server may only read (and record key use)", s.path, s.caps)
 				}
+				softDelete := name == adminPolicy && (usage || s.path == "secret/data/keygate/keys/*")
 				for _, c := range s.caps {
-					if c == "delete" || c == "sudo" || c == "patch" || c == "deny" {
+					if c == "delete" && !softDelete || c == "sudo" || c == "patch" || c == "deny" {
 						t.Errorf("path %q grants %q (see the policy's header before changing this test)", s.path, c)
 					}
 				}

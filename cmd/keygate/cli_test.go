@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -118,10 +119,38 @@ func TestKeysCLI(t *testing.T) {
 			if out := mustCLI(t, env, "keys", "show", k.ID, "--json"); !strings.Contains(out, `"scopes":["c"]`) {
 				t.Errorf("a failed update changed the record: %s", out)
 			}
+			if _, _, err := cli(t, env, "keys", "delete", k.ID); err == nil || !strings.Contains(err.Error(), "is active: revoke it first") {
+				t.Errorf("delete of an active key without --force: %v", err)
+			}
 			mustCLI(t, env, "keys", "revoke", k.ID)
 			if _, _, err := cli(t, env, "keys", "rotate", k.ID); err == nil || !strings.Contains(err.Error(), "revoked") {
 				t.Errorf("rotate of a revoked key: %v", err)
 			}
+			checkDelete(t, env, k.ID)
 		})
+	}
+}
+
+// checkDelete deletes a revoked key: it is gone from show and list, a
+// second delete says not found, and --force deletes an active key.
+func checkDelete(t *testing.T, env envMap, revokedID string) {
+	t.Helper()
+	if out := mustCLI(t, env, "keys", "delete", revokedID); !strings.Contains(out, "Key "+revokedID+" deleted") {
+		t.Errorf("keys delete: %q", out)
+	}
+	if _, _, err := cli(t, env, "keys", "show", revokedID); err == nil || !strings.Contains(err.Error(), "not found") {
+		t.Errorf("show after delete: %v, want not found", err)
+	}
+	if _, _, err := cli(t, env, "keys", "delete", revokedID); err == nil || !strings.Contains(err.Error(), "not found") {
+		t.Errorf("second delete: %v, want not found", err)
+	}
+	active := createKey(t, env, "--tenant", "acme")
+	mustCLI(t, env, "keys", "delete", active.ID, "--force")
+	var rows []listed
+	if err := json.Unmarshal([]byte(mustCLI(t, env, "keys", "list", "--json")), &rows); err != nil || len(rows) != 0 {
+		t.Errorf("keys list after deleting every key: %v, %v; want no rows", err, rows)
+	}
+	if _, _, err := cli(t, env, "keys", "delete", active.Key); err == nil || strings.Contains(err.Error(), active.Key) {
+		t.Errorf("delete with a raw key: %v; want an error that does not echo it", redact(fmt.Sprint(err)))
 	}
 }

@@ -170,6 +170,19 @@ func TestVaultLifecycle(t *testing.T) {
 		})
 	})
 
+	t.Run("delete", func(t *testing.T) {
+		d := ring.add(createKey(t, env, "--tenant", "acme"))
+		if o := s.decide(t, d.Key, checkFlags{}); o.status != 200 {
+			t.Fatalf("key before delete: %v", o)
+		}
+		mustCLI(t, env, "keys", "delete", d.ID, "--force")
+		took := eventually(t, foundTTL+3*time.Second, "deleted key denied", func() bool {
+			o := s.decide(t, d.Key, checkFlags{})
+			return o.status == 401 && o.reason == "unknown_key"
+		})
+		t.Logf("deleted key denied %s after delete", took.Round(10*time.Millisecond))
+	})
+
 	t.Run("unknown", func(t *testing.T) {
 		u := ring.add(createKey(t, envMap{"KEYGATE_STORE": "file:" + t.TempDir() + "/other.yaml"}, "--tenant", "x"))
 		if o := s.decide(t, u.Key, checkFlags{}); o.status != 401 || o.reason != "unknown_key" {

@@ -115,6 +115,9 @@ func newListCmd(e *env) *cobra.Command {
 			rows := make([]listed, 0, len(ids))
 			for _, id := range ids {
 				rec, _, err := k.store.Get(ctx, id)
+				if errors.Is(err, policy.ErrKeyNotFound) {
+					continue // deleted: Vault still lists soft-deleted entries
+				}
 				row := listed{ID: id, Record: rec}
 				if err != nil {
 					row.Error = err.Error()
@@ -165,6 +168,37 @@ func newRevokeCmd(e *env) *cobra.Command {
 			recordChange(ctx, k, "revoke", args[0])
 			return printChanged(k, args[0], rec, "revoked")
 		})
+	return cmd
+}
+
+func newDeleteCmd(e *env) *cobra.Command {
+	var force bool
+	cmd, _ := keysCommand(e, "delete ID", "Delete a revoked or expired key's record (--force for an active one)", cobra.ExactArgs(1), false,
+		func(ctx context.Context, k *keysCtx, args []string) error {
+			keyID := args[0]
+			if !policy.ValidID(keyID) {
+				return errNotID
+			}
+			rec, _, err := k.store.Get(ctx, keyID)
+			if err != nil && !errors.Is(err, policy.ErrInvalidRecord) {
+				return err
+			}
+			if rec != nil && rec.Status == policy.StatusActive && !force &&
+				(rec.ExpiresAtTime().IsZero() || k.now.Before(rec.ExpiresAtTime())) {
+				return fmt.Errorf("key %s is active: revoke it first (keygate keys revoke %s), or pass --force to delete it while in use", keyID, keyID)
+			}
+			if err := k.store.Delete(ctx, keyID); err != nil {
+				return err
+			}
+			recordChange(ctx, k, "delete", keyID)
+			what := "deleted"
+			if k.store.(*openedStore).name == "vault" {
+				what += fmt.Sprintf(" (Vault keeps its versions: `vault kv undelete -mount=%s -versions=N %s/keys/%s` restores it)",
+					k.f.store.mount, k.f.store.basePath, keyID)
+			}
+			return printChanged(k, keyID, nil, what)
+		})
+	cmd.Flags().BoolVar(&force, "force", false, "delete even if the key is active and unexpired")
 	return cmd
 }
 

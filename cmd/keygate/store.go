@@ -23,6 +23,7 @@ type keyStore interface {
 	Get(ctx context.Context, keyID string) (*policy.Record, int, error)
 	Create(ctx context.Context, keyID string, rec *policy.Record) error
 	Update(ctx context.Context, keyID string, rec *policy.Record, version int) error
+	Delete(ctx context.Context, keyID string) error
 	List(ctx context.Context) ([]string, error)
 	Peppers(ctx context.Context) (policy.Peppers, error)
 }

@@ -1,20 +1,17 @@
 # keygate-admin: the Vault policy for people and automation running the
 # keygate CLI against Vault: `keygate keys create|list|show|update|revoke|
-# rotate` and `keygate pepper rotate`.
+# rotate|delete|audit` and `keygate pepper rotate`.
 #
 # Every CLI write is a KV v2 write with check-and-set (options.cas): cas=0
 # creates an entry that must not exist yet ("create"), cas=N replaces
 # version N ("update"). Revoking a key is such an update (status=revoked),
 # not a delete.
 #
-# No "delete" anywhere, on purpose: no command deletes today (revoke keeps
-# the record and its history as an audit trail), and "delete" on
-# secret/metadata/... would erase a key's whole version history (and, on
-# the journal, the journal). When `keygate keys delete` lands (issue 4),
-# grant "delete" on secret/data/keygate/keys/* (soft delete of the latest
-# version; undeletable) and only add secret/metadata/keygate/keys/* if the
-# command really erases history. vault/policies_test.go pins this: it
-# fails if a stanza grants "delete" without the test being updated.
+# "delete" only on the data paths of records and usage entries: `keygate
+# keys delete` soft-deletes the latest version, which Vault keeps (`vault kv
+# undelete` restores it). Nothing on secret/metadata/... or secret/destroy/...
+# (which would erase a key's version history, or the journal). vault/
+# policies_test.go pins this: it fails if another stanza grants "delete".
 #
 # Nothing under sys/: the admin token cannot read or change policies,
 # mounts or auth methods. No "sudo", no "patch" (the CLI never patches).
@@ -26,9 +23,17 @@
 
 # Key records: create (keys create, keys rotate's new key), read (keys show,
 # keys list, and the read before every check-and-set update), update (keys
-# update, revoke, and rotate's change to the old key).
+# update, revoke, and rotate's change to the old key), delete (keys delete:
+# soft delete of the latest version).
 path "secret/data/keygate/keys/*" {
-  capabilities = ["create", "read", "update"]
+  capabilities = ["create", "read", "update", "delete"]
+}
+
+# When each key was last used, written by the servers: read (keys list
+# --unused-for, keys show, keys audit) and delete (keys delete removes it
+# with the record). The admin never writes it.
+path "secret/data/keygate/usage/*" {
+  capabilities = ["read", "delete"]
 }
 
 # keys list: LIST secret/metadata/keygate/keys (Vault matches a LIST of
@@ -45,7 +50,7 @@ path "secret/data/keygate/pepper" {
   capabilities = ["create", "read", "update"]
 }
 
-# The change journal (issue 4): every CLI write appends a version with
+# The change journal: every CLI write appends a version with
 # check-and-set (create the first time, update afterwards), after reading
 # the current one.
 path "secret/data/keygate/journal" {

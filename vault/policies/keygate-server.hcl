@@ -1,9 +1,10 @@
 # keygate-server: the Vault policy of the `keygate serve` token.
 #
-# The server only ever reads: one key record per lookup, the pepper, and
-# (issue 4) the change journal. It can never list the keys (a leaked server
-# token must not enumerate them), never write or delete anything, and
-# touches nothing under sys/.
+# The server reads one key record per lookup, the pepper and the change
+# journal, and writes only when keys were last used (usage/<id>, for
+# `keygate keys list --unused-for`). It can never list the keys (a leaked
+# server token must not enumerate them), never write a record, the pepper
+# or the journal, never delete anything, and touches nothing under sys/.
 #
 # Paths assume the defaults: KV v2 mount "secret" (--vault-mount) and base
 # path "keygate" (--vault-base-path). A deployment that uses another mount
@@ -18,7 +19,7 @@
 #
 # vault/policies_test.go applies this file to a real Vault dev server and
 # checks what the token can and cannot do; it also fails if any stanza here
-# grants more than "read".
+# other than usage/* grants more than "read".
 
 # Key records. Lookup reads secret/data/keygate/keys/<id> on a cache miss.
 # "read" on the data path only: no "list" (the server looks up ids it is
@@ -34,7 +35,7 @@ path "secret/data/keygate/pepper" {
   capabilities = ["read"]
 }
 
-# The change journal (issue 4): a KV v2 entry whose versions are the
+# The change journal: a KV v2 entry whose versions are the
 # journal, appended by the CLI with check-and-set. Each replica reads the
 # entries it has not seen yet (GET ...?version=N on the data path) ...
 path "secret/data/keygate/journal" {
@@ -47,4 +48,13 @@ path "secret/data/keygate/journal" {
 # cache.
 path "secret/metadata/keygate/journal" {
   capabilities = ["read"]
+}
+
+# Key use: each replica writes usage/<id> = {"last_used": ...} at most once
+# per key per --usage-interval (default 1h), batched and paced, never on the
+# request path. Create and update only: the server never reads it back (no
+# "read"), lists it or deletes it. A leaked token could make a key look used,
+# which hides it from `keys list --unused-for`; it can never make a key work.
+path "secret/data/keygate/usage/*" {
+  capabilities = ["create", "update"]
 }

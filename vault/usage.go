@@ -1,0 +1,102 @@
+package vault
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/keygate/keygate/policy"
+)
+
+// Key use is kept apart from the records, at <mount>/<base>/usage/<id>, as
+// {"last_used": RFC 3339}: the server may write it (keygate-server.hcl grants
+// create/update there and nothing else that writes), so a leaked server
+// token can at worst make a key look used, never change what it allows.
+// Each replica writes a key's entry at most once per --usage-interval, so
+// last_used is accurate to within that interval.
+
+// usageRecord is the data of a usage entry.
+type usageRecord struct {
+	LastUsed string `json:"last_used"`
+}
+
+func (s *Store) usagePath(keyID string) string {
+	return s.mount + "/data/" + s.base + "/usage/" + keyID
+}
+
+// RecordUsage writes that keyID was last used at at. It does not read
+// first: replicas racing may move last_used back by at most one interval.
+func (s *Store) RecordUsage(ctx context.Context, keyID string, at time.Time) error {
+	if !policy.ValidID(keyID) {
+		return fmt.Errorf("vault: record usage: %w", ErrInvalidID)
+	}
+	if err := s.auth.ensure(ctx, "record usage", keyID); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	body := map[string]any{"data": usageRecord{LastUsed: at.UTC().Format(time.RFC3339)}}
+	token := s.client.Token()
+	if _, err := s.client.Logical().WriteWithContext(ctx, s.usagePath(keyID), body); err != nil {
+		err = s.apiError("record usage", keyID, err)
+		s.noteForbidden(err, token)
+		return err
+	}
+	return nil
+}
+
+// LastUsed returns when keyID was last used, and false if keygate never
+// recorded a use (or the entry is deleted). An entry that does not parse
+// is an error naming the key.
+func (s *Store) LastUsed(ctx context.Context, keyID string) (time.Time, bool, error) {
+	if !policy.ValidID(keyID) {
+		return time.Time{}, false, fmt.Errorf("vault: last used: %w", ErrInvalidID)
+	}
+	e, err := s.read(ctx, "last used", keyID, s.usagePath(keyID), nil, maxBody)
+	if err != nil || !e.found {
+		return time.Time{}, false, err
+	}
+	var u usageRecord
+	if err := json.Unmarshal(e.data, &u); err != nil {
+		return time.Time{}, false, fmt.Errorf("vault: usage of key %s: not {\"last_used\": time}: %w", keyID, err)
+	}
+	t, err := time.Parse(time.RFC3339, u.LastUsed)
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("vault: usage of key %s: last_used %q is not an RFC 3339 time", keyID, u.LastUsed)
+	}
+	return t, true, nil
+}
+
+// Delete soft-deletes the latest version of keyID's record and of its
+// usage entry: Lookup then reports policy.ErrKeyNotFound, and Vault keeps
+// the versions (`vault kv undelete` restores them; `vault kv metadata
+// delete` erases them, which keygate never does). Deleting a key that has
+// no live record is policy.ErrKeyNotFound.
+func (s *Store) Delete(ctx context.Context, keyID string) error {
+	if _, _, err := s.Get(ctx, keyID); err != nil && !errors.Is(err, policy.ErrInvalidRecord) {
+		return err // not found, or Vault failed; an invalid record may be deleted
+	}
+	if err := s.softDelete(ctx, "delete", keyID, s.keyPath(keyID)); err != nil {
+		return err
+	}
+	// The usage entry may not exist; deleting it is then a no-op.
+	if err := s.softDelete(ctx, "delete usage", keyID, s.usagePath(keyID)); err != nil {
+		return fmt.Errorf("key %s is deleted, but its usage entry is not: %w", keyID, err)
+	}
+	return nil
+}
+
+func (s *Store) softDelete(ctx context.Context, op, keyID, path string) error {
+	if err := s.auth.ensure(ctx, op, keyID); err != nil {
+		return err
+	}
+	token := s.client.Token()
+	if _, err := s.client.Logical().DeleteWithContext(ctx, path); err != nil {
+		err = s.apiError(op, keyID, err)
+		s.noteForbidden(err, token)
+		return err
+	}
+	return nil
+}
