@@ -152,3 +152,19 @@ func BenchmarkCheckRawHeaders(b *testing.B) {
 
 // served is the Server as gRPC calls it (Register): what production runs.
 func served(e *env) authv3.AuthorizationServer { return wireServer{s: e.srv} }
+
+// BenchmarkCheckTrackUsage is BenchmarkCheck with last-used tracking on:
+// the cost is one atomic load per Check once a key is noted in a period.
+func BenchmarkCheckTrackUsage(b *testing.B) {
+	e := benchEnv(b, trackUsage)
+	req := sidecarRequest(testKey)
+	benchOutcome(b, e, req, "allowed")
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		_, _ = served(e).Check(ctx, req)
+	}
+	if got, _ := e.srv.TakeUsage(); len(got) != 1 {
+		b.Fatalf("usage not noted: %v", got)
+	}
+}

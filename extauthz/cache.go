@@ -38,7 +38,7 @@ const (
 	SourceStale                  // expired entry served because the store failed
 )
 
-// entry is an immutable cache value, except for nextTry.
+// entry is an immutable cache value, except for nextTry and noted.
 type entry struct {
 	keyID   string
 	pol     *policy.Compiled // the record's decision-ready part; nil when invalid
@@ -48,6 +48,8 @@ type entry struct {
 	// nextTry (unix nanos) throttles store reads for an expired entry
 	// whose refresh failed: until then it is served stale without a read.
 	nextTry atomic.Int64
+	// noted is the usage period in which this key's use was last noted.
+	noted atomic.Uint32
 }
 
 // staleRetry is how long an entry served stale waits before the store is

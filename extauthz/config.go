@@ -45,6 +45,11 @@ type Config struct {
 	StoreReadRate float64
 	// StoreReadBurst is the burst allowed over StoreReadRate. Default 100.
 	StoreReadBurst int
+	// TrackUsage makes Check note each key presented with its correct
+	// secret (allowed or not), once per TakeUsage period, for the last-used
+	// write-back. At most CacheSize ids are held between TakeUsage calls;
+	// past that, uses are counted as dropped. Default false.
+	TrackUsage bool
 	// Routes, when set, maps host/method/path to required scopes, in
 	// addition to Envoy's keygate.scopes context extension.
 	Routes *policy.Routes

@@ -29,6 +29,7 @@ type Server struct {
 	deniesWire  [policy.NumReasons]*authv3.CheckResponse // the same, pre-encoded
 	credHeaders [4][]string
 	shared      shared
+	usage       *usage
 	// OnDecision, if set, is called after every decision (metrics, audit).
 	OnDecision func(Decision)
 }
@@ -50,7 +51,8 @@ func NewServer(cfg Config, store Store, hasher *policy.Hasher, log *slog.Logger)
 	}
 	format, _ := policy.NewFormat(cfg.KeyPrefix) // checked by Validate
 	s := &Server{cfg: cfg, format: format, log: log,
-		denies: denyResponses(), credHeaders: credentialRemovals(&cfg), shared: newShared()}
+		denies: denyResponses(), credHeaders: credentialRemovals(&cfg), shared: newShared(),
+		usage: newUsage(cfg.TrackUsage, cfg.CacheSize)}
 	var err error
 	if s.deniesWire, err = preEncoded(s.denies); err != nil {
 		return nil, fmt.Errorf("extauthz: %w", err)
@@ -69,7 +71,8 @@ func NewServer(cfg Config, store Store, hasher *policy.Hasher, log *slog.Logger)
 func (s *Server) Register(g *grpc.Server) { authv3.RegisterAuthorizationServer(g, wireServer{s: s}) }
 
 // Check decides one request: extract key → parse/checksum → cache (one
-// shared store read on a miss) → verify hash → Evaluate → response.
+// shared store read on a miss) → verify hash → note the use → Evaluate →
+// response.
 func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	return s.check(ctx, req, false), nil
 }
@@ -120,6 +123,7 @@ func (s *Server) check(ctx context.Context, req *authv3.CheckRequest, wire bool)
 	if d.Reason = s.verify(in.rawKey, e.pol.Digest()); d.Reason != policy.Allowed {
 		return s.deny(d.Reason, wire)
 	}
+	s.usage.note(e, now)
 	preq := in.policyRequest(now, routeScopes)
 	if d.Reason = e.pol.Evaluate(&preq); d.Reason != policy.Allowed {
 		return s.deny(d.Reason, wire)

@@ -8,7 +8,7 @@ import (
 
 // Finding is one risk `keygate keys audit` reports about a key.
 type Finding struct {
-	Code   string `json:"code"` // stable: no_expiry, long_lived, expired_active, wide_cidr, many_scopes, wildcard_scope
+	Code   string `json:"code"` // stable: no_expiry, long_lived, expired_active, wide_cidr, many_scopes, wildcard_scope, unused
 	Detail string `json:"detail"`
 }
 
@@ -73,4 +73,38 @@ func Audit(rec *Record, now time.Time, opts AuditOptions) []Finding {
 		}
 	}
 	return out
+}
+
+// UnusedSince returns since when a key has gone unused: its last recorded
+// use, else (never used) its created_at; false when neither is known (a
+// record written by hand without created_at, never used).
+func UnusedSince(rec *Record, lastUsed time.Time) (time.Time, bool) {
+	if !lastUsed.IsZero() {
+		return lastUsed, true
+	}
+	if rec == nil {
+		return time.Time{}, false
+	}
+	created, err := time.Parse(time.RFC3339, rec.CreatedAt)
+	return created, err == nil
+}
+
+// AuditUnused returns an "unused" finding for an active key not used for
+// longer than unusedFor at time now (lastUsed zero: never used), or nil.
+// A key whose age is unknown and that was never used is reported: nobody
+// can show it is needed.
+func AuditUnused(rec *Record, lastUsed, now time.Time, unusedFor time.Duration) *Finding {
+	if rec == nil || rec.c == nil || rec.Status != StatusActive || unusedFor <= 0 {
+		return nil
+	}
+	since, known := UnusedSince(rec, lastUsed)
+	switch {
+	case !known:
+		return &Finding{Code: "unused", Detail: "never used, and its age is unknown (no created_at)"}
+	case now.Sub(since) <= unusedFor:
+		return nil
+	case lastUsed.IsZero():
+		return &Finding{Code: "unused", Detail: fmt.Sprintf("never used since it was created %s", since.Format(time.RFC3339))}
+	}
+	return &Finding{Code: "unused", Detail: fmt.Sprintf("last used %s, more than %s ago", since.Format(time.RFC3339), unusedFor)}
 }

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -46,5 +47,44 @@ func TestAudit(t *testing.T) {
 	}
 	if f := Audit(&Record{Status: StatusActive}, now, AuditOptions{}); f != nil {
 		t.Errorf("unvalidated record: %v, want nothing", f)
+	}
+}
+
+func TestAuditUnused(t *testing.T) {
+	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	ago := func(days int) time.Time { return now.Add(-time.Duration(days) * 24 * time.Hour) }
+	const window = 90 * 24 * time.Hour
+	tests := []struct {
+		name     string
+		created  string
+		status   string
+		lastUsed time.Time
+		want     string // finding detail prefix; "" for none
+	}{
+		{"used recently", ago(400).Format(time.RFC3339), StatusActive, ago(3), ""},
+		{"used long ago", ago(400).Format(time.RFC3339), StatusActive, ago(120), "last used 2026-08-01T12:00:00Z"},
+		{"used exactly at the window", ago(400).Format(time.RFC3339), StatusActive, ago(90), ""},
+		{"never used, new", ago(10).Format(time.RFC3339), StatusActive, time.Time{}, ""},
+		{"never used, old", ago(100).Format(time.RFC3339), StatusActive, time.Time{}, "never used since it was created 2026-08-21T12:00:00Z"},
+		{"never used, age unknown", "", StatusActive, time.Time{}, "never used, and its age is unknown"},
+		{"revoked", ago(400).Format(time.RFC3339), StatusRevoked, time.Time{}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := &Record{Hash: "sha256:" + hex64, Tenant: "acme", Status: tt.status, CreatedAt: tt.created}
+			if err := r.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			f := AuditUnused(r, tt.lastUsed, now, window)
+			switch {
+			case tt.want == "" && f != nil:
+				t.Errorf("finding %+v, want none", f)
+			case tt.want != "" && (f == nil || f.Code != "unused" || !strings.HasPrefix(f.Detail, tt.want)):
+				t.Errorf("finding %+v, want unused %q", f, tt.want)
+			}
+			if f := AuditUnused(r, tt.lastUsed, now, 0); f != nil {
+				t.Errorf("window 0 (off): %+v", f)
+			}
+		})
 	}
 }

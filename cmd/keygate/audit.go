@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -19,18 +21,27 @@ type audited struct {
 }
 
 func newAuditCmd(e *env) *cobra.Command {
-	var maxLifetime string
+	var maxLifetime, unusedFor string
 	var opts policy.AuditOptions
-	cmd, _ := keysCommand(e, "audit", "Report risky keys: no expiry, long-lived, expired but active, wide CIDRs, many or wildcard scopes",
+	cmd, _ := keysCommand(e, "audit", "Report risky keys: no expiry, long-lived, expired but active, unused, wide CIDRs, many or wildcard scopes",
 		cobra.NoArgs, false, func(ctx context.Context, k *keysCtx, _ []string) error {
-			if maxLifetime != "" {
-				d, err := parseLifetime(maxLifetime)
-				if err != nil {
-					return fmt.Errorf("--max-lifetime: %w", err)
-				}
-				opts.MaxLifetime = d
+			var errs []error
+			d, err := parseLifetime(maxLifetime)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("--max-lifetime: %w", err))
 			}
-			report, err := auditKeys(ctx, k, opts)
+			opts.MaxLifetime = d
+			unused, err := parseLifetime(unusedFor)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("--unused-for: %w", err))
+			}
+			if err := errors.Join(errs...); err != nil {
+				return err
+			}
+			if usageOf(k) == nil {
+				fmt.Fprintf(k.e.stderr, "keygate: note: no \"unused\" findings: %v\n", errNoUsage)
+			}
+			report, err := auditKeys(ctx, k, opts, unused)
 			if err != nil {
 				return err
 			}
@@ -40,25 +51,31 @@ func newAuditCmd(e *env) *cobra.Command {
 			return printAudit(k, report)
 		})
 	cmd.Flags().StringVar(&maxLifetime, "max-lifetime", "365d", "remaining lifetime above which a key is long_lived")
+	cmd.Flags().StringVar(&unusedFor, "unused-for", "90d", "time without use after which an active key is unused (Vault store; never-used keys count from created_at)")
 	cmd.Flags().IntVar(&opts.MaxScopes, "max-scopes", 10, "scope count above which a key has many_scopes")
 	return cmd
 }
 
 // auditKeys reads every key; a record that cannot be read is a finding too.
-func auditKeys(ctx context.Context, k *keysCtx, opts policy.AuditOptions) ([]audited, error) {
-	ids, err := k.store.List(ctx)
+func auditKeys(ctx context.Context, k *keysCtx, opts policy.AuditOptions, unusedFor time.Duration) ([]audited, error) {
+	rows, err := readKeys(ctx, k, true)
 	if err != nil {
-		return nil, fmt.Errorf("list keys: %w", err)
+		return nil, err
 	}
 	report := []audited{}
-	for _, id := range ids {
-		rec, _, err := k.store.Get(ctx, id)
-		if err != nil {
-			report = append(report, audited{ID: id, Findings: []policy.Finding{{Code: "unreadable", Detail: err.Error()}}})
+	for _, r := range rows {
+		if r.Error != "" {
+			report = append(report, audited{ID: r.ID, Findings: []policy.Finding{{Code: "unreadable", Detail: r.Error}}})
 			continue
 		}
-		if f := policy.Audit(rec, k.now, opts); len(f) > 0 {
-			report = append(report, audited{ID: id, Tenant: rec.Tenant, Findings: f})
+		f := policy.Audit(r.Record, k.now, opts)
+		if usageOf(k) != nil {
+			if u := policy.AuditUnused(r.Record, r.lastUsed, k.now, unusedFor); u != nil {
+				f = append(f, *u)
+			}
+		}
+		if len(f) > 0 {
+			report = append(report, audited{ID: r.ID, Tenant: r.Record.Tenant, Findings: f})
 		}
 	}
 	return report, nil

@@ -78,27 +78,30 @@ func newShowCmd(e *env) *cobra.Command {
 			if !policy.ValidID(args[0]) {
 				return errNotID
 			}
-			rec, _, err := k.store.Get(ctx, args[0])
-			if err != nil {
-				return err
+			row, gone := readKey(ctx, k, usageOf(k), args[0])
+			switch {
+			case gone:
+				return fmt.Errorf("key %s: %w", args[0], policy.ErrKeyNotFound)
+			case row.Record == nil:
+				return errors.New(row.Error)
+			case k.f.jsonOut:
+				return json.NewEncoder(k.e.stdout).Encode(row)
 			}
-			if k.f.jsonOut {
-				return json.NewEncoder(k.e.stdout).Encode(struct {
-					ID     string         `json:"id"`
-					Record *policy.Record `json:"record"`
-				}{args[0], rec})
+			out, _ := json.MarshalIndent(row.Record, "", "  ")
+			used := row.LastUsed
+			if used == "" && usageOf(k) != nil {
+				used = "never recorded"
 			}
-			out, _ := json.MarshalIndent(rec, "", "  ")
-			_, err = fmt.Fprintf(k.e.stdout, "id: %s\n%s\n", args[0], out)
+			if row.Error != "" {
+				used = "unknown (" + row.Error + ")"
+			}
+			if used != "" {
+				used = "last used: " + used + "\n"
+			}
+			_, err := fmt.Fprintf(k.e.stdout, "id: %s\n%s%s\n", args[0], used, out)
 			return err
 		})
 	return cmd
-}
-
-type listed struct {
-	ID     string         `json:"id"`
-	Record *policy.Record `json:"record,omitempty"`
-	Error  string         `json:"error,omitempty"`
 }
 
 func newListCmd(e *env) *cobra.Command {
@@ -108,20 +111,15 @@ func newListCmd(e *env) *cobra.Command {
 			if err := filter.check(); err != nil {
 				return err
 			}
-			ids, err := k.store.List(ctx)
-			if err != nil {
-				return fmt.Errorf("list keys: %w", err)
+			if filter.unused > 0 && usageOf(k) == nil {
+				return fmt.Errorf("--unused-for: %w", errNoUsage)
 			}
-			rows := make([]listed, 0, len(ids))
-			for _, id := range ids {
-				rec, _, err := k.store.Get(ctx, id)
-				if errors.Is(err, policy.ErrKeyNotFound) {
-					continue // deleted: Vault still lists soft-deleted entries
-				}
-				row := listed{ID: id, Record: rec}
-				if err != nil {
-					row.Error = err.Error()
-				}
+			all, err := readKeys(ctx, k, true)
+			if err != nil {
+				return err
+			}
+			rows := make([]listed, 0, len(all))
+			for _, row := range all {
 				if filter.keep(row, k.now) {
 					rows = append(rows, row)
 				}
@@ -137,10 +135,10 @@ func newListCmd(e *env) *cobra.Command {
 
 func printList(w io.Writer, rows []listed, now time.Time) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tTENANT\tNAME\tSTATUS\tEXPIRES\tSCOPES")
+	fmt.Fprintln(tw, "ID\tTENANT\tNAME\tSTATUS\tEXPIRES\tLAST USED\tSCOPES")
 	for _, r := range rows {
 		if r.Record == nil {
-			fmt.Fprintf(tw, "%s\t-\t-\terror: %s\t-\t-\n", r.ID, r.Error)
+			fmt.Fprintf(tw, "%s\t-\t-\terror: %s\t-\t-\t-\n", r.ID, r.Error)
 			continue
 		}
 		status, expires := r.Record.Status, r.Record.ExpiresAt
@@ -150,7 +148,11 @@ func printList(w io.Writer, rows []listed, now time.Time) error {
 		if expires == "" {
 			expires = "never"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%v\n", r.ID, r.Record.Tenant, r.Record.Name, status, expires, r.Record.Scopes)
+		used := r.LastUsed
+		if used == "" {
+			used = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%v\n", r.ID, r.Record.Tenant, r.Record.Name, status, expires, used, r.Record.Scopes)
 	}
 	return tw.Flush()
 }

@@ -17,8 +17,9 @@ type listFilter struct {
 	status         string // active, revoked or expired
 	expiringWithin string
 	noExpiry       bool
+	unusedFor      string
 
-	within time.Duration
+	within, unused time.Duration
 }
 
 func (f *listFilter) register(fs *pflag.FlagSet) {
@@ -26,6 +27,7 @@ func (f *listFilter) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.status, "status", "", "only keys with this status: active, revoked or expired")
 	fs.StringVar(&f.expiringWithin, "expiring-within", "", "only active keys expiring within this time, e.g. 7d")
 	fs.BoolVar(&f.noExpiry, "no-expiry", false, "only keys without an expiry")
+	fs.StringVar(&f.unusedFor, "unused-for", "", "only keys not used for this long, e.g. 90d (never-used keys count from created_at; Vault store only)")
 }
 
 // check validates the filter flags, reporting every problem at once.
@@ -42,6 +44,13 @@ func (f *listFilter) check() error {
 			errs = append(errs, fmt.Errorf("--expiring-within: %w", err))
 		}
 		f.within = d
+	}
+	if f.unusedFor != "" {
+		d, err := parseLifetime(f.unusedFor)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--unused-for: %w", err))
+		}
+		f.unused = d
 	}
 	if f.noExpiry && f.expiringWithin != "" {
 		errs = append(errs, errors.New("--no-expiry and --expiring-within: give one at most"))
@@ -67,6 +76,10 @@ func (f *listFilter) keep(r listed, now time.Time) bool {
 		f.noExpiry && !exp.IsZero(),
 		f.within > 0 && (status != policy.StatusActive || exp.IsZero() || exp.After(now.Add(f.within))):
 		return false
+	}
+	if f.unused > 0 {
+		since, known := policy.UnusedSince(rec, r.lastUsed)
+		return !known || now.Sub(since) > f.unused
 	}
 	return true
 }

@@ -46,7 +46,8 @@ func TestKeysListFilters(t *testing.T) {
 			}
 		})
 	}
-	for _, bad := range [][]string{{"--status", "gone"}, {"--expiring-within", "soon"}, {"--no-expiry", "--expiring-within", "1d"}} {
+	for _, bad := range [][]string{{"--status", "gone"}, {"--expiring-within", "soon"}, {"--no-expiry", "--expiring-within", "1d"},
+		{"--unused-for", "soon"}, {"--unused-for", "90d"}} { // the file store records no use
 		if _, _, err := cli(t, env, append([]string{"keys", "list"}, bad...)...); err == nil || !strings.Contains(err.Error(), bad[0]) {
 			t.Errorf("keys list %v: error %v, want one naming %s", bad, err, bad[0])
 		}

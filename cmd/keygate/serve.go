@@ -32,6 +32,7 @@ type serveFlags struct {
 	shutdownDelay   time.Duration
 	pepperRefresh   time.Duration
 	journalPoll     time.Duration
+	usageInterval   time.Duration
 	store           storeFlags
 	cfg             extauthz.Config
 }
@@ -53,6 +54,7 @@ func newServeCmd(e *env) *cobra.Command {
 	fs.DurationVar(&f.shutdownDelay, "shutdown-delay", 0, "after SIGTERM, report NOT_SERVING and keep serving this long so Envoy can drain (e.g. 5s)")
 	fs.DurationVar(&f.pepperRefresh, "pepper-refresh", time.Minute, "how often HMAC peppers are re-read from the store")
 	fs.DurationVar(&f.journalPoll, "journal-poll", time.Second, "how often the Vault change journal is read to evict changed keys (0: never)")
+	fs.DurationVar(&f.usageInterval, "usage-interval", time.Hour, "how often when keys were last used is written to Vault, at most once per key (0: never)")
 	f.store.register(fs)
 	c := &f.cfg
 	fs.StringVar(&c.KeyPrefix, "key-prefix", policy.DefaultPrefix, "API key prefix")
@@ -85,6 +87,9 @@ func (f *serveFlags) run(ctx context.Context, e *env) error {
 	store, err := f.store.open(ctx, e, log, false)
 	if err != nil {
 		errs = append(errs, err)
+	}
+	if _, ok := usageSink(store); ok && f.usageInterval > 0 {
+		f.cfg.TrackUsage = true
 	}
 	srv, err := extauthz.NewServer(f.cfg, store, nil, log)
 	if err != nil {
@@ -135,6 +140,9 @@ func (f *serveFlags) checkFlags() error {
 		errs = append(errs, fmt.Errorf("--stale-ttl: must be >= 0 (0 disables), got %s", c.StaleTTL))
 	case c.StaleTTL == 0:
 		c.StaleTTL = -1
+	}
+	if f.usageInterval < 0 {
+		errs = append(errs, fmt.Errorf("--usage-interval: must be >= 0 (0 disables), got %s", f.usageInterval))
 	}
 	if f.journalPoll < 0 {
 		errs = append(errs, fmt.Errorf("--journal-poll: must be >= 0 (0 disables), got %s", f.journalPoll))
@@ -205,6 +213,9 @@ func (f *serveFlags) serve(ctx context.Context, log *slog.Logger, lis, admin net
 	}
 	if j, ok := store.keyStore.(journalReader); ok && f.journalPoll > 0 {
 		grp.Go(func() error { watchJournal(ctx, log, j, srv, f.journalPoll); return nil })
+	}
+	if w, ok := usageSink(store); ok && f.cfg.TrackUsage {
+		grp.Go(func() error { writeUsage(ctx, log, w, srv, f.usageInterval); return nil })
 	}
 	if store.run != nil { // Vault login, renewal and re-login
 		grp.Go(func() error { return store.run(ctx) })

@@ -1,0 +1,108 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"maps"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/keygate/keygate/extauthz"
+)
+
+// usageWriter is a store that records when keys were last used (Vault).
+type usageWriter interface {
+	RecordUsage(ctx context.Context, keyID string, at time.Time) error
+}
+
+// usageSink returns the store's usage writer, if it keeps key use.
+func usageSink(store *openedStore) (usageWriter, bool) {
+	if store == nil {
+		return nil, false
+	}
+	w, ok := store.keyStore.(usageWriter)
+	return w, ok
+}
+
+// Bounds of the last-used write-back.
+const (
+	usageMinRate      = 20.0            // writes/s at least, so small batches finish quickly
+	usageFinalTimeout = 5 * time.Second // writing what is pending at shutdown
+	usageMaxCarry     = 100_000         // failed writes kept for the next round
+	usageMaxFailures  = 3               // consecutive failed writes that end a round (Vault is down)
+)
+
+// writeUsage writes, every interval, when each key used since the last
+// round was first used in it: one small write per key, paced to finish
+// within half the interval so Vault sees a trickle, not a burst. Writes that
+// fail are retried next round (the later use wins). When ctx ends, what is
+// pending is written within usageFinalTimeout, so a restart loses little.
+func writeUsage(ctx context.Context, log *slog.Logger, w usageWriter, srv *extauthz.Server, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	carry := map[string]time.Time{}
+	for {
+		select {
+		case <-ctx.Done():
+			final, cancel := context.WithTimeout(context.WithoutCancel(ctx), usageFinalTimeout)
+			carry = usageRound(final, log, w, srv.TakeUsage, carry, 0)
+			cancel()
+			if len(carry) > 0 {
+				log.Warn("stopping with key uses not written", "keys", len(carry))
+			}
+			return
+		case <-t.C:
+			carry = usageRound(ctx, log, w, srv.TakeUsage, carry, every/2)
+		}
+	}
+}
+
+// usageRound takes the server's pending uses (take), merges what an earlier round
+// could not write, and writes them spread over spread (0: at once) until
+// done, ctx ends or Vault fails usageMaxFailures times in a row. It returns
+// what is left to write.
+func usageRound(ctx context.Context, log *slog.Logger, w usageWriter, take func() (map[string]time.Time, uint64),
+	carry map[string]time.Time, spread time.Duration) map[string]time.Time {
+	taken, dropped := take()
+	if dropped > 0 {
+		log.Warn("more keys used in one --usage-interval than --cache-size: some uses were not recorded", "dropped", dropped)
+	}
+	batch := make(map[string]time.Time, len(carry)+len(taken))
+	maps.Copy(batch, carry)
+	for id, at := range taken {
+		if prev, ok := batch[id]; !ok || at.After(prev) {
+			batch[id] = at
+		}
+	}
+	pace := rate.Inf
+	if spread > 0 {
+		pace = rate.Limit(max(usageMinRate, float64(len(batch))/spread.Seconds()))
+	}
+	lim := rate.NewLimiter(pace, 1)
+	failed, inARow, written := 0, 0, 0
+	for id, at := range batch {
+		if inARow == usageMaxFailures || lim.Wait(ctx) != nil {
+			break
+		}
+		if err := w.RecordUsage(ctx, id, at); err != nil {
+			if failed, inARow = failed+1, inARow+1; failed == 1 {
+				log.Warn("cannot record key use; retrying next round", "key_id", id, "err", err)
+			}
+			continue
+		}
+		delete(batch, id)
+		written, inARow = written+1, 0
+	}
+	log.Debug("recorded key uses", "written", written, "failed", failed, "left", len(batch))
+	if len(batch) > usageMaxCarry {
+		log.Warn("too many unwritten key uses: dropping some", "keys", len(batch)-usageMaxCarry)
+		for id := range batch {
+			if len(batch) <= usageMaxCarry {
+				break
+			}
+			delete(batch, id)
+		}
+	}
+	return batch
+}
