@@ -10,6 +10,9 @@
 // or fail when $CI is set. The server listens on loopback only, uses a
 // random root token and a private HOME, and is killed with the test
 // process even if that dies abruptly.
+//
+// TLSServer starts a further server of one test's own with a TLS listener
+// (optionally requiring a client certificate) and throwaway CAs.
 package vaulttest
 
 import (
@@ -62,9 +65,10 @@ type Vault struct {
 	Addr  string // http://127.0.0.1:PORT
 	Token string // root token
 
-	bin  string
-	dir  string // temp dir: HOME and vault.log
-	port string
+	bin   string
+	dir   string // temp dir: HOME and vault.log
+	port  string
+	extra []string // more `vault server` arguments (TLSServer's -config)
 
 	mu        sync.Mutex
 	cmd       *exec.Cmd
@@ -76,13 +80,7 @@ type Vault struct {
 // restarting it (empty) if an earlier test killed it.
 func Server(t testing.TB) *Vault {
 	t.Helper()
-	bin, err := binary()
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("vaulttest: %v (CI is set, so this fails instead of skipping)", err)
-		}
-		t.Skipf("vaulttest: %v", err)
-	}
+	bin := requireBinary(t)
 	mu.Lock()
 	defer mu.Unlock()
 	if shared == nil && startErr == nil {
@@ -96,6 +94,20 @@ func Server(t testing.TB) *Vault {
 		shared.Restart(t)
 	}
 	return shared
+}
+
+// requireBinary returns the Vault binary, or skips t without one (fails
+// it when $CI is set).
+func requireBinary(t testing.TB) string {
+	t.Helper()
+	bin, err := binary()
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("vaulttest: %v (CI is set, so this fails instead of skipping)", err)
+		}
+		t.Skipf("vaulttest: %v", err)
+	}
+	return bin
 }
 
 // binary finds the Vault binary: $KEYGATE_VAULT_BIN or <repo>/.tools/vault.
@@ -187,10 +199,11 @@ func (s *Vault) launch() error {
 		return err
 	}
 	fmt.Fprintf(logFile, "==== vaulttest: starting %s on 127.0.0.1:%s at %s\n", s.bin, s.port, time.Now().Format(time.RFC3339))
-	cmd := exec.Command(s.bin, "server", "-dev",
-		"-dev-root-token-id="+s.Token,
-		"-dev-listen-address=127.0.0.1:"+s.port,
-		"-dev-no-store-token")
+	args := append([]string{"server", "-dev",
+		"-dev-root-token-id=" + s.Token,
+		"-dev-listen-address=127.0.0.1:" + s.port,
+		"-dev-no-store-token"}, s.extra...)
+	cmd := exec.Command(s.bin, args...)
 	cmd.Dir = s.dir
 	cmd.Env = childEnv(s.dir)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
