@@ -117,6 +117,15 @@ var servingRE = regexp.MustCompile(`"msg":"serving","grpc_addr":"([^"]+)"`)
 // also checks that the server's logs hold none of keys.
 func serve(t *testing.T, env envMap, keys func() []string, args ...string) *server {
 	t.Helper()
+	s := startServe(t, env, keys, args...)
+	s.waitServing(t)
+	return s
+}
+
+// startServe is serve without waiting for SERVING: it returns once the
+// gRPC port is open (health may still say NOT_SERVING).
+func startServe(t *testing.T, env envMap, keys func() []string, args ...string) *server {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &server{logs: &syncBuffer{}, cancel: cancel, done: make(chan error, 1)}
 	args = append([]string{"serve", "--grpc-addr", "127.0.0.1:0", "--log-level", "debug"}, args...)
@@ -143,7 +152,6 @@ func serve(t *testing.T, env envMap, keys func() []string, args ...string) *serv
 		t.Fatal(err)
 	}
 	s.conn, s.client = conn, authv3.NewAuthorizationClient(conn)
-	s.waitServing(t)
 	return s
 }
 
