@@ -283,6 +283,7 @@ func keepPeppers(ctx context.Context, log *slog.Logger, store keyStore, srv *ext
 		} else {
 			h, _ := policy.NewHasher(policy.AlgSHA256, p) // sha256 needs no pepper; p was checked
 			srv.SetHasher(h)
+			backoff = 100 * time.Millisecond // the next outage starts retrying quickly again
 			if !isReady {
 				isReady = true
 				ready()
