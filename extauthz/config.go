@@ -45,6 +45,11 @@ type Config struct {
 	StoreReadRate float64
 	// StoreReadBurst is the burst allowed over StoreReadRate. Default 100.
 	StoreReadBurst int
+	// ImportedKeys makes a credential in no keygate format (16-512 visible
+	// ASCII characters, not starting with KeyPrefix_) a lookup by hash of a
+	// key migrated with `keygate keys import`. Off, it is malformed_key
+	// with no store read. Default false.
+	ImportedKeys bool
 	// TrackUsage makes Check note each key presented with its correct
 	// secret (allowed or not), once per TakeUsage period, for the last-used
 	// write-back. At most CacheSize ids are held between TakeUsage calls;

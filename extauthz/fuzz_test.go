@@ -17,8 +17,9 @@ import (
 // the one valid key, given as a credential, on a canonical path, from an
 // allowed address; no response ever contains a key.
 func FuzzCheck(f *testing.F) {
-	e := newEnv(f, withRoutes(f))
+	e := newEnv(f, withRoutes(f), importedKeys)
 	e.put(testKey, cidrs("10.0.0.0/8"))
+	e.putImported(legacy, legacy, cidrs("10.0.0.0/8"))
 	e.srv.OnDecision = nil // keep memory flat over millions of execs
 	allowed := netip.MustParsePrefix("10.0.0.0/8")
 
@@ -32,6 +33,8 @@ func FuzzCheck(f *testing.F) {
 	f.Add("kg_"+strings.Repeat("A", 50), "Bearer \x00", "/\xff", "\xff", "\xff", "\xff")
 	f.Add(" "+testKey+"\t", "", "/v1/orders#frag", "10.255.255.255", "X-Keygate-Key-Id", testID)
 	f.Add("", "", "/v1/orders", "10.1.2.3", "x-api-key", testKey)
+	f.Add(legacy, "", "/v1/orders", "10.1.2.3", "user-agent", "curl/8.5")
+	f.Add("", "Bearer "+legacy+"x", "/v1/orders", "10.1.2.3", "x-api-key", legacy)
 
 	f.Fuzz(func(t *testing.T, keyVal, authVal, path, source, extraName, extraVal string) {
 		b := newReq().path(path).source(source)
@@ -55,8 +58,11 @@ func FuzzCheck(f *testing.F) {
 		checkResponse(t, resp, reqErr == nil)
 
 		if outcome(resp) == "allowed" {
-			if !strings.Contains(keyVal, testKey) && !strings.Contains(authVal, testKey) && !strings.Contains(extraVal, testKey) {
-				t.Errorf("allowed without the valid key as a credential")
+			has := func(k string) bool {
+				return strings.Contains(keyVal, k) || strings.Contains(authVal, k) || strings.Contains(extraVal, k)
+			}
+			if !has(testKey) && !has(legacy) {
+				t.Errorf("allowed without a valid key (keygate's or imported) as a credential")
 			}
 			if !policy.CanonicalPath(pathOnly(path)) {
 				t.Errorf("allowed a non-canonical path %q", path)
@@ -72,7 +78,8 @@ func FuzzCheck(f *testing.F) {
 		}
 		for _, v := range []string{keyVal, authVal, extraVal} {
 			v = strings.TrimSpace(v)
-			if len(v) >= 8 && strings.Contains(v, "kg_") && !strings.Contains(extraName, v) && strings.Contains(text, v) {
+			secretish := strings.Contains(v, "kg_") || strings.Contains(v, legacy)
+			if len(v) >= 8 && secretish && !strings.Contains(extraName, v) && strings.Contains(text, v) {
 				t.Errorf("response echoes a credential value")
 			}
 		}

@@ -70,9 +70,9 @@ func NewServer(cfg Config, store Store, hasher *policy.Hasher, log *slog.Logger)
 // carry their dynamic metadata pre-encoded (see wireServer).
 func (s *Server) Register(g *grpc.Server) { authv3.RegisterAuthorizationServer(g, wireServer{s: s}) }
 
-// Check decides one request: extract key → parse/checksum → cache (one
-// shared store read on a miss) → verify hash → note the use → Evaluate →
-// response.
+// Check decides one request: extract key → parse/checksum (or, for an
+// imported key, hash to its id) → cache (one shared store read on a miss)
+// → verify hash → note the use → Evaluate → response.
 func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	return s.check(ctx, req, false), nil
 }
@@ -105,8 +105,8 @@ func (s *Server) check(ctx context.Context, req *authv3.CheckRequest, wire bool)
 	if d.Reason = in.reason; d.Reason != policy.Allowed {
 		return s.deny(d.Reason, wire)
 	}
-	keyID, err := s.format.Parse(in.rawKey)
-	if err != nil {
+	keyID, ok := s.identify(in.rawKey)
+	if !ok {
 		d.Reason = policy.MalformedKey
 		return s.deny(d.Reason, wire)
 	}
@@ -129,6 +129,21 @@ func (s *Server) check(ctx context.Context, req *authv3.CheckRequest, wire bool)
 		return s.deny(d.Reason, wire)
 	}
 	return s.allow(e.allow, &in, wire)
+}
+
+// identify returns the key's id: parsed from a keygate key (checksum
+// checked), or, with Config.ImportedKeys, derived from the SHA-256 of a
+// credential that could be an imported key. A credential with keygate's
+// prefix is never treated as imported: a mistyped key stays malformed.
+func (s *Server) identify(rawKey string) (keyID string, ok bool) {
+	if keyID, err := s.format.Parse(rawKey); err == nil {
+		return keyID, true
+	}
+	if !s.cfg.ImportedKeys || s.format.HasPrefix(rawKey) {
+		return "", false
+	}
+	keyID, err := policy.ImportedKeyID(rawKey)
+	return keyID, err == nil
 }
 
 // deny returns the prebuilt deny for reason: pre-encoded for gRPC.

@@ -8,7 +8,7 @@ import (
 
 // Finding is one risk `keygate keys audit` reports about a key.
 type Finding struct {
-	Code   string `json:"code"` // stable: no_expiry, long_lived, expired_active, wide_cidr, many_scopes, wildcard_scope, unused
+	Code   string `json:"code"` // stable: no_expiry, long_lived, expired_active, wide_cidr, many_scopes, wildcard_scope, unused, imported
 	Detail string `json:"detail"`
 }
 
@@ -54,6 +54,9 @@ func Audit(rec *Record, now time.Time, opts AuditOptions) []Finding {
 		add("expired_active", "expired %s but not revoked", exp.Format(time.RFC3339))
 	case exp.Sub(now) > o.MaxLifetime:
 		add("long_lived", "expires %s, more than %s from now", exp.Format(time.RFC3339), o.MaxLifetime)
+	}
+	if rec.Imported {
+		add("imported", "issued outside keygate (no checksum; found by hash): rotate it to a keygate key")
 	}
 	for _, p := range rec.c.cidrs {
 		minBits := o.MinPrefixV6

@@ -27,6 +27,7 @@ func TestAudit(t *testing.T) {
 			r.ExpiresAt = in(time.Hour)
 			r.Scopes = []string{"a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "orders:*"}
 		}, []string{"many_scopes", "wildcard_scope"}},
+		{"imported", func(r *Record) { r.ExpiresAt = in(time.Hour); r.Imported = true }, []string{"imported"}},
 		{"revoked: nothing to report", func(r *Record) { r.Status = StatusRevoked; r.ExpiresAt = "" }, nil},
 	}
 	for _, tt := range tests {

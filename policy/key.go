@@ -58,6 +58,11 @@ func NewFormat(prefix string) (Format, error) {
 // Prefix returns the configured prefix without the separator.
 func (f Format) Prefix() string { return strings.TrimSuffix(f.prefix, "_") }
 
+// HasPrefix reports whether s starts with this format's prefix and its
+// separator ("kg_"): such a credential is a keygate key or malformed, never
+// an imported key.
+func (f Format) HasPrefix(s string) bool { return strings.HasPrefix(s, f.prefix) }
+
 // Len is the length of every key in this format.
 func (f Format) Len() int { return len(f.prefix) + bodyLen }
 

@@ -56,6 +56,10 @@ type Record struct {
 	UpdatedAt string `json:"updated_at,omitempty"`
 	// RotatedTo is the id of the key that replaced this one, if any.
 	RotatedTo string `json:"rotated_to,omitempty"`
+	// Imported marks a key issued outside keygate and migrated with
+	// `keygate keys import`: stored under ImportedID of its SHA-256 and
+	// found by hash. Its hash must be sha256.
+	Imported bool `json:"imported,omitempty"`
 
 	c *Compiled // set by Validate; Evaluate denies a record without it
 }
@@ -125,6 +129,9 @@ func (r *Record) Validate() error {
 	}
 	if r.RotatedTo != "" && !ValidID(r.RotatedTo) {
 		bad("rotated_to", "want a key id (%d base62 characters)", IDLen) // never echo: it may be a raw key
+	}
+	if r.Imported && c.digest.Alg != "" && c.digest.Alg != AlgSHA256 {
+		bad("imported", "an imported key is found by its SHA-256: its hash must be %s:<hex>", AlgSHA256)
 	}
 	checkScopes(bad, r.Scopes)
 	c.cidrs = parseCIDRs(bad, r.AllowedCIDRs)

@@ -69,9 +69,9 @@ func (f *keysFlags) open(ctx context.Context, e *env, createFile bool) (*keysCtx
 func newKeysCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "keys",
-		Short: "Issue, inspect, update, rotate, revoke and delete API keys in the store",
+		Short: "Issue, import, inspect, update, rotate, revoke and delete API keys in the store",
 	}
-	cmd.AddCommand(newCreateCmd(e), newListCmd(e), newShowCmd(e), newRevokeCmd(e), newRotateCmd(e), newUpdateCmd(e), newDeleteCmd(e), newAuditCmd(e))
+	cmd.AddCommand(newCreateCmd(e), newListCmd(e), newShowCmd(e), newRevokeCmd(e), newRotateCmd(e), newUpdateCmd(e), newDeleteCmd(e), newImportCmd(e), newAuditCmd(e))
 	return cmd
 }
 

@@ -259,8 +259,10 @@ func rotate(ctx context.Context, k *keysCtx, oldID string, grace time.Duration) 
 	case !t.IsZero() && !k.now.Before(t):
 		return fmt.Errorf("key %s has expired; create a new key instead", oldID)
 	}
-	rec := *old // same policy, including not_before and expires_at
-	rec.RotatedTo = ""
+	// Same policy, including not_before and expires_at; the successor is a
+	// keygate key even when the old one was imported.
+	rec := *old
+	rec.RotatedTo, rec.Imported = "", false
 	rec.CreatedAt = k.now.Format(time.RFC3339)
 	rec.UpdatedAt = rec.CreatedAt
 	rawKey, newID, err := k.issue(ctx, &rec)

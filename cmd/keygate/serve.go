@@ -60,6 +60,7 @@ func newServeCmd(e *env) *cobra.Command {
 	fs.StringVar(&c.KeyPrefix, "key-prefix", policy.DefaultPrefix, "API key prefix")
 	fs.StringVar(&c.KeyHeader, "key-header", "x-api-key", "header carrying a bare key")
 	fs.StringVar(&c.AuthHeader, "auth-header", "authorization", `header carrying "Bearer <key>" or "ApiKey <key>"`)
+	fs.BoolVar(&c.ImportedKeys, "imported-keys", false, "also accept keys imported with `keygate keys import` (credentials in no keygate format, found by hash)")
 	fs.IntVar(&c.CacheSize, "cache-size", 100_000, "max cached key records")
 	fs.IntVar(&c.NegativeCacheSize, "negative-cache-size", 10_000, "max cached unknown key ids")
 	fs.DurationVar(&c.FoundTTL, "found-ttl", 30*time.Second, "how long a key record is used before it is re-read")

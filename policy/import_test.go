@@ -1,0 +1,158 @@
+package policy
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+)
+
+// legacyKey is a credential of another gateway (Kong-style, 32 hex chars).
+const legacyKey = "3f9a1c77e0b24d5e8a61c2f4b9d03e7a"
+
+func TestImportedKeyID(t *testing.T) {
+	sum := sha256.Sum256([]byte(legacyKey))
+	id, err := ImportedKeyID(legacyKey)
+	if err != nil || id != ImportedID(sum) || !ValidID(id) {
+		t.Fatalf("ImportedKeyID = %q, %v; want the valid id %q", id, err, ImportedID(sum))
+	}
+	if other, _ := ImportedKeyID(legacyKey + "x"); other == id {
+		t.Errorf("two keys share id %s", id)
+	}
+	for name, bad := range map[string]string{
+		"short":         legacyKey[:15],
+		"long":          strings.Repeat("a", MaxImportedKeyLen+1),
+		"space":         legacyKey[:10] + " " + legacyKey[11:],
+		"comma":         legacyKey[:10] + "," + legacyKey[11:],
+		"control":       legacyKey[:10] + "\x01" + legacyKey[11:],
+		"non-ASCII":     legacyKey[:10] + "é" + legacyKey[12:],
+		"trailing CRLF": legacyKey + "\r\n",
+	} {
+		if id, err := ImportedKeyID(bad); err == nil {
+			t.Errorf("%s: id %q, want ErrImportedKey", name, id)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { ImportedKeyID(legacyKey) }); n > 1 {
+		t.Errorf("ImportedKeyID allocates %.0f times, want at most 1 (the id)", n)
+	}
+}
+
+func TestImportedRecordNeedsSHA256(t *testing.T) {
+	r := &Record{Hash: "hmac-sha256:v1:" + hex64, Tenant: "acme", Status: StatusActive, Imported: true}
+	if err := r.Validate(); err == nil || !strings.Contains(err.Error(), `"imported"`) {
+		t.Errorf("imported hmac record: %v, want an error naming imported", err)
+	}
+}
+
+func TestParseImport(t *testing.T) {
+	f, _ := NewFormat("kg")
+	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	sum := sha256.Sum256([]byte("another-legacy-key-0001"))
+	doc := `{"keys": [
+		{"key": "` + legacyKey + `", "tenant": "acme", "scopes": ["orders:read"], "name": "from kong"},
+		{"sha256": "` + strings.ToUpper(hex.EncodeToString(sum[:])) + `", "tenant": "globex", "status": "revoked"}
+	]}`
+	got, err := ParseImport([]byte(doc), f, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantID, _ := ImportedKeyID(legacyKey)
+	if len(got) != 2 || got[0].ID != wantID || got[1].ID != ImportedID(sum) {
+		t.Fatalf("entries %+v", got)
+	}
+	r := got[0].Record
+	h, _ := NewHasher(AlgSHA256, Peppers{})
+	if ok, _ := h.Verify(legacyKey, r.Digest()); !ok || !r.Imported || r.Status != StatusActive ||
+		r.CreatedAt != "2026-11-29T12:00:00Z" || r.Tenant != "acme" || r.Compiled() == nil {
+		t.Errorf("record %+v", r)
+	}
+	if got[1].Record.Status != StatusRevoked || got[1].Record.Hash != "sha256:"+hex.EncodeToString(sum[:]) {
+		t.Errorf("hash entry record %+v", got[1].Record)
+	}
+}
+
+func TestParseImportErrors(t *testing.T) {
+	f, _ := NewFormat("kg")
+	now := time.Now()
+	k := func(extra string) string { return `{"key": "` + legacyKey + `", "tenant": "acme"` + extra + `}` }
+	tests := []struct {
+		name, doc string
+		want      []string // every one must appear
+	}{
+		{"not JSON", `{"keys": [`, []string{"import file"}},
+		{"no keys", `{}`, []string{`"keys": required`}},
+		{"unknown top field", `{"keys": [], "extra": 1}`, []string{"extra"}},
+		{"neither key nor hash", `{"keys": [{"tenant": "acme"}]}`, []string{"keys[0]", "exactly one"}},
+		{"both", `{"keys": [{"key": "` + legacyKey + `", "sha256": "00", "tenant": "a"}]}`, []string{"keys[0]", "exactly one"}},
+		{"short key", `{"keys": [{"key": "short", "tenant": "a"}]}`, []string{"keys[0]", `"key"`, "16-512"}},
+		{"key not a string", `{"keys": [{"key": 12, "tenant": "a"}]}`, []string{`"key": want a string`}},
+		{"keygate key", `{"keys": [{"key": "kg_` + strings.Repeat("a", 50) + `", "tenant": "a"}]}`, []string{"need no import"}},
+		{"bad hash", `{"keys": [{"sha256": "xyz", "tenant": "a"}]}`, []string{`"sha256": want 64 hex digits`}},
+		{"keygate's field", `{"keys": [` + k(`, "hash": "sha256:00"`) + `]}`, []string{`"hash": set by keygate`}},
+		{"unknown record field", `{"keys": [` + k(`, "scopez": ["a"]`) + `]}`, []string{"keys[0]", "scopez"}},
+		{"bad record", `{"keys": [` + k(`, "allowed_cidrs": ["10.0.0.0/33"]`) + `]}`, []string{"keys[0]", "allowed_cidrs[0]"}},
+		{"field twice", `{"keys": [{"key": "` + legacyKey + `", "key": "` + legacyKey + `x", "tenant": "a"}]}`, []string{"appears twice"}},
+		{"duplicate key", `{"keys": [` + k("") + `, ` + k("") + `]}`, []string{"keys[1]: the same key as keys[0]"}},
+		{"every problem", `{"keys": [{"tenant": "a"}, ` + k(`, "status": "paused"`) + `]}`, []string{"keys[0]", "keys[1]", "status"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseImport([]byte(tt.doc), f, now)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q lacks %q", err, w)
+				}
+			}
+			if strings.Contains(err.Error(), legacyKey) || strings.Contains(err.Error(), "kg_aaaa") {
+				t.Errorf("error echoes a raw key: %v", err)
+			}
+		})
+	}
+}
+
+func FuzzParseImport(f *testing.F) {
+	format, _ := NewFormat("kg")
+	f.Add([]byte(`{"keys": [{"key": "` + legacyKey + `", "tenant": "acme", "scopes": ["a"]}]}`))
+	f.Add([]byte(`{"keys": [{"sha256": "` + hex64 + `", "tenant": "t", "status": "revoked"}]}`))
+	f.Add([]byte(`{"keys": [{"key": "kg_` + strings.Repeat("b", 50) + `", "tenant": "a"}, {"key": 1}]}`))
+	f.Add([]byte(`{"keys": [{"key": "` + legacyKey + `", "key": "x", "hash": "y"}]}`))
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		entries, err := ParseImport(data, format, now)
+		if err != nil {
+			// Never echo a value given as a key.
+			var doc struct{ Keys []struct{ Key string } }
+			if json.Unmarshal(data, &doc) == nil {
+				for _, e := range doc.Keys {
+					if len(e.Key) >= MinImportedKeyLen && strings.Contains(err.Error(), e.Key) {
+						t.Fatalf("error echoes a key: %v", err)
+					}
+				}
+			}
+			return
+		}
+		for _, e := range entries {
+			r := e.Record
+			if !r.Imported || r.Compiled() == nil || r.Digest().Alg != AlgSHA256 || ImportedID(r.Digest().Sum) != e.ID {
+				t.Fatalf("entry %s: record %+v not an imported sha256 record under its id", e.ID, r)
+			}
+			if _, err := ParseRecord(mustJSON(t, r)); err != nil {
+				t.Fatalf("entry %s does not round-trip: %v", e.ID, err)
+			}
+		}
+	})
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
