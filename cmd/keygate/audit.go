@@ -58,7 +58,7 @@ func newAuditCmd(e *env) *cobra.Command {
 
 // auditKeys reads every key; a record that cannot be read is a finding too.
 func auditKeys(ctx context.Context, k *keysCtx, opts policy.AuditOptions, unusedFor time.Duration) ([]audited, error) {
-	rows, err := readKeys(ctx, k, true)
+	rows, err := readKeys(ctx, k)
 	if err != nil {
 		return nil, err
 	}

@@ -114,7 +114,7 @@ func newListCmd(e *env) *cobra.Command {
 			if filter.unused > 0 && usageOf(k) == nil {
 				return fmt.Errorf("--unused-for: %w", errNoUsage)
 			}
-			all, err := readKeys(ctx, k, true)
+			all, err := readKeys(ctx, k)
 			if err != nil {
 				return err
 			}

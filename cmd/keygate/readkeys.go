@@ -28,19 +28,16 @@ type listed struct {
 // readParallel bounds the reads list and audit have in flight.
 const readParallel = 8
 
-// readKeys reads every key's record (and, when withUsage and the store
-// keeps it, its last use), a few at a time, in the store's order. Deleted
+// readKeys reads every key's record (and its last use, if the store keeps
+// it), a few at a time, in the store's order. Deleted
 // keys (which Vault still lists) are left out; a key that cannot be read is
 // a row with its error.
-func readKeys(ctx context.Context, k *keysCtx, withUsage bool) ([]listed, error) {
+func readKeys(ctx context.Context, k *keysCtx) ([]listed, error) {
 	ids, err := k.store.List(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list keys: %w", err)
 	}
-	var usage usageReader
-	if withUsage {
-		usage = usageOf(k)
-	}
+	usage := usageOf(k)
 	rows := make([]listed, len(ids))
 	gone := make([]bool, len(ids))
 	sem := make(chan struct{}, readParallel)
