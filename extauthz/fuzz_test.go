@@ -2,6 +2,8 @@ package extauthz
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"strings"
 	"testing"
@@ -82,6 +84,46 @@ func FuzzCheck(f *testing.F) {
 			if len(v) >= 8 && secretish && !strings.Contains(extraName, v) && strings.Contains(text, v) {
 				t.Errorf("response echoes a credential value")
 			}
+		}
+	})
+}
+
+// FuzzHTTPCheck drives the HTTP mode with arbitrary methods, targets and
+// headers: it never panics, answers 200 only for the valid key, never
+// echoes a key, and every deny carries a reason.
+func FuzzHTTPCheck(f *testing.F) {
+	e := newEnv(f, withRoutes(f), importedKeys)
+	e.put(testKey, cidrs("10.0.0.0/8"))
+	e.srv.OnDecision = nil
+	h := e.srv.HTTPHandler()
+	f.Add("GET", "/ext_authz/v1/orders", testKey, "10.1.2.3", "", "")
+	f.Add("POST", "/auth", "Bearer "+testKey, "203.0.113.1, 10.0.0.1", "/v1/orders?x=1", "api.example.com")
+	f.Add("GET", "/auth", testKey+","+otherKey, "", "//admin", "")
+	f.Add("PUT", "/ext_authz?x", legacy, "::ffff:10.0.0.1", "", "internal.example.com")
+	f.Fuzz(func(t *testing.T, method, target, key, xff, fwdURI, fwdHost string) {
+		req, err := http.NewRequest(method, "http://keygate"+target, nil)
+		if err != nil {
+			return
+		}
+		for name, v := range map[string]string{"X-Api-Key": key, "X-Forwarded-For": xff, "X-Forwarded-Uri": fwdURI, "X-Forwarded-Host": fwdHost} {
+			if v != "" {
+				req.Header.Set(name, v)
+			}
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		body := rec.Body.String()
+		switch {
+		case rec.Code == http.StatusOK && !strings.Contains(key, testKey):
+			t.Fatalf("200 without the valid key (key header %q)", key)
+		case rec.Code != http.StatusOK && rec.Code != http.StatusNotFound && rec.Header().Get(headerReason) == "":
+			t.Fatalf("deny %d without a reason", rec.Code)
+		case rec.Code < 400 && rec.Code != http.StatusOK:
+			t.Fatalf("status %d", rec.Code)
+		}
+		text := body + strings.Join(flatten(rec.Header()), "\n")
+		if v := strings.TrimSpace(key); len(v) >= 16 && strings.Contains(text, v) {
+			t.Fatalf("answer echoes the credential")
 		}
 	})
 }

@@ -26,6 +26,9 @@ func TestServeConfigErrors(t *testing.T) {
 			[]string{"--routes-file", writeFile(t, "routes.yaml", "routes:\n  - path_prefix: orders\n    scopez: [a]\n")},
 			[]string{"--routes-file", "scopez"}},
 		{"vault without token", envMap{"VAULT_ADDR": "http://127.0.0.1:1"}, nil, []string{"token"}},
+		{"bad listen addresses", envMap{"KEYGATE_STORE": "file:" + writeFile(t, "k.yaml", "keys: {}\n")},
+			[]string{"--http-addr", "127.0.0.1:notaport"}, []string{"--http-addr"}},
+		{"negative usage interval", envMap{}, []string{"--usage-interval", "-1h"}, []string{"--usage-interval"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

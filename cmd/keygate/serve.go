@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -25,6 +27,7 @@ import (
 
 type serveFlags struct {
 	grpcAddr        string
+	httpAddr        string
 	adminAddr       string
 	routesFile      string
 	logLevel        string
@@ -47,6 +50,7 @@ func newServeCmd(e *env) *cobra.Command {
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&f.grpcAddr, "grpc-addr", "127.0.0.1:9191", "gRPC listen address (HOST:PORT; use 0.0.0.0:9191 in a container)")
+	fs.StringVar(&f.httpAddr, "http-addr", "", "HTTP authorization listen address for Envoy http_service (/ext_authz), nginx auth_request, Caddy forward_auth, Traefik ForwardAuth (/auth); off when empty, e.g. 127.0.0.1:9192")
 	fs.StringVar(&f.adminAddr, "admin-addr", "", "HTTP address of the admin endpoint (POST /v1/evict?id=, /v1/purge); off when empty; keep it on loopback, e.g. 127.0.0.1:9901")
 	fs.StringVar(&f.routesFile, "routes-file", "", "YAML/JSON file mapping host/method/path prefix to required scopes (optional)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
@@ -103,14 +107,20 @@ func (f *serveFlags) run(ctx context.Context, e *env) error {
 	if err != nil {
 		return fmt.Errorf("--grpc-addr: %w", err)
 	}
-	var admin net.Listener
-	if f.adminAddr != "" {
-		if admin, err = net.Listen("tcp", f.adminAddr); err != nil {
-			lis.Close()
-			return fmt.Errorf("--admin-addr: %w", err)
+	ls := listeners{grpc: lis}
+	for _, l := range []struct {
+		flag, addr string
+		into       *net.Listener
+	}{{"--http-addr", f.httpAddr, &ls.http}, {"--admin-addr", f.adminAddr, &ls.admin}} {
+		if l.addr == "" {
+			continue
+		}
+		if *l.into, err = net.Listen("tcp", l.addr); err != nil {
+			ls.close()
+			return fmt.Errorf("%s: %w", l.flag, err)
 		}
 	}
-	return f.serve(ctx, log, lis, admin, store, srv)
+	return f.serve(ctx, log, ls, store, srv)
 }
 
 // checkFlags rejects values the server's defaults would otherwise hide (a
@@ -193,7 +203,18 @@ func grpcOptions() []grpc.ServerOption {
 	}
 }
 
-func (f *serveFlags) serve(ctx context.Context, log *slog.Logger, lis, admin net.Listener, store *openedStore, srv *extauthz.Server) error {
+// listeners are serve's sockets; http and admin are nil when off.
+type listeners struct{ grpc, http, admin net.Listener }
+
+func (l listeners) close() {
+	for _, c := range []net.Listener{l.grpc, l.http, l.admin} {
+		if c != nil {
+			c.Close()
+		}
+	}
+}
+
+func (f *serveFlags) serve(ctx context.Context, log *slog.Logger, ls listeners, store *openedStore, srv *extauthz.Server) error {
 	g := grpc.NewServer(grpcOptions()...)
 	srv.Register(g)
 	hs := health.NewServer()
@@ -203,14 +224,19 @@ func (f *serveFlags) serve(ctx context.Context, log *slog.Logger, lis, admin net
 
 	grp, ctx := errgroup.WithContext(ctx)
 	grp.Go(func() error {
-		log.Info("serving", "grpc_addr", lis.Addr().String(), "store", store.name)
-		return g.Serve(lis)
+		log.Info("serving", "grpc_addr", ls.grpc.Addr().String(), "store", store.name)
+		return g.Serve(ls.grpc)
 	})
+	var hsrv *http.Server
+	if ls.http != nil {
+		hsrv = newHTTPServer(httpHandler(srv, hs), log)
+		grp.Go(func() error { return serveHTTPMode(hsrv, ls.http, log) })
+	}
 	if store.watch != nil {
 		grp.Go(func() error { return store.watch(ctx) })
 	}
-	if admin != nil {
-		grp.Go(func() error { return serveAdmin(ctx, admin, adminHandler(srv, log), log) })
+	if ls.admin != nil {
+		grp.Go(func() error { return serveAdmin(ctx, ls.admin, adminHandler(srv, log), log) })
 	}
 	if j, ok := store.keyStore.(journalReader); ok && f.journalPoll > 0 {
 		grp.Go(func() error { watchJournal(ctx, log, j, srv, f.journalPoll); return nil })
@@ -242,7 +268,12 @@ func (f *serveFlags) serve(ctx context.Context, log *slog.Logger, lis, admin net
 			log.Info("draining", "delay", f.shutdownDelay.String())
 			time.Sleep(f.shutdownDelay)
 		}
+		var stopping sync.WaitGroup
+		if hsrv != nil {
+			stopping.Go(func() { stopHTTP(hsrv, f.shutdownTimeout, log) })
+		}
 		stopGracefully(g, f.shutdownTimeout, log)
+		stopping.Wait()
 		return nil
 	})
 	return grp.Wait()
