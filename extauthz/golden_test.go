@@ -60,6 +60,33 @@ func goldenCases(t *testing.T) []goldenCase {
 		},
 		{name: "deny_internal_error", setup: func(e *env) { e.clock.panicNext.Store(true) }, req: newReq().key(testKey).build(), want: "internal_error"},
 		{
+			name: "allow_with_limits_metadata",
+			setup: withRecord(func(r *policy.Record) {
+				r.RateLimit = &policy.RateLimit{Requests: 100, Per: "second", Burst: 20}
+				r.Quota = &policy.Quota{Requests: 10000, Per: "day"}
+			}),
+			req: newReq().key(testKey).build(), want: "allowed",
+		},
+		{
+			name: "deny_rate_limited",
+			setup: func(e *env) {
+				e.put(testKey, func(r *policy.Record) { r.RateLimit = &policy.RateLimit{Requests: 5, Per: "minute", Burst: 1} })
+				e.check(newReq().key(testKey).build()) // the one token
+			},
+			req: newReq().key(testKey).build(), want: "rate_limited",
+		},
+		{
+			name: "deny_quota_exceeded",
+			setup: func(e *env) {
+				e.put(testKey, func(r *policy.Record) {
+					r.RateLimit = &policy.RateLimit{Requests: 10, Per: "second"}
+					r.Quota = &policy.Quota{Requests: 1, Per: "hour"}
+				})
+				e.check(newReq().key(testKey).build()) // the hour's one request
+			},
+			req: newReq().key(testKey).build(), want: "quota_exceeded",
+		},
+		{
 			name:  "deny_store_unavailable",
 			setup: func(e *env) { e.store.set(func(s *fakeStore) { s.err = errVaultDown }) },
 			req:   newReq().key(testKey).build(), want: "store_unavailable",

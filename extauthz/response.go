@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -30,6 +31,9 @@ type allowParts struct {
 	// callers get messages built from headers, tenant and scopes instead.
 	headersWire, metadataWire []byte
 	tenant, scopes            *structpb.Value
+	// rateLimit and quota are the key's limits in the shape of Envoy's
+	// rate limit override ({requests_per_unit, unit}); nil without.
+	rateLimit, quota *structpb.Value
 }
 
 // shared holds the interned response pieces.
@@ -73,6 +77,10 @@ func (s *Server) buildAllow(keyID string, rec *policy.Record) (*allowParts, erro
 	}
 	p.tenant = s.shared.values.get([2]string{"s", rec.Tenant}, func() *structpb.Value { return structpb.NewStringValue(rec.Tenant) })
 	p.scopes = s.shared.values.get([2]string{"l", scopeList}, func() *structpb.Value { return scopesValue(rec.Scopes) })
+	if lim := rec.Compiled().Limits(); lim != nil {
+		p.rateLimit = limitValue(lim.RateRequests, lim.RateWindow)
+		p.quota = limitValue(lim.Quota, lim.QuotaWindow)
+	}
 	enc := proto.MarshalOptions{Deterministic: true}
 	var err error
 	if p.headersWire, err = enc.Marshal(&authv3.OkHttpResponse{Headers: p.allHeaders(keyID)}); err != nil {
@@ -97,11 +105,31 @@ func scopesValue(scopes []string) *structpb.Value {
 	return structpb.NewListValue(list)
 }
 
-// metadata is the dynamic metadata {key_id, tenant, scopes}.
+// metadata is the dynamic metadata {key_id, tenant, scopes} and, for keys
+// with limits, rate_limit and quota.
 func (p *allowParts) metadata(keyID string) *structpb.Struct {
-	return &structpb.Struct{Fields: map[string]*structpb.Value{
+	m := &structpb.Struct{Fields: map[string]*structpb.Value{
 		"key_id": structpb.NewStringValue(keyID), "tenant": p.tenant, "scopes": p.scopes,
 	}}
+	if p.rateLimit != nil {
+		m.Fields["rate_limit"] = p.rateLimit
+	}
+	if p.quota != nil {
+		m.Fields["quota"] = p.quota
+	}
+	return m
+}
+
+// limitValue is a limit as Envoy's RateLimit override reads it from
+// dynamic metadata, or nil for no limit.
+func limitValue(requests int, window time.Duration) *structpb.Value {
+	if requests == 0 {
+		return nil
+	}
+	return structpb.NewStructValue(&structpb.Struct{Fields: map[string]*structpb.Value{
+		"requests_per_unit": structpb.NewNumberValue(float64(requests)),
+		"unit":              structpb.NewStringValue(policy.LimitUnit(window)),
+	}})
 }
 
 // sets reports whether the prebuilt headers set name.

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"sync/atomic"
+	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
@@ -30,6 +31,7 @@ type Server struct {
 	credHeaders [4][]string
 	shared      shared
 	usage       *usage
+	limits      *limiter
 	// OnDecision, if set, is called after every decision (metrics, audit).
 	OnDecision func(Decision)
 }
@@ -63,6 +65,9 @@ func NewServer(cfg Config, store Store, hasher *policy.Hasher, log *slog.Logger)
 		return nil, fmt.Errorf("extauthz: cache: %w", err)
 	}
 	s.cache = c
+	if s.limits, err = newLimiter(cfg.CacheSize); err != nil {
+		return nil, fmt.Errorf("extauthz: rate limits: %w", err)
+	}
 	return s, nil
 }
 
@@ -72,7 +77,8 @@ func (s *Server) Register(g *grpc.Server) { authv3.RegisterAuthorizationServer(g
 
 // Check decides one request: extract key → parse/checksum (or, for an
 // imported key, hash to its id) → cache (one shared store read on a miss)
-// → verify hash → note the use → Evaluate → response.
+// → verify hash → note the use → Evaluate → rate limit and quota →
+// response.
 func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	return s.check(ctx, req, false), nil
 }
@@ -127,6 +133,12 @@ func (s *Server) check(ctx context.Context, req *authv3.CheckRequest, wire bool)
 	preq := in.policyRequest(now, routeScopes)
 	if d.Reason = e.pol.Evaluate(&preq); d.Reason != policy.Allowed {
 		return s.deny(d.Reason, wire)
+	}
+	if lim := e.pol.Limits(); lim != nil {
+		var retry time.Duration
+		if d.Reason, retry = s.limits.take(keyID, lim, now); d.Reason != policy.Allowed {
+			return limitedResponse(d.Reason, lim, retry)
+		}
 	}
 	return s.allow(e.allow, &in, wire)
 }

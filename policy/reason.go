@@ -27,6 +27,10 @@ const (
 	ReferrerDenied
 	HostDenied
 
+	// 429
+	RateLimited   // the key's rate_limit (per replica)
+	QuotaExceeded // the key's quota for the current window (per replica)
+
 	// 500
 	InvalidRecord
 	InternalError
@@ -57,6 +61,8 @@ var reasonInfo = [numReasons]struct {
 	CIDRDenied:           {"cidr_denied", 403},
 	ReferrerDenied:       {"referrer_denied", 403},
 	HostDenied:           {"host_denied", 403},
+	RateLimited:          {"rate_limited", 429},
+	QuotaExceeded:        {"quota_exceeded", 429},
 	InvalidRecord:        {"invalid_key_record", 500},
 	InternalError:        {"internal_error", 500},
 	StoreUnavailable:     {"store_unavailable", 503},

@@ -6,7 +6,7 @@ import (
 )
 
 func TestReasons(t *testing.T) {
-	allowedStatuses := []int{200, 400, 401, 403, 500, 503}
+	allowedStatuses := []int{200, 400, 401, 403, 429, 500, 503}
 	seen := make(map[string]Reason)
 	for r := Reason(0); int(r) < NumReasons; r++ {
 		code, status := r.String(), r.HTTPStatus()
@@ -55,6 +55,8 @@ func TestReasonCodesStable(t *testing.T) {
 		CIDRDenied:           {"cidr_denied", 403},
 		ReferrerDenied:       {"referrer_denied", 403},
 		HostDenied:           {"host_denied", 403},
+		RateLimited:          {"rate_limited", 429},
+		QuotaExceeded:        {"quota_exceeded", 429},
 		InvalidRecord:        {"invalid_key_record", 500},
 		InternalError:        {"internal_error", 500},
 		StoreUnavailable:     {"store_unavailable", 503},

@@ -49,6 +49,10 @@ type Record struct {
 	AllowedHosts []string `json:"allowed_hosts,omitempty"`
 	// Headers are added to the upstream request on allow (overwriting).
 	Headers map[string]string `json:"headers,omitempty"`
+	// RateLimit and Quota limit the key's requests, per replica (see
+	// README "Rate limits"). Optional.
+	RateLimit *RateLimit `json:"rate_limit,omitempty"`
+	Quota     *Quota     `json:"quota,omitempty"`
 	// Metadata is free-form and never sent upstream.
 	Metadata map[string]string `json:"metadata,omitempty"`
 	// CreatedAt and UpdatedAt are RFC 3339 times written by the CLI.
@@ -77,6 +81,7 @@ type Compiled struct {
 	cidrs     []netip.Prefix
 	referrers []origin
 	hosts     []hostPattern
+	limits    *Limits
 }
 
 // Digest is the key's stored hash.
@@ -137,6 +142,7 @@ func (r *Record) Validate() error {
 	c.cidrs = parseCIDRs(bad, r.AllowedCIDRs)
 	c.referrers = parseOrigins(bad, r.AllowedReferrers)
 	c.hosts = parseHosts(bad, r.AllowedHosts)
+	c.limits = compileLimits(bad, r.RateLimit, r.Quota)
 	checkHeaders(bad, r.Headers)
 	checkMetadata(bad, r.Metadata)
 	if len(errs) == 0 && r.encodedSizeBound() > MaxRecordSize {

@@ -19,7 +19,7 @@ import (
 type outcome struct {
 	status  int               // 200 on allow
 	reason  string            // "allowed" or the deny reason code
-	headers map[string]string // set on allow
+	headers map[string]string // set on allow; the deny's headers on deny
 	removed []string
 }
 
@@ -58,7 +58,11 @@ func toOutcome(resp *authv3.CheckResponse) outcome {
 		return o
 	}
 	d := resp.GetDeniedResponse()
-	return outcome{status: int(d.GetStatus().GetCode()), reason: resp.GetStatus().GetMessage()}
+	o := outcome{status: int(d.GetStatus().GetCode()), reason: resp.GetStatus().GetMessage(), headers: map[string]string{}}
+	for _, h := range d.GetHeaders() {
+		o.headers[h.GetHeader().GetKey()] = h.GetHeader().GetValue()
+	}
+	return o
 }
 
 // keyring remembers every key a test issued, for the no-raw-key checks.

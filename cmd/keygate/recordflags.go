@@ -22,6 +22,9 @@ type recordFlags struct {
 	expiresAt, notBefore       string
 	removeHeaders, removeMeta  []string
 	noExpiry                   bool
+	rate, quota                string
+	burst                      int
+	noRate, noQuota            bool
 	forUpdate                  bool
 }
 
@@ -39,7 +42,12 @@ func (r *recordFlags) register(fs *pflag.FlagSet, forUpdate bool) {
 	fs.StringVar(&r.expiresIn, "expires-in", "", "lifetime from now, e.g. 90d, 12h")
 	fs.StringVar(&r.expiresAt, "expires-at", "", "expiry time, RFC 3339")
 	fs.StringVar(&r.notBefore, "not-before", "", "start of validity, RFC 3339")
+	fs.StringVar(&r.rate, "rate-limit", "", "requests per unit for this key, per replica, e.g. 100/s, 6000/minute")
+	fs.IntVar(&r.burst, "rate-burst", 0, "burst over --rate-limit (default: the limit's requests)")
+	fs.StringVar(&r.quota, "quota", "", "requests per fixed UTC window, per replica, e.g. 10000/day, 500/hour")
 	if forUpdate {
+		fs.BoolVar(&r.noRate, "no-rate-limit", false, "remove the rate limit")
+		fs.BoolVar(&r.noQuota, "no-quota", false, "remove the quota")
 		fs.StringArrayVar(&r.removeHeaders, "remove-header", nil, "header name to stop adding (repeatable)")
 		fs.StringArrayVar(&r.removeMeta, "remove-metadata", nil, "metadata key to remove (repeatable)")
 		fs.BoolVar(&r.noExpiry, "no-expiry", false, "remove the expiry")
@@ -91,7 +99,43 @@ func (r *recordFlags) apply(rec *policy.Record, now time.Time) error {
 	case r.noExpiry:
 		rec.ExpiresAt = ""
 	}
+	r.applyLimits(&errs, rec)
 	return errors.Join(errs...)
+}
+
+// applyLimits sets or removes the rate limit and quota.
+func (r *recordFlags) applyLimits(errs *[]error, rec *policy.Record) {
+	set := r.fs.Changed
+	switch {
+	case r.noRate && (set("rate-limit") || set("rate-burst")):
+		*errs = append(*errs, errors.New("--no-rate-limit with --rate-limit or --rate-burst: give one"))
+	case r.noRate:
+		rec.RateLimit = nil
+	case set("rate-limit"):
+		if n, per, err := policy.ParseRate(r.rate); err != nil {
+			*errs = append(*errs, fmt.Errorf("--rate-limit: %w", err))
+		} else {
+			rec.RateLimit = &policy.RateLimit{Requests: n, Per: per, Burst: r.burst}
+		}
+	case set("rate-burst") && rec.RateLimit == nil:
+		*errs = append(*errs, errors.New("--rate-burst: the key has no rate limit; give --rate-limit too"))
+	case set("rate-burst"):
+		changed := *rec.RateLimit
+		changed.Burst = r.burst
+		rec.RateLimit = &changed
+	}
+	switch {
+	case r.noQuota && set("quota"):
+		*errs = append(*errs, errors.New("--no-quota with --quota: give one"))
+	case r.noQuota:
+		rec.Quota = nil
+	case set("quota"):
+		if n, per, err := policy.ParseRate(r.quota); err != nil {
+			*errs = append(*errs, fmt.Errorf("--quota: %w", err))
+		} else {
+			rec.Quota = &policy.Quota{Requests: n, Per: per}
+		}
+	}
 }
 
 func nonEmpty(in []string) []string {

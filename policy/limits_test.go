@@ -1,0 +1,85 @@
+package policy
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestLimits(t *testing.T) {
+	base := func() *Record { return &Record{Hash: "sha256:" + hex64, Tenant: "acme", Status: StatusActive} }
+	ok := []struct {
+		name string
+		rl   *RateLimit
+		q    *Quota
+		want Limits
+	}{
+		{"5 per second, default burst", &RateLimit{Requests: 5, Per: "second"}, nil,
+			Limits{Rate: 5, Burst: 5, RateRequests: 5, RateWindow: time.Second}},
+		{"600 per minute, burst 20", &RateLimit{Requests: 600, Per: "minute", Burst: 20}, nil,
+			Limits{Rate: 10, Burst: 20, RateRequests: 600, RateWindow: time.Minute}},
+		{"quota only", nil, &Quota{Requests: 10000, Per: "day"}, Limits{Quota: 10000, QuotaWindow: 24 * time.Hour}},
+	}
+	for _, tt := range ok {
+		t.Run(tt.name, func(t *testing.T) {
+			r := base()
+			r.RateLimit, r.Quota = tt.rl, tt.q
+			if err := r.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			if got := r.Compiled().Limits(); got == nil || *got != tt.want {
+				t.Errorf("Limits = %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+	if r := base(); r.Validate() != nil || r.Compiled().Limits() != nil {
+		t.Errorf("a record without limits has limits")
+	}
+	bad := []struct {
+		name, field string
+		rl          *RateLimit
+		q           *Quota
+	}{
+		{"unknown unit", "rate_limit.per", &RateLimit{Requests: 5, Per: "fortnight"}, nil},
+		{"zero requests", "rate_limit.requests", &RateLimit{Requests: 0, Per: "second"}, nil},
+		{"negative burst", "rate_limit.burst", &RateLimit{Requests: 5, Per: "second", Burst: -1}, nil},
+		{"huge", "rate_limit.requests", &RateLimit{Requests: MaxLimitRequests + 1, Per: "day"}, nil},
+		{"quota per second", "quota.per", nil, &Quota{Requests: 5, Per: "second"}},
+		{"negative quota", "quota.requests", nil, &Quota{Requests: -5, Per: "day"}},
+	}
+	for _, tt := range bad {
+		t.Run(tt.name, func(t *testing.T) {
+			r := base()
+			r.RateLimit, r.Quota = tt.rl, tt.q
+			if err := r.Validate(); err == nil || !strings.Contains(err.Error(), `"`+tt.field+`"`) {
+				t.Errorf("error %v, want one naming %s", err, tt.field)
+			}
+		})
+	}
+	if _, err := ParseRecord([]byte(`{"hash":"sha256:` + hex64 + `","tenant":"a","status":"active","rate_limit":{"requests":"5","per":"second"}}`)); err == nil {
+		t.Error("string requests accepted")
+	}
+	if _, err := ParseRecord([]byte(`{"hash":"sha256:` + hex64 + `","tenant":"a","status":"active","quota":{"requests":5,"per":"day","window":1}}`)); err == nil || !strings.Contains(err.Error(), "window") {
+		t.Errorf("unknown quota field: %v", err)
+	}
+}
+
+func TestParseRate(t *testing.T) {
+	for in, want := range map[string]struct {
+		n   int
+		per string
+	}{"5/s": {5, "second"}, "100/second": {100, "second"}, "6000/min": {6000, "minute"}, "1/h": {1, "hour"}, "10000/day": {10000, "day"}} {
+		n, per, err := ParseRate(in)
+		if err != nil || n != want.n || per != want.per {
+			t.Errorf("ParseRate(%q) = %d %q %v", in, n, per, err)
+		}
+	}
+	for _, in := range []string{"", "5", "5/", "/s", "0/s", "-1/s", "5/week", "five/s", "5/S"} {
+		if _, _, err := ParseRate(in); err == nil {
+			t.Errorf("ParseRate(%q) accepted", in)
+		}
+	}
+	if LimitUnit(time.Minute) != "MINUTE" || LimitUnit(3*time.Second) != "UNKNOWN" {
+		t.Error("LimitUnit")
+	}
+}
