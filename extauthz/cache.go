@@ -240,6 +240,14 @@ func (c *cache) evict(keyID string) {
 	c.flight.Forget(keyID)
 }
 
+// purgeMissing drops every cached not-found id (keys were added).
+func (c *cache) purgeMissing() {
+	c.mu.Lock()
+	c.gen++
+	c.missing.Purge()
+	c.mu.Unlock()
+}
+
 // purge drops everything.
 func (c *cache) purge() {
 	c.mu.Lock()

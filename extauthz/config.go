@@ -45,7 +45,7 @@ type Config struct {
 	StoreReadRate float64
 	// StoreReadBurst is the burst allowed over StoreReadRate. Default 100.
 	StoreReadBurst int
-	// ImportedKeys makes a credential in no keygate format (16-512 visible
+	// ImportedKeys makes a credential in no keygate format (20-512 visible
 	// ASCII characters, not starting with KeyPrefix_) a lookup by hash of a
 	// key migrated with `keygate keys import`. Off, it is malformed_key
 	// with no store read. Default false.

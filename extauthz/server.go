@@ -217,5 +217,9 @@ func (s *Server) SetHasher(h *policy.Hasher) { s.hasher.Store(h) }
 // Evict drops one key id from the cache (incident response, change feeds).
 func (s *Server) Evict(keyID string) { s.cache.evict(keyID) }
 
+// PurgeUnknown forgets every id cached as unknown, e.g. after keys were
+// imported: found records stay.
+func (s *Server) PurgeUnknown() { s.cache.purgeMissing() }
+
 // Purge drops every cached record.
 func (s *Server) Purge() { s.cache.purge() }

@@ -22,7 +22,7 @@ func TestImportedKeyID(t *testing.T) {
 		t.Errorf("two keys share id %s", id)
 	}
 	for name, bad := range map[string]string{
-		"short":         legacyKey[:15],
+		"short":         legacyKey[:19],
 		"long":          strings.Repeat("a", MaxImportedKeyLen+1),
 		"space":         legacyKey[:10] + " " + legacyKey[11:],
 		"comma":         legacyKey[:10] + "," + legacyKey[11:],
@@ -86,7 +86,7 @@ func TestParseImportErrors(t *testing.T) {
 		{"unknown top field", `{"keys": [], "extra": 1}`, []string{"extra"}},
 		{"neither key nor hash", `{"keys": [{"tenant": "acme"}]}`, []string{"keys[0]", "exactly one"}},
 		{"both", `{"keys": [{"key": "` + legacyKey + `", "sha256": "00", "tenant": "a"}]}`, []string{"keys[0]", "exactly one"}},
-		{"short key", `{"keys": [{"key": "short", "tenant": "a"}]}`, []string{"keys[0]", `"key"`, "16-512"}},
+		{"short key", `{"keys": [{"key": "short", "tenant": "a"}]}`, []string{"keys[0]", `"key"`, "20-512"}},
 		{"key not a string", `{"keys": [{"key": 12, "tenant": "a"}]}`, []string{`"key": want a string`}},
 		{"keygate key", `{"keys": [{"key": "kg_` + strings.Repeat("a", 50) + `", "tenant": "a"}]}`, []string{"need no import"}},
 		{"bad hash", `{"keys": [{"sha256": "xyz", "tenant": "a"}]}`, []string{`"sha256": want 64 hex digits`}},
@@ -95,7 +95,8 @@ func TestParseImportErrors(t *testing.T) {
 		{"bad record", `{"keys": [` + k(`, "allowed_cidrs": ["10.0.0.0/33"]`) + `]}`, []string{"keys[0]", "allowed_cidrs[0]"}},
 		{"field twice", `{"keys": [{"key": "` + legacyKey + `", "key": "` + legacyKey + `x", "tenant": "a"}]}`, []string{"appears twice"}},
 		{"duplicate key", `{"keys": [` + k("") + `, ` + k("") + `]}`, []string{"keys[1]: the same key as keys[0]"}},
-		{"every problem", `{"keys": [{"tenant": "a"}, ` + k(`, "status": "paused"`) + `]}`, []string{"keys[0]", "keys[1]", "status"}},
+		{"key pasted into other fields", `{"keys": [` + k(`, "scopes": ["` + legacyKey + `"], "headers": {"` + legacyKey + `": "x"}, "` + legacyKey + `": 1`) + `]}`, []string{"keys[0]", "[key]"}},
+				{"every problem", `{"keys": [{"tenant": "a"}, ` + k(`, "status": "paused"`) + `]}`, []string{"keys[0]", "keys[1]", "status"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

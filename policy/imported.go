@@ -13,14 +13,14 @@ import (
 // never for a credential with its own key prefix (a mistyped keygate key
 // stays malformed_key, never a store read).
 const (
-	MinImportedKeyLen = 16
+	MinImportedKeyLen = 20
 	MaxImportedKeyLen = 512
 )
 
 // ErrImportedKey: a credential that cannot be an imported key.
-var ErrImportedKey = errors.New("an imported key must be 16-512 visible ASCII characters without commas")
+var ErrImportedKey = errors.New("an imported key must be 20-512 visible ASCII characters without commas")
 
-// ImportableKey reports whether rawKey could be an imported key: 16–512
+// ImportableKey reports whether rawKey could be an imported key: 20–512
 // visible ASCII characters (no space: it arrives in a header) and no comma
 // (Envoy joins repeated headers with one).
 func ImportableKey(rawKey string) bool {
@@ -48,8 +48,9 @@ func ImportedKeyID(rawKey string) (string, error) {
 }
 
 // ImportedID is the key id of the imported key whose SHA-256 is sum: 12
-// base62 characters taken from the hash (~71 bits), so ids of imported keys
-// look like any other and collide no more often.
+// base62 characters, each a hash byte mod 62 (slightly biased: ~71 bits),
+// so ids of imported keys look like any other. It is unsalted: see README
+// "Imported keys" on what that means for low-entropy keys.
 func ImportedID(sum [sha256.Size]byte) string {
 	var id [IDLen]byte
 	for i := range id {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -62,9 +63,26 @@ func ParseImport(data []byte, f Format, now time.Time) ([]ImportEntry, error) {
 		out = append(out, e)
 	}
 	if err := errors.Join(errs...); err != nil {
-		return nil, redactErr(err)
+		return nil, redactImported(redactErr(err), doc.Keys)
 	}
 	return out, nil
+}
+
+// redactImported removes from err every raw key the file gives, wherever
+// it was echoed (a key pasted into another field is quoted by that field's
+// error); redactErr only knows keygate's own key shape.
+func redactImported(err error, entries []map[string]json.RawMessage) error {
+	msg := err.Error()
+	for _, e := range entries {
+		var rawKey string
+		if json.Unmarshal(e["key"], &rawKey) == nil && len(rawKey) >= 4 {
+			msg = strings.ReplaceAll(msg, rawKey, "[key]")
+			if q := strings.Trim(strconv.Quote(rawKey), `"`); q != rawKey {
+				msg = strings.ReplaceAll(msg, q, "[key]") // as %q quoted it
+			}
+		}
+	}
+	return errors.New(msg)
 }
 
 func parseImportEntry(entry map[string]json.RawMessage, f Format, now time.Time) (ImportEntry, error) {

@@ -295,7 +295,8 @@ func TestServerPolicy(t *testing.T) {
 		{"delete a key's use", apiDelete(c, "secret/data/keygate/usage/"+id), errDenied},
 		{"list usage", apiList(c, "secret/metadata/keygate/usage"), errDenied},
 		{"write a record through the usage path", apiWrite(c, "secret/data/keygate/usage/../keys/"+id, map[string]any{"data": map[string]any{"status": "active"}}), errDenied},
-		{"record use under a sibling base path", func(ctx context.Context) error { return sibling.RecordUsage(ctx, id, time.Now()) }, errDenied},
+		{"write below a usage entry", apiWrite(c, "secret/data/keygate/usage/x/y", map[string]any{"data": map[string]any{"last_used": "x"}}), errDenied},
+				{"record use under a sibling base path", func(ctx context.Context) error { return sibling.RecordUsage(ctx, id, time.Now()) }, errDenied},
 		{"delete a key", func(ctx context.Context) error { return f.server.Delete(ctx, id) }, errDenied},
 		{"list keys", func(ctx context.Context) error {
 			_, err := f.server.List(ctx)
@@ -501,7 +502,7 @@ func TestPolicyFiles(t *testing.T) {
 			{"secret/data/keygate/pepper", []string{"read"}},
 			{"secret/data/keygate/journal", []string{"read"}},
 			{"secret/metadata/keygate/journal", []string{"read"}},
-			{"secret/data/keygate/usage/*", []string{"create", "update"}},
+			{"secret/data/keygate/usage/+", []string{"create", "update"}},
 		},
 		adminPolicy: {
 			{"secret/data/keygate/keys/*", []string{"create", "delete", "read", "update"}},
@@ -526,7 +527,7 @@ func TestPolicyFiles(t *testing.T) {
 				t.Errorf("stanzas (-want +got):\n%s", diff)
 			}
 			for _, s := range stanzas {
-				usage := s.path == "secret/data/keygate/usage/*"
+				usage := strings.HasPrefix(s.path, "secret/data/keygate/usage/")
 				if name == serverPolicy && !slices.Equal(s.caps, []string{"read"}) && !usage {
 					t.Errorf("server policy, path %q: capabilities %v; the server may only read (and record key use)", s.path, s.caps)
 				}
@@ -539,8 +540,8 @@ func TestPolicyFiles(t *testing.T) {
 				if !strings.HasPrefix(s.path, "secret/data/keygate/") && !strings.HasPrefix(s.path, "secret/metadata/keygate/") {
 					t.Errorf("path %q is outside secret/{data,metadata}/keygate/", s.path)
 				}
-				if strings.Contains(s.path, "+") || strings.HasSuffix(s.path, "*") && !strings.HasSuffix(s.path, "/*") {
-					t.Errorf("path %q: a glob must be a whole last segment (keygate/keys/*), not a prefix (keygate*)", s.path)
+				if strings.Contains(strings.TrimSuffix(s.path, "/+"), "+") || strings.HasSuffix(s.path, "*") && !strings.HasSuffix(s.path, "/*") {
+					t.Errorf("path %q: a glob must be a whole last segment (keygate/keys/* or /+), not a prefix (keygate*)", s.path)
 				}
 			}
 
@@ -548,7 +549,7 @@ func TestPolicyFiles(t *testing.T) {
 			// is what the parse says.
 			tok := policyToken(t, root, name)
 			for _, s := range stanzas {
-				probe := strings.Replace(s.path, "*", "AbCdEf012345", 1)
+				probe := strings.NewReplacer("*", "AbCdEf012345", "+", "AbCdEf012345").Replace(s.path)
 				got, err := root.Sys().CapabilitiesWithContext(ctx, tok, probe)
 				check(t, err)
 				slices.Sort(got)

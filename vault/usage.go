@@ -83,10 +83,13 @@ func (s *Store) Delete(ctx context.Context, keyID string) error {
 	}
 	// The usage entry may not exist; deleting it is then a no-op.
 	if err := s.softDelete(ctx, "delete usage", keyID, s.usagePath(keyID)); err != nil {
-		return fmt.Errorf("key %s is deleted, but its usage entry is not: %w", keyID, err)
+		return fmt.Errorf("key %s is deleted, but %w: %w", keyID, ErrUsageKept, err)
 	}
 	return nil
 }
+
+// ErrUsageKept: Delete deleted the record but not its usage entry.
+var ErrUsageKept = errors.New("its usage entry is not")
 
 func (s *Store) softDelete(ctx context.Context, op, keyID, path string) error {
 	if err := s.auth.ensure(ctx, op, keyID); err != nil {

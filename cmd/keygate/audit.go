@@ -26,19 +26,23 @@ func newAuditCmd(e *env) *cobra.Command {
 	cmd, _ := keysCommand(e, "audit", "Report risky keys: no expiry, long-lived, expired but active, unused, wide CIDRs, many or wildcard scopes",
 		cobra.NoArgs, false, func(ctx context.Context, k *keysCtx, _ []string) error {
 			var errs []error
-			d, err := parseLifetime(maxLifetime)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("--max-lifetime: %w", err))
-			}
-			opts.MaxLifetime = d
-			unused, err := parseLifetime(unusedFor)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("--unused-for: %w", err))
+			var unused time.Duration
+			for _, f := range []struct {
+				flag, value string
+				into        *time.Duration
+			}{{"--max-lifetime", maxLifetime, &opts.MaxLifetime}, {"--unused-for", unusedFor, &unused}} {
+				if f.value == "" || f.value == "0" {
+					continue // default lifetime; no unused findings
+				}
+				var err error
+				if *f.into, err = parseLifetime(f.value); err != nil {
+					errs = append(errs, fmt.Errorf("%s: %w", f.flag, err))
+				}
 			}
 			if err := errors.Join(errs...); err != nil {
 				return err
 			}
-			if usageOf(k) == nil {
+			if usageOf(k) == nil && unused > 0 {
 				fmt.Fprintf(k.e.stderr, "keygate: note: no \"unused\" findings: %v\n", errNoUsage)
 			}
 			report, err := auditKeys(ctx, k, opts, unused)
@@ -51,7 +55,7 @@ func newAuditCmd(e *env) *cobra.Command {
 			return printAudit(k, report)
 		})
 	cmd.Flags().StringVar(&maxLifetime, "max-lifetime", "365d", "remaining lifetime above which a key is long_lived")
-	cmd.Flags().StringVar(&unusedFor, "unused-for", "90d", "time without use after which an active key is unused (Vault store; never-used keys count from created_at)")
+	cmd.Flags().StringVar(&unusedFor, "unused-for", "90d", "time without use after which an active key is unused (Vault store; never-used keys count from created_at; 0: off)")
 	cmd.Flags().IntVar(&opts.MaxScopes, "max-scopes", 10, "scope count above which a key has many_scopes")
 	return cmd
 }
@@ -69,7 +73,10 @@ func auditKeys(ctx context.Context, k *keysCtx, opts policy.AuditOptions, unused
 			continue
 		}
 		f := policy.Audit(r.Record, k.now, opts)
-		if usageOf(k) != nil {
+		switch {
+		case r.UsageError != "":
+			f = append(f, policy.Finding{Code: "usage_unreadable", Detail: r.UsageError})
+		case usageOf(k) != nil:
 			if u := policy.AuditUnused(r.Record, r.lastUsed, k.now, unusedFor); u != nil {
 				f = append(f, *u)
 			}

@@ -108,6 +108,27 @@ func TestKeysImport(t *testing.T) {
 	if out := mustCLI(t, env, "keys", "show", nk.ID); strings.Contains(out, `"imported"`) {
 		t.Errorf("the rotated-to key is marked imported:\n%s", out)
 	}
+	checkImportRerun(t, env, path, rawID, hashedID)
+}
+
+// checkImportRerun: re-running an import never overwrites: a key changed
+// since (rotated) "differs", a deleted one is "deleted" (Vault keeps its
+// id), and neither stops the import.
+func checkImportRerun(t *testing.T, env envMap, path, changedID, deletedID string) {
+	t.Helper()
+	mustCLI(t, env, "keys", "delete", deletedID, "--force")
+	out, stderr, err := cli(t, env, "keys", "import", path, "--json")
+	var rows []importedRow
+	if err != nil || jsonUnmarshal(out, &rows) != nil || len(rows) != 2 {
+		t.Fatalf("re-run: %v, %s", err, out)
+	}
+	got := map[string]string{rows[0].ID: rows[0].Result, rows[1].ID: rows[1].Result}
+	if got[changedID] != "differs" || got[deletedID] != "deleted" {
+		t.Errorf("re-run results %v, want %s differs and %s deleted", got, changedID, deletedID)
+	}
+	if !strings.Contains(stderr, "keys update "+changedID) || !strings.Contains(stderr, "undelete") {
+		t.Errorf("re-run stderr does not say what to do:\n%s", stderr)
+	}
 }
 
 // checkImportRejects: a file with problems names them all, echoes no key

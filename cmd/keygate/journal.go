@@ -39,6 +39,9 @@ func watchJournal(ctx context.Context, log *slog.Logger, j journalReader, srv *e
 			last = latest
 		default:
 			for _, e := range entries {
+				if e.Op == journalOpNewKeys {
+					srv.PurgeUnknown() // however many keys: no need to name them
+				}
 				for _, id := range e.IDs {
 					srv.Evict(id)
 				}
@@ -53,6 +56,12 @@ func watchJournal(ctx context.Context, log *slog.Logger, j journalReader, srv *e
 		}
 	}
 }
+
+// journalOpNewKeys is a journal entry that names no ids: keys were added
+// (keys import), so replicas forget the ids they cached as unknown. One
+// entry for any number of keys keeps a large import from pushing replicas
+// past the versions Vault keeps (which would drop their whole caches).
+const journalOpNewKeys = "new-keys"
 
 // recordChange appends a CLI change to the store's journal, if it keeps one.
 // The change itself is already written: a journal failure only means

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/keygate/keygate/policy"
+	"github.com/keygate/keygate/vault"
 )
 
 // issued is what create and rotate print. Key is the only copy of the raw
@@ -92,8 +93,8 @@ func newShowCmd(e *env) *cobra.Command {
 			if used == "" && usageOf(k) != nil {
 				used = "never recorded"
 			}
-			if row.Error != "" {
-				used = "unknown (" + row.Error + ")"
+			if row.UsageError != "" {
+				used = "unknown (" + row.UsageError + ")"
 			}
 			if used != "" {
 				used = "last used: " + used + "\n"
@@ -149,7 +150,10 @@ func printList(w io.Writer, rows []listed, now time.Time) error {
 			expires = "never"
 		}
 		used := r.LastUsed
-		if used == "" {
+		switch {
+		case r.UsageError != "":
+			used = "unknown: " + r.UsageError
+		case used == "":
 			used = "-"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%v\n", r.ID, r.Record.Tenant, r.Record.Name, status, expires, used, r.Record.Scopes)
@@ -182,21 +186,27 @@ func newDeleteCmd(e *env) *cobra.Command {
 				return errNotID
 			}
 			rec, _, err := k.store.Get(ctx, keyID)
-			if err != nil && !errors.Is(err, policy.ErrInvalidRecord) {
+			switch {
+			case errors.Is(err, policy.ErrInvalidRecord) && !force:
+				return fmt.Errorf("%w\nits status cannot be read: pass --force to delete it anyway", err)
+			case err != nil && !errors.Is(err, policy.ErrInvalidRecord):
 				return err
-			}
-			if rec != nil && rec.Status == policy.StatusActive && !force &&
-				(rec.ExpiresAtTime().IsZero() || k.now.Before(rec.ExpiresAtTime())) {
+			case rec != nil && rec.Status == policy.StatusActive && !force &&
+				(rec.ExpiresAtTime().IsZero() || k.now.Before(rec.ExpiresAtTime())):
 				return fmt.Errorf("key %s is active: revoke it first (keygate keys revoke %s), or pass --force to delete it while in use", keyID, keyID)
 			}
-			if err := k.store.Delete(ctx, keyID); err != nil {
+			err = k.store.Delete(ctx, keyID)
+			if err != nil && !errors.Is(err, vault.ErrUsageKept) {
 				return err
 			}
-			recordChange(ctx, k, "delete", keyID)
+			recordChange(ctx, k, "delete", keyID) // the record is gone: tell the replicas
+			if err != nil {
+				fmt.Fprintf(k.e.stderr, "keygate: warning: %v\n", err)
+			}
 			what := "deleted"
 			if k.store.(*openedStore).name == "vault" {
-				what += fmt.Sprintf(" (Vault keeps its versions: `vault kv undelete -mount=%s -versions=N %s/keys/%s` restores it)",
-					k.f.store.mount, k.f.store.basePath, keyID)
+				what += fmt.Sprintf(" (Vault keeps its versions: `vault kv metadata get -mount=%[1]s %[2]s/keys/%[3]s` shows the latest, "+
+					"`vault kv undelete -mount=%[1]s -versions=<latest> %[2]s/keys/%[3]s` restores it)", k.f.store.mount, k.f.store.basePath, keyID)
 			}
 			return printChanged(k, keyID, nil, what)
 		})

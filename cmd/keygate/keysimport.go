@@ -26,7 +26,10 @@ type importedRow struct {
 	ID     string `json:"id"`
 	Tenant string `json:"tenant"`
 	Name   string `json:"name,omitempty"`
-	Result string `json:"result"` // imported, exists (same key already imported), checked (--dry-run)
+	// Result: imported; exists (already imported, same record); differs
+	// (already imported, record changed since: use keys update); deleted
+	// (imported, then deleted: Vault never reuses an id); checked (--dry-run).
+	Result string `json:"result"`
 }
 
 func newImportCmd(e *env) *cobra.Command {
@@ -38,7 +41,7 @@ func newImportCmd(e *env) *cobra.Command {
 				return err
 			}
 			rows, err := importKeys(ctx, k, entries, dryRun)
-			if perr := printImport(k, rows, dryRun); perr != nil && err == nil {
+			if perr := printImport(k, rows, dryRun, err == nil); perr != nil && err == nil {
 				err = perr
 			}
 			return err
@@ -82,13 +85,14 @@ func readImport(k *keysCtx, path string) ([]policy.ImportEntry, error) {
 	return entries, nil
 }
 
-// importKeys creates each entry. A key already imported (same hash under
-// its id) is reported as "exists", so re-running an interrupted import
+// importKeys creates each entry. A key already imported is reported (exists,
+// differs, deleted), never overwritten, so re-running an interrupted import
 // finishes it. The first failure stops the import; the rows say what was
-// done. Created keys are journaled so servers drop cached "unknown" answers.
+// done. New keys are journaled (one entry) so servers drop cached "unknown"
+// answers.
 func importKeys(ctx context.Context, k *keysCtx, entries []policy.ImportEntry, dryRun bool) ([]importedRow, error) {
 	rows := make([]importedRow, 0, len(entries))
-	var created []string
+	created := false
 	var err error
 	for _, e := range entries {
 		row := importedRow{ID: e.ID, Tenant: e.Record.Tenant, Name: e.Record.Name, Result: "checked"}
@@ -98,36 +102,55 @@ func importKeys(ctx context.Context, k *keysCtx, entries []policy.ImportEntry, d
 				break
 			}
 		}
-		if row.Result == "imported" {
-			created = append(created, e.ID)
-		}
+		created = created || row.Result == "imported"
 		rows = append(rows, row)
 	}
-	for start := 0; start < len(created); start += 100 {
-		recordChange(ctx, k, "import", created[start:min(start+100, len(created))]...)
+	if created {
+		recordChange(ctx, k, journalOpNewKeys)
 	}
 	return rows, err
 }
 
 func importOne(ctx context.Context, k *keysCtx, e policy.ImportEntry) (string, error) {
 	err := k.store.Create(ctx, e.ID, e.Record)
-	if !errors.Is(err, policy.ErrKeyExists) {
-		if err != nil {
-			return "", err
-		}
+	switch {
+	case err == nil:
 		return "imported", nil
+	case !errors.Is(err, policy.ErrKeyExists):
+		return "", err
 	}
 	have, _, gerr := k.store.Get(ctx, e.ID)
 	switch {
+	case errors.Is(gerr, policy.ErrKeyNotFound):
+		return "deleted", nil // soft-deleted in Vault, which keeps the id
 	case gerr != nil:
 		return "", fmt.Errorf("exists, and cannot be read: %w", gerr)
 	case have.Hash != e.Record.Hash:
 		return "", errors.New("the id is taken by a different key")
+	case !samePolicy(have, e.Record):
+		return "differs", nil
 	}
 	return "exists", nil
 }
 
-func printImport(k *keysCtx, rows []importedRow, dryRun bool) error {
+// samePolicy compares two records but for the times keygate writes.
+func samePolicy(a, b *policy.Record) bool {
+	x, y := *a, *b
+	x.CreatedAt, x.UpdatedAt, y.CreatedAt, y.UpdatedAt = "", "", "", ""
+	ja, erra := json.Marshal(x)
+	jb, errb := json.Marshal(y)
+	return erra == nil && errb == nil && string(ja) == string(jb)
+}
+
+func printImport(k *keysCtx, rows []importedRow, dryRun, ok bool) error {
+	for _, r := range rows {
+		switch r.Result {
+		case "differs":
+			fmt.Fprintf(k.e.stderr, "keygate: key %s was imported before with another record; not changed (use keygate keys update %s)\n", r.ID, r.ID)
+		case "deleted":
+			fmt.Fprintf(k.e.stderr, "keygate: key %s was imported and then deleted; not re-created (Vault keeps its versions: vault kv undelete)\n", r.ID)
+		}
+	}
 	if k.f.jsonOut {
 		return json.NewEncoder(k.e.stdout).Encode(rows)
 	}
@@ -139,7 +162,7 @@ func printImport(k *keysCtx, rows []importedRow, dryRun bool) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	if !dryRun && len(rows) > 0 {
+	if !dryRun && ok && len(rows) > 0 {
 		_, err := fmt.Fprintln(k.e.stdout, "Imported keys are found by hash: run servers with --imported-keys.")
 		return err
 	}

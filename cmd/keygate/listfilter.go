@@ -77,7 +77,7 @@ func (f *listFilter) keep(r listed, now time.Time) bool {
 		f.within > 0 && (status != policy.StatusActive || exp.IsZero() || exp.After(now.Add(f.within))):
 		return false
 	}
-	if f.unused > 0 {
+	if f.unused > 0 && r.UsageError == "" { // unknown use: listed, with its error
 		since, known := policy.UnusedSince(rec, r.lastUsed)
 		return !known || now.Sub(since) > f.unused
 	}

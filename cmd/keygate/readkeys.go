@@ -20,7 +20,9 @@ type listed struct {
 	ID       string         `json:"id"`
 	Record   *policy.Record `json:"record,omitempty"`
 	LastUsed string         `json:"last_used,omitempty"` // RFC 3339; absent if never recorded
-	Error    string         `json:"error,omitempty"`
+	Error    string         `json:"error,omitempty"`     // the record could not be read
+	// UsageError: the record was read, but not when it was last used.
+	UsageError string `json:"usage_error,omitempty"`
 
 	lastUsed time.Time
 }
@@ -75,7 +77,7 @@ func readKey(ctx context.Context, k *keysCtx, usage usageReader, id string) (row
 		at, ok, err := usage.LastUsed(ctx, id)
 		switch {
 		case err != nil:
-			row.Error = err.Error()
+			row.UsageError = err.Error()
 		case ok:
 			row.lastUsed, row.LastUsed = at, at.Format(time.RFC3339)
 		}

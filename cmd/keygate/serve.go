@@ -223,6 +223,7 @@ func (f *serveFlags) serve(ctx context.Context, log *slog.Logger, ls listeners, 
 	reflection.Register(g)
 
 	grp, ctx := errgroup.WithContext(ctx)
+	stopped := make(chan struct{}) // closed once no Check can be answered any more
 	grp.Go(func() error {
 		log.Info("serving", "grpc_addr", ls.grpc.Addr().String(), "store", store.name)
 		return g.Serve(ls.grpc)
@@ -242,7 +243,7 @@ func (f *serveFlags) serve(ctx context.Context, log *slog.Logger, ls listeners, 
 		grp.Go(func() error { watchJournal(ctx, log, j, srv, f.journalPoll); return nil })
 	}
 	if w, ok := usageSink(store); ok && f.cfg.TrackUsage {
-		grp.Go(func() error { writeUsage(ctx, log, w, srv, f.usageInterval); return nil })
+		grp.Go(func() error { writeUsage(ctx, stopped, log, w, srv, f.usageInterval); return nil })
 	}
 	if store.run != nil { // Vault login, renewal and re-login
 		grp.Go(func() error { return store.run(ctx) })
@@ -274,6 +275,7 @@ func (f *serveFlags) serve(ctx context.Context, log *slog.Logger, ls listeners, 
 		}
 		stopGracefully(g, f.shutdownTimeout, log)
 		stopping.Wait()
+		close(stopped)
 		return nil
 	})
 	return grp.Wait()

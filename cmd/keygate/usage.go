@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"maps"
+	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -36,15 +37,16 @@ const (
 // writeUsage writes, every interval, when each key used since the last
 // round was first used in it: one small write per key, paced to finish
 // within half the interval so Vault sees a trickle, not a burst. Writes that
-// fail are retried next round (the later use wins). When ctx ends, what is
-// pending is written within usageFinalTimeout, so a restart loses little.
-func writeUsage(ctx context.Context, log *slog.Logger, w usageWriter, srv *extauthz.Server, every time.Duration) {
+// fail are retried next round (the later use wins). When stopped closes
+// (the server no longer answers Checks), what is pending is written within
+// usageFinalTimeout, so a restart loses little.
+func writeUsage(ctx context.Context, stopped <-chan struct{}, log *slog.Logger, w usageWriter, srv *extauthz.Server, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	carry := map[string]time.Time{}
 	for {
 		select {
-		case <-ctx.Done():
+		case <-stopped:
 			final, cancel := context.WithTimeout(context.WithoutCancel(ctx), usageFinalTimeout)
 			carry = usageRound(final, log, w, srv.TakeUsage, carry, 0)
 			cancel()
@@ -58,10 +60,14 @@ func writeUsage(ctx context.Context, log *slog.Logger, w usageWriter, srv *extau
 	}
 }
 
-// usageRound takes the server's pending uses (take), merges what an earlier round
-// could not write, and writes them spread over spread (0: at once) until
-// done, ctx ends or Vault fails usageMaxFailures times in a row. It returns
-// what is left to write.
+// usageWriters is how many usage writes are in flight at once, so a round
+// is not bounded by one Vault round trip per key.
+const usageWriters = 4
+
+// usageRound takes the server's pending uses (take), merges what an earlier
+// round could not write, and writes them spread over spread (0: at once)
+// until done, ctx ends or usageMaxFailures writes fail in a row (Vault is
+// down). It returns what is left to write.
 func usageRound(ctx context.Context, log *slog.Logger, w usageWriter, take func() (map[string]time.Time, uint64),
 	carry map[string]time.Time, spread time.Duration) map[string]time.Time {
 	taken, dropped := take()
@@ -79,22 +85,11 @@ func usageRound(ctx context.Context, log *slog.Logger, w usageWriter, take func(
 	if spread > 0 {
 		pace = rate.Limit(max(usageMinRate, float64(len(batch))/spread.Seconds()))
 	}
-	lim := rate.NewLimiter(pace, 1)
-	failed, inARow, written := 0, 0, 0
-	for id, at := range batch {
-		if inARow == usageMaxFailures || lim.Wait(ctx) != nil {
-			break
-		}
-		if err := w.RecordUsage(ctx, id, at); err != nil {
-			if failed, inARow = failed+1, inARow+1; failed == 1 {
-				log.Warn("cannot record key use; retrying next round", "key_id", id, "err", err)
-			}
-			continue
-		}
+	written, failed := writeBatch(ctx, log, w, batch, rate.NewLimiter(pace, 1))
+	for _, id := range written {
 		delete(batch, id)
-		written, inARow = written+1, 0
 	}
-	log.Debug("recorded key uses", "written", written, "failed", failed, "left", len(batch))
+	log.Debug("recorded key uses", "written", len(written), "failed", failed, "left", len(batch))
 	if len(batch) > usageMaxCarry {
 		log.Warn("too many unwritten key uses: dropping some", "keys", len(batch)-usageMaxCarry)
 		for id := range batch {
@@ -105,4 +100,47 @@ func usageRound(ctx context.Context, log *slog.Logger, w usageWriter, take func(
 		}
 	}
 	return batch
+}
+
+// writeBatch writes batch with usageWriters writers sharing lim, and
+// returns the ids written and the number of failed writes.
+func writeBatch(ctx context.Context, log *slog.Logger, w usageWriter, batch map[string]time.Time, lim *rate.Limiter) ([]string, int) {
+	var (
+		mu              sync.Mutex
+		written         []string
+		failed, inARow  int
+		ids             = make(chan string)
+		wg              sync.WaitGroup
+		ctxDone, cancel = context.WithCancel(ctx)
+	)
+	defer cancel()
+	for range usageWriters {
+		wg.Go(func() {
+			for id := range ids {
+				err := w.RecordUsage(ctxDone, id, batch[id])
+				mu.Lock()
+				if err == nil {
+					written, inARow = append(written, id), 0
+				} else if failed, inARow = failed+1, inARow+1; failed == 1 {
+					log.Warn("cannot record key use; retrying next round", "key_id", id, "err", err)
+				}
+				if inARow >= usageMaxFailures {
+					cancel()
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	for id := range batch {
+		if lim.Wait(ctxDone) != nil {
+			break
+		}
+		select {
+		case ids <- id:
+		case <-ctxDone.Done():
+		}
+	}
+	close(ids)
+	wg.Wait()
+	return written, failed
 }

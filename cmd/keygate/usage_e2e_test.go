@@ -95,6 +95,7 @@ func TestKeyUsage(t *testing.T) {
 	backdate(t, env, used.ID, long)
 	backdate(t, env, idle.ID, long)
 	checkUnused(t, admin, idle.ID, used.ID)
+	checkUsageUnreadable(t, env, admin, idle.ID)
 
 	// A server stopping writes what it has not written yet.
 	late := ring.add(createKey(t, admin, "--tenant", "acme"))
@@ -142,5 +143,56 @@ func checkUnused(t *testing.T, admin envMap, idleID, usedID string) {
 	}
 	if out := mustCLI(t, admin, "keys", "audit", "--unused-for", "300d", "--json"); strings.Contains(out, `"unused"`) {
 		t.Errorf("audit --unused-for 300d still reports unused: %s", out)
+	}
+}
+
+// checkUsageUnreadable: a usage entry that does not parse (a leaked server
+// token can write one) is reported as such; it neither hides the key's
+// other findings nor makes it look used or unused.
+func checkUsageUnreadable(t *testing.T, env, admin envMap, id string) {
+	t.Helper()
+	kv := vaulttest.Server(t).Client(t).KVv2("secret")
+	if _, err := kv.Put(context.Background(), env["KEYGATE_VAULT_BASE_PATH"]+"/usage/"+id, map[string]any{"last_used": "x"}); err != nil {
+		t.Fatal(err)
+	}
+	var report []audited
+	if err := jsonUnmarshal(mustCLI(t, admin, "keys", "audit", "--json"), &report); err != nil {
+		t.Fatal(err)
+	}
+	codes := map[string]bool{}
+	for _, a := range report {
+		for _, f := range a.Findings {
+			if a.ID == id {
+				codes[f.Code] = true
+			}
+		}
+	}
+	if !codes["usage_unreadable"] || !codes["no_expiry"] || codes["unreadable"] || codes["unused"] {
+		t.Errorf("findings for a key with a junk usage entry: %v; want usage_unreadable and no_expiry", codes)
+	}
+	var rows []listed
+	if err := jsonUnmarshal(mustCLI(t, admin, "keys", "list", "--json", "--unused-for", "90d"), &rows); err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 1 || rows[0].ID != id || rows[0].UsageError == "" || rows[0].Record == nil {
+		t.Errorf("list --unused-for with unknown use: %+v; want the key listed with its usage_error", rows)
+	}
+}
+
+// TestDeleteInvalidRecord: a record keygate cannot read has an unknown
+// status, so deleting it needs --force.
+func TestDeleteInvalidRecord(t *testing.T) {
+	env := vaultEnv(t)
+	k := createKey(t, env, "--tenant", "acme")
+	kv := vaulttest.Server(t).Client(t).KVv2("secret")
+	if _, err := kv.Put(context.Background(), env["KEYGATE_VAULT_BASE_PATH"]+"/keys/"+k.ID, map[string]any{"status": "paused"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := cli(t, env, "keys", "delete", k.ID); err == nil || !strings.Contains(err.Error(), "--force") {
+		t.Fatalf("delete of an invalid record without --force: %v", err)
+	}
+	mustCLI(t, env, "keys", "delete", k.ID, "--force")
+	if _, _, err := cli(t, env, "keys", "show", k.ID); err == nil || !strings.Contains(err.Error(), "not found") {
+		t.Errorf("show after delete: %v", err)
 	}
 }

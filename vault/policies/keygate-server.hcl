@@ -19,7 +19,7 @@
 #
 # vault/policies_test.go applies this file to a real Vault dev server and
 # checks what the token can and cannot do; it also fails if any stanza here
-# other than usage/* grants more than "read".
+# other than usage/+ grants more than "read".
 
 # Key records. Lookup reads secret/data/keygate/keys/<id> on a cache miss.
 # "read" on the data path only: no "list" (the server looks up ids it is
@@ -54,7 +54,9 @@ path "secret/metadata/keygate/journal" {
 # per key per --usage-interval (default 1h), batched and paced, never on the
 # request path. Create and update only: the server never reads it back (no
 # "read"), lists it or deletes it. A leaked token could make a key look used,
-# which hides it from `keys list --unused-for`; it can never make a key work.
-path "secret/data/keygate/usage/*" {
+# which hides it from `keys list --unused-for`, or unreadable (reported as
+# usage_unreadable); it can never make a key work. "+" (one path segment),
+# not "*": usage/<id> only, nothing nested below it.
+path "secret/data/keygate/usage/+" {
   capabilities = ["create", "update"]
 }
