@@ -95,8 +95,8 @@ func TestParseImportErrors(t *testing.T) {
 		{"bad record", `{"keys": [` + k(`, "allowed_cidrs": ["10.0.0.0/33"]`) + `]}`, []string{"keys[0]", "allowed_cidrs[0]"}},
 		{"field twice", `{"keys": [{"key": "` + legacyKey + `", "key": "` + legacyKey + `x", "tenant": "a"}]}`, []string{"appears twice"}},
 		{"duplicate key", `{"keys": [` + k("") + `, ` + k("") + `]}`, []string{"keys[1]: the same key as keys[0]"}},
-		{"key pasted into other fields", `{"keys": [` + k(`, "scopes": ["` + legacyKey + `"], "headers": {"` + legacyKey + `": "x"}, "` + legacyKey + `": 1`) + `]}`, []string{"keys[0]", "[key]"}},
-				{"every problem", `{"keys": [{"tenant": "a"}, ` + k(`, "status": "paused"`) + `]}`, []string{"keys[0]", "keys[1]", "status"}},
+		{"key pasted into other fields", `{"keys": [` + k(`, "scopes": ["`+legacyKey+`"], "headers": {"`+legacyKey+`": "x"}, "`+legacyKey+`": 1`) + `]}`, []string{"keys[0]", "[key]"}},
+		{"every problem", `{"keys": [{"tenant": "a"}, ` + k(`, "status": "paused"`) + `]}`, []string{"keys[0]", "keys[1]", "status"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -296,7 +296,7 @@ func TestServerPolicy(t *testing.T) {
 		{"list usage", apiList(c, "secret/metadata/keygate/usage"), errDenied},
 		{"write a record through the usage path", apiWrite(c, "secret/data/keygate/usage/../keys/"+id, map[string]any{"data": map[string]any{"status": "active"}}), errDenied},
 		{"write below a usage entry", apiWrite(c, "secret/data/keygate/usage/x/y", map[string]any{"data": map[string]any{"last_used": "x"}}), errDenied},
-				{"record use under a sibling base path", func(ctx context.Context) error { return sibling.RecordUsage(ctx, id, time.Now()) }, errDenied},
+		{"record use under a sibling base path", func(ctx context.Context) error { return sibling.RecordUsage(ctx, id, time.Now()) }, errDenied},
 		{"delete a key", func(ctx context.Context) error { return f.server.Delete(ctx, id) }, errDenied},
 		{"list keys", func(ctx context.Context) error {
 			_, err := f.server.List(ctx)
