@@ -7,6 +7,8 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+
+	"github.com/keygate/keygate/policy"
 )
 
 // sidecarRequest is a CheckRequest shaped like the one an Envoy sidecar sends:
@@ -163,4 +165,15 @@ func BenchmarkCheckTrackUsage(b *testing.B) {
 	if got, _ := e.srv.TakeUsage(); len(got) != 1 {
 		b.Fatalf("usage not noted: %v", got)
 	}
+}
+
+// BenchmarkCheckRateLimited is a cache hit of a key with a rate limit and
+// a quota that it stays under: the limiter's cost per Check.
+func BenchmarkCheckRateLimited(b *testing.B) {
+	e := benchEnv(b)
+	e.put(testKey, func(r *policy.Record) {
+		r.RateLimit = &policy.RateLimit{Requests: policy.MaxLimitRequests, Per: "second"}
+		r.Quota = &policy.Quota{Requests: policy.MaxLimitRequests, Per: "day"}
+	})
+	benchHit(b, e)
 }
