@@ -1,8 +1,16 @@
 // Package envoy holds the Envoy configuration users copy; tests validate it
 // against Envoy's protos.
 //
-// envoy.yaml is a complete Envoy v3 bootstrap that sends every request to
-// keygate through the ext_authz HTTP filter. The tests load it with
-// go-control-plane's generated types, run their validation rules, and check
-// the settings keygate depends on, such as failing closed.
+//   - envoy.yaml: a complete Envoy v3 bootstrap that sends every request to
+//     keygate's gRPC Authorization service through the ext_authz HTTP filter;
+//   - envoy-http.yaml: the same for keygate's HTTP mode (ext_authz
+//     http_service);
+//   - ratelimit.yaml and ratelimit-service.yaml: keygate plus global per-key
+//     rate limits with envoyproxy/ratelimit, driven by the dynamic metadata
+//     keygate returns.
+//
+// The tests load each bootstrap with go-control-plane's generated types, run
+// their validation rules, and check the settings keygate depends on, such as
+// failing closed; each check is also shown to fail on a broken copy.
+// Kubernetes and Istio configuration is in the istio subdirectory.
 package envoy

@@ -1,0 +1,10 @@
+// Package istio holds the Kubernetes and Istio configuration users copy to
+// run keygate as an Istio ext_authz provider; tests decode it strictly into
+// the Kubernetes and Istio API types and check that the pieces fit together.
+//
+//   - keygate.yaml: Namespace, ServiceAccount, Deployment, Service,
+//     PodDisruptionBudget and NetworkPolicy for keygate itself;
+//   - mesh-config.yaml: the meshConfig extension providers (gRPC and HTTP);
+//   - authorization-policy.yaml: the CUSTOM AuthorizationPolicy that sends
+//     labelled workloads' requests to keygate.
+package istio
