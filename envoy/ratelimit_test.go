@@ -86,6 +86,9 @@ func checkRateLimitFilter(s *setup) error {
 	if f.GetDisabled() || f.GetIsOptional() || rl.GetFilterEnabled() != nil || rl.GetFilterEnforced() != nil {
 		errs = append(errs, errors.New("disabled, optional, or filter_enabled/filter_enforced set: limits not always enforced"))
 	}
+	if rt := rl.GetRequestType(); rt != "" && rt != "both" {
+		errs = append(errs, fmt.Errorf("request_type %q: some requests are never limited", rt))
+	}
 	if !rl.GetFailureModeDeny() || rl.GetFailureModeDenyPercent() != nil {
 		errs = append(errs, errors.New("failure_mode_deny not true: a rate limit service outage lifts every limit"))
 	}
@@ -204,7 +207,8 @@ func TestBrokenRateLimitConfigIsRejected(t *testing.T) {
 	testEdits(t, rateLimitConfigFile, rateLimitPolicies, []edit{
 		{"wrong domain", "domain: keygate", "domain: api", "domain"},
 		{"fails open", "failure_mode_deny: true", "failure_mode_deny: false", "failure_mode_deny"},
-		{"filter stage differs", "stage: 0\n                      request_type", "stage: 1\n                      request_type", "stage 1"},
+		{"filter stage differs", "stage: 0\n                      # request_type", "stage: 1\n                      # request_type", "stage 1"},
+		{"internal requests unlimited", "failure_mode_deny: true", "failure_mode_deny: true\n                      request_type: external", "request_type"},
 		{"override field misspelt", "- key: rate_limit", "- key: ratelimit", "key_id limit override"},
 		{"quota override missing", "                                  - key: quota\n", "                                  - key: quotas\n", "key_quota limit override"},
 		{"descriptor key renamed", "descriptor_key: key_quota", "descriptor_key: quota", `descriptor_key "quota"`},
