@@ -3,6 +3,7 @@ package extauthz
 import (
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -123,6 +124,23 @@ func sourcePeer(h http.Header) *authv3.AttributeContext_Peer {
 	}}}
 }
 
+// identityHeaders are keygate's own headers. A proxy may not show keygate
+// the client's copies (Istio sends only the headers it lists), so an HTTP
+// allow asks Envoy to remove every one it does not set.
+var identityHeaders = []string{headerKeyID, headerTenant, headerScopes, headerReason}
+
+// httpRemovals is headers_to_remove plus the identity headers not set.
+func httpRemovals(ok *authv3.OkHttpResponse) []string {
+	rm := slices.Clone(ok.GetHeadersToRemove())
+	for _, name := range identityHeaders {
+		set := slices.ContainsFunc(ok.GetHeaders(), func(o *corev3.HeaderValueOption) bool { return o.GetHeader().GetKey() == name })
+		if !set && !slices.Contains(rm, name) {
+			rm = append(rm, name)
+		}
+	}
+	return rm
+}
+
 // writeHTTPDecision writes resp as the HTTP answer.
 func writeHTTPDecision(w http.ResponseWriter, resp *authv3.CheckResponse) {
 	h := w.Header()
@@ -130,9 +148,7 @@ func writeHTTPDecision(w http.ResponseWriter, resp *authv3.CheckResponse) {
 		for _, o := range ok.GetHeaders() {
 			h.Set(o.GetHeader().GetKey(), o.GetHeader().GetValue())
 		}
-		if rm := ok.GetHeadersToRemove(); len(rm) > 0 {
-			h.Set(headerEnvoyRemove, strings.Join(rm, ","))
-		}
+		h.Set(headerEnvoyRemove, strings.Join(httpRemovals(ok), ","))
 		w.WriteHeader(http.StatusOK)
 		return
 	}

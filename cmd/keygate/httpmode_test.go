@@ -55,7 +55,7 @@ func TestServeHTTPMode(t *testing.T) {
 		t.Errorf("/healthz: %d", r.StatusCode)
 	}
 	r := httpGet(t, base+"/ext_authz/v1/orders", map[string]string{"Authorization": "Bearer " + k.Key})
-	if r.StatusCode != 200 || r.Header.Get("X-Keygate-Key-Id") != k.ID || r.Header.Get("X-Envoy-Auth-Headers-To-Remove") != "authorization" {
+	if r.StatusCode != 200 || r.Header.Get("X-Keygate-Key-Id") != k.ID || r.Header.Get("X-Envoy-Auth-Headers-To-Remove") != "authorization,x-keygate-reason" {
 		t.Errorf("envoy mode allow: %d %v", r.StatusCode, r.Header)
 	}
 	r = httpGet(t, base+"/auth", map[string]string{"X-Api-Key": k.Key, "X-Forwarded-Uri": "/v1/orders", "X-Forwarded-Method": "GET"})
