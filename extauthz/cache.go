@@ -75,10 +75,26 @@ type cache struct {
 	// have fetched what was just evicted, so it must not write its result.
 	mu  sync.Mutex
 	gen uint64
+
+	// evictions counts found records dropped for space or by Evict/Purge.
+	evictions atomic.Uint64
+}
+
+// CacheStats is a snapshot of the cache, for metrics and the admin port.
+type CacheStats struct {
+	Records   int    // found records cached
+	Unknown   int    // not-found ids cached
+	Evictions uint64 // records dropped for space, evicted or purged, since start
+}
+
+// CacheStats returns the cache's current sizes and eviction count.
+func (s *Server) CacheStats() CacheStats {
+	return CacheStats{Records: s.cache.found.Len(), Unknown: s.cache.missing.Len(), Evictions: s.cache.evictions.Load()}
 }
 
 func newCache(cfg *Config, store Store, log *slog.Logger, build func(string, *policy.Record) (*allowParts, error)) (*cache, error) {
-	found, err := lru.New[string, *entry](cfg.CacheSize)
+	c := &cache{cfg: cfg, store: store, log: log, build: build, warnEvery: rate.Sometimes{Interval: time.Second}}
+	found, err := lru.NewWithEvict(cfg.CacheSize, func(string, *entry) { c.evictions.Add(1) })
 	if err != nil {
 		return nil, err
 	}
@@ -86,8 +102,7 @@ func newCache(cfg *Config, store Store, log *slog.Logger, build func(string, *po
 	if err != nil {
 		return nil, err
 	}
-	c := &cache{cfg: cfg, store: store, log: log, build: build, found: found, missing: missing,
-		warnEvery: rate.Sometimes{Interval: time.Second}}
+	c.found, c.missing = found, missing
 	if cfg.StoreReadRate >= 0 {
 		c.limit = rate.NewLimiter(rate.Limit(cfg.StoreReadRate), cfg.StoreReadBurst)
 	}

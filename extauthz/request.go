@@ -43,6 +43,7 @@ type incoming struct {
 	path      string
 	scopeList string
 	source    string // peer address as Envoy reported it
+	requestID string // x-request-id, for audit lines
 }
 
 // readRequest extracts the key and the attributes policy needs. It reads
@@ -83,7 +84,7 @@ func readRequest(req *authv3.CheckRequest, cfg *Config) incoming {
 func (in *incoming) wants(cfg *Config, name string) bool {
 	name = lowerASCII(name)
 	switch name {
-	case cfg.KeyHeader, cfg.AuthHeader, "origin", "referer":
+	case cfg.KeyHeader, cfg.AuthHeader, "origin", "referer", "x-request-id":
 		return true
 	case ":authority":
 		return in.host == "" // Envoy also sends it as attributes.request.http.host
@@ -106,6 +107,8 @@ func (in *incoming) header(cfg *Config, name, value string) {
 		in.origin = value
 	case name == "referer":
 		in.referer = value
+	case name == "x-request-id":
+		in.requestID = value
 	case name == ":authority" && in.host == "":
 		in.host = value
 	case strings.HasPrefix(name, identityPfx) && policy.IsHeaderName(name):

@@ -36,11 +36,17 @@ type Server struct {
 	OnDecision func(Decision)
 }
 
-// Decision describes one Check outcome, without the key.
+// Decision describes one Check outcome, without the key: what OnDecision
+// receives for metrics and audit lines.
 type Decision struct {
-	KeyID  string // "" when the key was missing or malformed
-	Reason policy.Reason
-	Source Source
+	KeyID   string // "" when the key was missing or malformed
+	Tenant  string // "" unless the key's record was read
+	Reason  policy.Reason
+	Source  Source
+	Latency time.Duration // from the start of Check to the decision
+
+	// The request, as Envoy described it.
+	RequestID, Method, Host, Path, SourceIP string
 }
 
 // NewServer validates cfg and returns a Server reading records from store
@@ -99,15 +105,20 @@ func (w wireServer) Check(ctx context.Context, req *authv3.CheckRequest) (*authv
 
 func (s *Server) check(ctx context.Context, req *authv3.CheckRequest, wire bool) (resp *authv3.CheckResponse) {
 	var d Decision
+	var in incoming
+	var start time.Time
+	if s.OnDecision != nil {
+		start = time.Now()
+	}
 	defer func() {
 		if p := recover(); p != nil {
 			s.log.Error("panic in Check", "key_id", d.KeyID, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 			d.Reason, resp = policy.InternalError, s.deny(policy.InternalError, wire)
 		}
-		s.decided(ctx, d)
+		s.decided(ctx, &d, &in, start)
 	}()
 
-	in := readRequest(req, &s.cfg)
+	in = readRequest(req, &s.cfg)
 	if d.Reason = in.reason; d.Reason != policy.Allowed {
 		return s.deny(d.Reason, wire)
 	}
@@ -129,6 +140,7 @@ func (s *Server) check(ctx context.Context, req *authv3.CheckRequest, wire bool)
 	if d.Reason = s.verify(in.rawKey, e.pol.Digest()); d.Reason != policy.Allowed {
 		return s.deny(d.Reason, wire)
 	}
+	d.Tenant = e.pol.Tenant()
 	s.usage.note(e, now)
 	preq := in.policyRequest(now, routeScopes)
 	if d.Reason = e.pol.Evaluate(&preq); d.Reason != policy.Allowed {
@@ -201,9 +213,11 @@ func (s *Server) routeScopes(in *incoming) ([]string, policy.Reason) {
 	return scopes, policy.Allowed
 }
 
-func (s *Server) decided(ctx context.Context, d Decision) {
+func (s *Server) decided(ctx context.Context, d *Decision, in *incoming, start time.Time) {
 	if s.OnDecision != nil {
-		s.OnDecision(d)
+		d.Latency = time.Since(start)
+		d.RequestID, d.Method, d.Host, d.Path, d.SourceIP = in.requestID, in.method, in.host, in.path, in.source
+		s.OnDecision(*d)
 	}
 	if s.log.Enabled(ctx, slog.LevelDebug) {
 		s.log.LogAttrs(ctx, slog.LevelDebug, "check", slog.String("key_id", d.KeyID),

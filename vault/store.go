@@ -38,6 +38,7 @@ type Store struct {
 	timeout time.Duration
 	mount   string
 	base    string
+	observe Observer // nil: none
 }
 
 // New returns a Store for cfg (defaults applied). TLS settings come from
@@ -137,7 +138,9 @@ func (s *Store) read(ctx context.Context, op, keyID, path string, params url.Val
 		return entry{}, err
 	}
 	token := s.client.Token()
+	start := time.Now()
 	e, err := s.readRaw(ctx, op, keyID, path, params, limit)
+	s.observed(op, start, e.found || e.keys != nil || e.version > 0, err)
 	s.noteForbidden(err, token)
 	return e, err
 }
@@ -311,7 +314,9 @@ func (s *Store) casWrite(ctx context.Context, op, keyID, path string, data any, 
 	}
 	body := map[string]any{"options": map[string]any{"cas": cas}, "data": data}
 	token := s.client.Token()
+	start := time.Now()
 	_, err := s.client.Logical().WriteWithContext(ctx, path, body)
+	s.observed(op, start, true, err)
 	if err == nil {
 		return nil
 	}

@@ -39,7 +39,10 @@ func (s *Store) RecordUsage(ctx context.Context, keyID string, at time.Time) err
 	defer cancel()
 	body := map[string]any{"data": usageRecord{LastUsed: at.UTC().Format(time.RFC3339)}}
 	token := s.client.Token()
-	if _, err := s.client.Logical().WriteWithContext(ctx, s.usagePath(keyID), body); err != nil {
+	start := time.Now()
+	_, err := s.client.Logical().WriteWithContext(ctx, s.usagePath(keyID), body)
+	s.observed("record usage", start, true, err)
+	if err != nil {
 		err = s.apiError("record usage", keyID, err)
 		s.noteForbidden(err, token)
 		return err
@@ -96,7 +99,10 @@ func (s *Store) softDelete(ctx context.Context, op, keyID, path string) error {
 		return err
 	}
 	token := s.client.Token()
-	if _, err := s.client.Logical().DeleteWithContext(ctx, path); err != nil {
+	start := time.Now()
+	_, err := s.client.Logical().DeleteWithContext(ctx, path)
+	s.observed(op, start, true, err)
+	if err != nil {
 		err = s.apiError(op, keyID, err)
 		s.noteForbidden(err, token)
 		return err

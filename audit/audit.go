@@ -1,0 +1,209 @@
+// Package audit writes one JSON line per Check decision, asynchronously:
+// Check hands the decision to a bounded buffer and never waits; when the
+// buffer is full the line is dropped and counted. Denies are always
+// written; allows are sampled at Config.SampleAllows.
+//
+// A line never holds a key: decisions carry only the key id, the path's
+// query string is dropped unless Config.KeepQuery, and anything key-shaped
+// in the path, host or request id is redacted.
+package audit
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/keygate/keygate/extauthz"
+	"github.com/keygate/keygate/policy"
+)
+
+// Config configures a Logger. Zero values take the defaults.
+type Config struct {
+	// Out receives the lines (the caller opens and closes it). Required.
+	Out io.Writer
+	// SampleAllows is the fraction of allow decisions written, 0 to 1.
+	// Denies are always written. Default 1 (every allow); set
+	// SampleAllowsSet to use 0.
+	SampleAllows    float64
+	SampleAllowsSet bool
+	// Buffer is how many lines may wait to be written. Default 8192.
+	Buffer int
+	// KeepQuery keeps the path's query string. Default false: dropped.
+	KeepQuery bool
+	// DrainTimeout bounds writing what is buffered when Run ends.
+	// Default 2s.
+	DrainTimeout time.Duration
+}
+
+// Validate reports every problem at once.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Out == nil {
+		errs = append(errs, errors.New("audit: out: required"))
+	}
+	if c.SampleAllows < 0 || c.SampleAllows > 1 {
+		errs = append(errs, fmt.Errorf("audit: sample-allows: %v is not between 0 and 1", c.SampleAllows))
+	}
+	if c.Buffer < 0 {
+		errs = append(errs, fmt.Errorf("audit: buffer: %d is negative", c.Buffer))
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Config) setDefaults() {
+	if c.SampleAllows == 0 && !c.SampleAllowsSet {
+		c.SampleAllows = 1
+	}
+	if c.Buffer == 0 {
+		c.Buffer = 8192
+	}
+	if c.DrainTimeout == 0 {
+		c.DrainTimeout = 2 * time.Second
+	}
+}
+
+// line is a decision waiting to be written, with the time it was made.
+type line struct {
+	at time.Time
+	d  extauthz.Decision
+}
+
+// Logger writes audit lines. Log is safe for concurrent use; Run writes.
+type Logger struct {
+	cfg   Config
+	lines chan line
+
+	written, dropped, sampledOut atomic.Uint64
+}
+
+// New validates cfg and returns a Logger; start its Run.
+func New(cfg Config) (*Logger, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Logger{cfg: cfg, lines: make(chan line, cfg.Buffer)}, nil
+}
+
+// Log queues d for writing, never blocking: a full buffer drops the line
+// (counted by Dropped).
+func (l *Logger) Log(d extauthz.Decision) {
+	if d.Reason == policy.Allowed && l.cfg.SampleAllows < 1 && rand.Float64() >= l.cfg.SampleAllows {
+		l.sampledOut.Add(1)
+		return
+	}
+	select {
+	case l.lines <- line{at: time.Now(), d: d}:
+	default:
+		l.dropped.Add(1)
+	}
+}
+
+// Written, Dropped and SampledOut count lines since start.
+func (l *Logger) Written() uint64    { return l.written.Load() }
+func (l *Logger) Dropped() uint64    { return l.dropped.Load() }
+func (l *Logger) SampledOut() uint64 { return l.sampledOut.Load() }
+
+// Run writes queued lines until ctx ends, then what is still queued
+// (within DrainTimeout). It flushes whenever the queue is empty.
+func (l *Logger) Run(ctx context.Context) error {
+	w := bufio.NewWriterSize(l.cfg.Out, 64<<10)
+	buf := make([]byte, 0, 1024)
+	var werr error
+	write := func(ln line) {
+		buf = l.appendLine(buf[:0], ln)
+		if _, err := w.Write(buf); err != nil && werr == nil {
+			werr = fmt.Errorf("audit log: %w", err)
+		}
+		l.written.Add(1)
+	}
+	for {
+		select {
+		case ln := <-l.lines:
+			write(ln)
+			if len(l.lines) == 0 {
+				if err := w.Flush(); err != nil && werr == nil {
+					werr = fmt.Errorf("audit log: %w", err)
+				}
+			}
+		case <-ctx.Done():
+			l.drain(write)
+			if err := w.Flush(); err != nil && werr == nil {
+				werr = fmt.Errorf("audit log: %w", err)
+			}
+			return werr
+		}
+	}
+}
+
+// drain writes what is queued, for at most DrainTimeout.
+func (l *Logger) drain(write func(line)) {
+	deadline := time.NewTimer(l.cfg.DrainTimeout)
+	defer deadline.Stop()
+	for {
+		select {
+		case ln := <-l.lines:
+			write(ln)
+		case <-deadline.C:
+			return
+		default:
+			return
+		}
+	}
+}
+
+// cacheNames are the "cache" field's values, by extauthz.Source.
+var cacheNames = [...]string{
+	extauthz.SourceNone: "none", extauthz.SourceHit: "hit", extauthz.SourceNegative: "negative_hit",
+	extauthz.SourceMiss: "miss", extauthz.SourceStale: "stale",
+}
+
+// appendLine appends ln as one JSON object and a newline. Field order is
+// fixed; see README "Audit log" for the schema.
+func (l *Logger) appendLine(b []byte, ln line) []byte {
+	d := ln.d
+	decision := "deny"
+	if d.Reason == policy.Allowed {
+		decision = "allow"
+	}
+	path := d.Path
+	if !l.cfg.KeepQuery {
+		if i := strings.IndexAny(path, "?#"); i >= 0 {
+			path = path[:i]
+		}
+	}
+	b = append(b, `{"time":`...)
+	b = appendString(b, ln.at.UTC().Format("2006-01-02T15:04:05.000000Z07:00"))
+	b = appendField(b, "request_id", redact(d.RequestID))
+	b = appendField(b, "key_id", d.KeyID)
+	b = appendField(b, "tenant", d.Tenant)
+	b = appendField(b, "method", d.Method)
+	b = appendField(b, "host", redact(d.Host))
+	b = appendField(b, "path", redact(path))
+	b = appendField(b, "source_ip", d.SourceIP)
+	b = appendField(b, "decision", decision)
+	b = appendField(b, "reason", d.Reason.String())
+	b = fmt.Appendf(b, `,"status":%d`, d.Reason.HTTPStatus())
+	cache := "none"
+	if int(d.Source) < len(cacheNames) {
+		cache = cacheNames[d.Source]
+	}
+	b = appendField(b, "cache", cache)
+	b = fmt.Appendf(b, `,"latency_us":%d}`+"\n", d.Latency.Microseconds())
+	return b
+}
+
+// redact removes anything key-shaped (cheaply skipping strings that cannot
+// hold a key).
+func redact(s string) string {
+	if len(s) < 41 || strings.IndexByte(s, '_') < 0 {
+		return s
+	}
+	return policy.Redact(s)
+}

@@ -1,0 +1,122 @@
+package metrics
+
+import (
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/keygate/keygate/extauthz"
+	"github.com/keygate/keygate/policy"
+)
+
+// numEvents is the number of extauthz.Source values.
+const numEvents = int(extauthz.SourceStale) + 1
+
+// eventNames label cache events by extauthz.Source ("" : not a cache event).
+var eventNames = [numEvents]string{
+	extauthz.SourceNone:     "",
+	extauthz.SourceHit:      "hit",
+	extauthz.SourceNegative: "negative_hit",
+	extauthz.SourceMiss:     "miss",
+	extauthz.SourceStale:    "stale",
+}
+
+var (
+	checksDesc = prometheus.NewDesc("keygate_checks_total",
+		"Check decisions by result (allowed, denied) and reason code.", []string{"result", "reason"}, nil)
+	cacheDesc = prometheus.NewDesc("keygate_cache_events_total",
+		"Cache events: hit, negative_hit (a cached unknown id), miss (a store read), stale (served past found-ttl because the store failed), eviction.",
+		[]string{"event"}, nil)
+	cacheSizeDesc = prometheus.NewDesc("keygate_cache_entries",
+		"Entries in the cache by kind (records, unknown).", []string{"kind"}, nil)
+)
+
+// decisionCollector reads the decision counters at scrape time, so Check
+// pays atomic adds rather than label lookups.
+type decisionCollector struct{ m *Metrics }
+
+func (c decisionCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- checksDesc
+	ch <- cacheDesc
+	ch <- cacheSizeDesc
+}
+
+func (c decisionCollector) Collect(ch chan<- prometheus.Metric) {
+	for r := range policy.NumReasons {
+		result := "denied"
+		if policy.Reason(r) == policy.Allowed {
+			result = "allowed"
+		}
+		ch <- prometheus.MustNewConstMetric(checksDesc, prometheus.CounterValue,
+			float64(c.m.checks[r].Load()), result, policy.Reason(r).String())
+	}
+	for s, name := range eventNames {
+		if name != "" {
+			ch <- prometheus.MustNewConstMetric(cacheDesc, prometheus.CounterValue, float64(c.m.sources[s].Load()), name)
+		}
+	}
+	if stats := c.m.cacheStats.Load(); stats != nil {
+		st := (*stats)()
+		ch <- prometheus.MustNewConstMetric(cacheDesc, prometheus.CounterValue, float64(st.Evictions), "eviction")
+		ch <- prometheus.MustNewConstMetric(cacheSizeDesc, prometheus.GaugeValue, float64(st.Records), "records")
+		ch <- prometheus.MustNewConstMetric(cacheSizeDesc, prometheus.GaugeValue, float64(st.Unknown), "unknown")
+	}
+}
+
+// WatchCache reports the server's cache sizes and evictions.
+func (m *Metrics) WatchCache(stats func() extauthz.CacheStats) { m.cacheStats.Store(&stats) }
+
+// Counters registers counters read from functions at scrape time (Vault
+// logins, token renewals, audit lines); each fn must be monotonic.
+func (m *Metrics) Counters(fns map[string]CounterFunc) {
+	for name, f := range fns {
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: f.Help}, f.Fn))
+	}
+}
+
+// CounterFunc is a counter read from Fn at scrape time.
+type CounterFunc struct {
+	Help string
+	Fn   func() float64
+}
+
+// keyCounter is keygate_key_requests_total with a cap on distinct key ids.
+type keyCounter struct {
+	vec   *prometheus.CounterVec
+	max   int
+	mu    sync.RWMutex
+	known map[string]bool
+}
+
+const otherKeys = "_other"
+
+func newKeyCounter(max int) *keyCounter {
+	if max <= 0 {
+		max = 1000
+	}
+	return &keyCounter{max: max, known: make(map[string]bool), vec: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "keygate_key_requests_total",
+		Help: "Checks of keys whose secret verified, by key id (never the key), tenant and result; past the cap on distinct ids, key_id and tenant are \"_other\".",
+	}, []string{"key_id", "tenant", "result"})}
+}
+
+func (k *keyCounter) inc(keyID, tenant string, allowed bool) {
+	k.mu.RLock()
+	ok := k.known[keyID]
+	k.mu.RUnlock()
+	if !ok {
+		k.mu.Lock()
+		if ok = k.known[keyID]; !ok && len(k.known) < k.max {
+			k.known[keyID], ok = true, true
+		}
+		k.mu.Unlock()
+	}
+	if !ok {
+		keyID, tenant = otherKeys, otherKeys
+	}
+	result := "denied"
+	if allowed {
+		result = "allowed"
+	}
+	k.vec.WithLabelValues(keyID, tenant, result).Inc()
+}
