@@ -2,26 +2,41 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
+
+	"github.com/spf13/pflag"
 
 	"github.com/keygate/keygate/extauthz"
 	"github.com/keygate/keygate/policy"
 )
 
-// adminHandler serves the incident-response endpoints:
+// adminHandler serves the incident-response and debugging endpoints:
 //
 //	POST /v1/evict?id=<key id>   drop one key from the cache (next Check re-reads it)
 //	POST /v1/purge               drop every cached key
+//	GET  /v1/cache               cache sizes and evictions (JSON)
+//	GET  /v1/config              the effective configuration, secrets redacted (JSON)
+//	GET  /debug/pprof/...        Go profiles (net/http/pprof)
 //
-// It is off unless --admin-addr is set; keep it on loopback or behind
-// NetworkPolicy: anyone who can reach it can make keygate re-read Vault.
-func adminHandler(srv *extauthz.Server, log *slog.Logger) http.Handler {
+// It is off unless --admin-addr is set, and on loopback unless a host is
+// given; keep it there or behind NetworkPolicy: anyone who can reach it can
+// make keygate re-read Vault and read profiles.
+func adminHandler(srv *extauthz.Server, log *slog.Logger, config func() map[string]string) http.Handler {
 	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/cache", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, srv.CacheStats()) })
+	mux.HandleFunc("GET /v1/config", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, config()) })
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("POST /v1/evict", func(w http.ResponseWriter, r *http.Request) {
 		id := r.URL.Query().Get("id")
 		if !policy.ValidID(id) {
@@ -41,6 +56,13 @@ func adminHandler(srv *extauthz.Server, log *slog.Logger) http.Handler {
 	return mux
 }
 
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
 // serveAdmin runs the admin endpoint on lis until ctx ends.
 func serveAdmin(ctx context.Context, lis net.Listener, h http.Handler, log *slog.Logger) error {
 	hs := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second}
@@ -55,4 +77,31 @@ func serveAdmin(ctx context.Context, lis net.Listener, h http.Handler, log *slog
 		return fmt.Errorf("admin endpoint: %w", err)
 	}
 	return nil
+}
+
+// effectiveConfig is every serve flag's value after flags and KEYGATE_*
+// variables were applied, plus the Vault variables keygate reads. Secrets
+// never appear: keygate takes them only from the environment or files, and
+// only whether they are set is shown.
+func (f *serveFlags) effectiveConfig(getenv func(string) string) map[string]string {
+	out := map[string]string{}
+	f.fs.VisitAll(func(fl *pflag.Flag) { out["--"+fl.Name] = fl.Value.String() })
+	out["VAULT_ADDR"], out["VAULT_NAMESPACE"] = getenv("VAULT_ADDR"), getenv("VAULT_NAMESPACE")
+	for _, secret := range []string{"VAULT_TOKEN", "KEYGATE_VAULT_APPROLE_SECRET_ID"} {
+		out[secret] = "(unset)"
+		if getenv(secret) != "" {
+			out[secret] = "(set, redacted)"
+		}
+	}
+	return out
+}
+
+// loopbackDefault puts an address without a host (":9901") on loopback:
+// the admin endpoint listens on every interface only when asked to
+// ("0.0.0.0:9901").
+func loopbackDefault(addr string) string {
+	if host, port, err := net.SplitHostPort(addr); err == nil && host == "" {
+		return net.JoinHostPort("127.0.0.1", port)
+	}
+	return addr
 }

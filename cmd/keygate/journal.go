@@ -24,7 +24,7 @@ type journalWriter interface {
 // ids changed since the last poll, so CLI changes reach this replica within
 // one poll rather than one --found-ttl. When it cannot know what changed
 // (versions pruned, too far behind), it drops the whole cache.
-func watchJournal(ctx context.Context, log *slog.Logger, j journalReader, srv *extauthz.Server, every time.Duration) {
+func watchJournal(ctx context.Context, log *slog.Logger, j journalReader, srv *extauthz.Server, every time.Duration, ob *observability) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	last := -1 // no successful poll yet
@@ -35,9 +35,12 @@ func watchJournal(ctx context.Context, log *slog.Logger, j journalReader, srv *e
 			log.Warn("cannot read the change journal; changes take effect within --found-ttl", "err", err)
 		case !complete:
 			srv.Purge()
+			ob.journalPurged()
+			ob.journalRead(time.Now())
 			log.Warn("fell behind the change journal: dropped the whole cache", "from_version", last, "to_version", latest)
 			last = latest
 		default:
+			ob.journalRead(time.Now())
 			for _, e := range entries {
 				if e.Op == journalOpNewKeys {
 					srv.PurgeUnknown() // however many keys: no need to name them

@@ -13,6 +13,7 @@ import (
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
@@ -36,6 +37,9 @@ type serveFlags struct {
 	pepperRefresh   time.Duration
 	journalPoll     time.Duration
 	usageInterval   time.Duration
+	obs             observeFlags
+	fs              *pflag.FlagSet
+	getenv          func(string) string
 	store           storeFlags
 	cfg             extauthz.Config
 }
@@ -49,6 +53,7 @@ func newServeCmd(e *env) *cobra.Command {
 		RunE:  func(cmd *cobra.Command, _ []string) error { return f.run(cmd.Context(), e) },
 	}
 	fs := cmd.Flags()
+	f.fs = fs
 	fs.StringVar(&f.grpcAddr, "grpc-addr", "127.0.0.1:9191", "gRPC listen address (HOST:PORT; use 0.0.0.0:9191 in a container)")
 	fs.StringVar(&f.httpAddr, "http-addr", "", "HTTP authorization listen address for Envoy http_service (/ext_authz), nginx auth_request, Caddy forward_auth, Traefik ForwardAuth (/auth); off when empty, e.g. 127.0.0.1:9192")
 	fs.StringVar(&f.adminAddr, "admin-addr", "", "HTTP address of the admin endpoint (POST /v1/evict?id=, /v1/purge); off when empty; keep it on loopback, e.g. 127.0.0.1:9901")
@@ -59,6 +64,7 @@ func newServeCmd(e *env) *cobra.Command {
 	fs.DurationVar(&f.pepperRefresh, "pepper-refresh", time.Minute, "how often HMAC peppers are re-read from the store")
 	fs.DurationVar(&f.journalPoll, "journal-poll", time.Second, "how often the Vault change journal is read to evict changed keys (0: never)")
 	fs.DurationVar(&f.usageInterval, "usage-interval", time.Hour, "how often when keys were last used is written to Vault, at most once per key (0: never)")
+	f.obs.register(fs)
 	f.store.register(fs)
 	c := &f.cfg
 	fs.StringVar(&c.KeyPrefix, "key-prefix", policy.DefaultPrefix, "API key prefix")
@@ -77,7 +83,8 @@ func newServeCmd(e *env) *cobra.Command {
 }
 
 func (f *serveFlags) run(ctx context.Context, e *env) error {
-	errs := []error{e.envErr, f.checkFlags()}
+	f.getenv = e.getenv
+	errs := []error{e.envErr, f.checkFlags(), f.obs.check()}
 	log, err := newLogger(e.stderr, f.logLevel)
 	if err != nil {
 		errs = append(errs, err)
@@ -111,7 +118,7 @@ func (f *serveFlags) run(ctx context.Context, e *env) error {
 	for _, l := range []struct {
 		flag, addr string
 		into       *net.Listener
-	}{{"--http-addr", f.httpAddr, &ls.http}, {"--admin-addr", f.adminAddr, &ls.admin}} {
+	}{{"--http-addr", f.httpAddr, &ls.http}, {"--admin-addr", loopbackDefault(f.adminAddr), &ls.admin}} {
 		if l.addr == "" {
 			continue
 		}
@@ -120,7 +127,14 @@ func (f *serveFlags) run(ctx context.Context, e *env) error {
 			return fmt.Errorf("%s: %w", l.flag, err)
 		}
 	}
-	return f.serve(ctx, log, ls, store, srv)
+	ob, err := f.obs.open(e)
+	if err != nil {
+		ls.close()
+		return err
+	}
+	defer ob.close()
+	ob.wire(srv, store)
+	return f.serve(ctx, log, ls, store, srv, ob)
 }
 
 // checkFlags rejects values the server's defaults would otherwise hide (a
@@ -214,16 +228,20 @@ func (l listeners) close() {
 	}
 }
 
-func (f *serveFlags) serve(ctx context.Context, log *slog.Logger, ls listeners, store *openedStore, srv *extauthz.Server) error {
-	g := grpc.NewServer(grpcOptions()...)
+func (f *serveFlags) serve(ctx context.Context, log *slog.Logger, ls listeners, store *openedStore, srv *extauthz.Server, ob *observability) error {
+	g := grpc.NewServer(append(grpcOptions(), ob.grpcOptions()...)...)
 	srv.Register(g)
 	hs := health.NewServer()
 	setHealth(hs, healthpb.HealthCheckResponse_NOT_SERVING)
 	healthpb.RegisterHealthServer(g, hs)
 	reflection.Register(g)
+	if ob.metrics != nil {
+		ob.metrics.GRPC.InitializeMetrics(g)
+	}
 
 	grp, ctx := errgroup.WithContext(ctx)
 	stopped := make(chan struct{}) // closed once no Check can be answered any more
+	ob.run(ctx, stopped, grp, log)
 	grp.Go(func() error {
 		log.Info("serving", "grpc_addr", ls.grpc.Addr().String(), "store", store.name)
 		return g.Serve(ls.grpc)
@@ -237,10 +255,10 @@ func (f *serveFlags) serve(ctx context.Context, log *slog.Logger, ls listeners, 
 		grp.Go(func() error { return store.watch(ctx) })
 	}
 	if ls.admin != nil {
-		grp.Go(func() error { return serveAdmin(ctx, ls.admin, adminHandler(srv, log), log) })
+		grp.Go(func() error { return serveAdmin(ctx, ls.admin, adminHandler(srv, log, func() map[string]string { return f.effectiveConfig(f.getenv) }), log) })
 	}
 	if j, ok := store.keyStore.(journalReader); ok && f.journalPoll > 0 {
-		grp.Go(func() error { watchJournal(ctx, log, j, srv, f.journalPoll); return nil })
+		grp.Go(func() error { watchJournal(ctx, log, j, srv, f.journalPoll, ob); return nil })
 	}
 	if w, ok := usageSink(store); ok && f.cfg.TrackUsage {
 		grp.Go(func() error { writeUsage(ctx, stopped, log, w, srv, f.usageInterval); return nil })
@@ -258,6 +276,7 @@ func (f *serveFlags) serve(ctx context.Context, log *slog.Logger, ls listeners, 
 		}
 		keepPeppers(ctx, log, store, srv, f.pepperRefresh, func() {
 			setHealth(hs, healthpb.HealthCheckResponse_SERVING)
+			ob.setReady(true)
 			log.Info("ready")
 		})
 		return nil
@@ -265,6 +284,7 @@ func (f *serveFlags) serve(ctx context.Context, log *slog.Logger, ls listeners, 
 	grp.Go(func() error {
 		<-ctx.Done()
 		hs.Shutdown() // NOT_SERVING, so Envoy stops sending before we stop
+		ob.setReady(false)
 		if f.shutdownDelay > 0 {
 			log.Info("draining", "delay", f.shutdownDelay.String())
 			time.Sleep(f.shutdownDelay)
