@@ -255,7 +255,9 @@ func (f *serveFlags) serve(ctx context.Context, log *slog.Logger, ls listeners, 
 		grp.Go(func() error { return store.watch(ctx) })
 	}
 	if ls.admin != nil {
-		grp.Go(func() error { return serveAdmin(ctx, ls.admin, adminHandler(srv, log, func() map[string]string { return f.effectiveConfig(f.getenv) }), log) })
+		grp.Go(func() error {
+			return serveAdmin(ctx, ls.admin, adminHandler(srv, log, func() map[string]string { return f.effectiveConfig(f.getenv) }), log)
+		})
 	}
 	if j, ok := store.keyStore.(journalReader); ok && f.journalPoll > 0 {
 		grp.Go(func() error { watchJournal(ctx, log, j, srv, f.journalPoll, ob); return nil })
