@@ -230,6 +230,12 @@ func (b *bundle) checkIngress() error {
 		if len(r.From) == 0 || len(r.Ports) == 0 {
 			return errors.New("ingress rule without `from` or `ports` admits everyone or every port")
 		}
+		if scrape, err := b.scrapeRule(r); scrape || err != nil {
+			if err != nil {
+				return err
+			}
+			continue
+		}
 		for _, peer := range r.From {
 			if peer.IPBlock != nil || peer.NamespaceSelector == nil || len(peer.NamespaceSelector.MatchExpressions) > 0 ||
 				!slices.ContainsFunc(clientNamespaceLabels, func(l map[string]string) bool { return maps.Equal(l, peer.NamespaceSelector.MatchLabels) }) {
@@ -250,6 +256,27 @@ func (b *bundle) checkIngress() error {
 		}
 	}
 	return nil
+}
+
+// monitoringLabels select the namespace Prometheus scrapes from.
+var monitoringLabels = map[string]string{"kubernetes.io/metadata.name": "monitoring"}
+
+// scrapeRule reports whether r is the Prometheus rule: from the monitoring
+// namespace only, to the metrics port only.
+func (b *bundle) scrapeRule(r networkingv1.NetworkPolicyIngressRule) (bool, error) {
+	if len(r.From) != 1 || r.From[0].NamespaceSelector == nil || !maps.Equal(r.From[0].NamespaceSelector.MatchLabels, monitoringLabels) {
+		return false, nil
+	}
+	metrics, err := b.containerPort("metrics")
+	if err != nil {
+		return true, fmt.Errorf("monitoring ingress rule, but no metrics container port: %w", err)
+	}
+	for _, p := range r.Ports {
+		if np, err := b.portOf(p); err != nil || np.port != metrics {
+			return true, fmt.Errorf("monitoring may reach only the metrics port %d, not %v (%v)", metrics, p.Port, err)
+		}
+	}
+	return true, nil
 }
 
 func (b *bundle) checkEgress() error {
