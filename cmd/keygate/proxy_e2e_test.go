@@ -29,6 +29,7 @@ type proxyFixture struct {
 	ring    keyring
 	keys    map[string]created
 	keygate string // host:port of --http-addr
+	srv     *server
 	up      *upstream
 }
 
@@ -58,8 +59,8 @@ func newProxyFixture(t *testing.T) *proxyFixture {
 	other := envMap{"KEYGATE_STORE": "file:" + t.TempDir() + "/other.yaml"}
 	f.keys["unknown"] = f.ring.add(createKey(t, other, "--tenant", "acme"))
 	routes := writeFile(t, "routes.json", proxyRoutes)
-	s := serve(t, env, f.ring.all, "--http-addr", "127.0.0.1:0", "--routes-file", routes)
-	f.keygate = strings.TrimPrefix(s.httpAddr(t), "http://")
+	f.srv = serve(t, env, f.ring.all, "--http-addr", "127.0.0.1:0", "--routes-file", routes)
+	f.keygate = strings.TrimPrefix(f.srv.httpAddr(t), "http://")
 	f.up = newUpstream(t)
 	return f
 }
@@ -150,10 +151,28 @@ func (f *proxyFixture) run(t *testing.T, p *proxy) {
 			if resp.StatusCode != c.status || resp.Header.Get("X-Keygate-Reason") != c.reason {
 				t.Errorf("%s: %d %q, want %d %q", p.name, resp.StatusCode, resp.Header.Get("X-Keygate-Reason"), c.status, c.reason)
 			}
+			if c.status == 401 && resp.Header.Get("WWW-Authenticate") == "" {
+				t.Errorf("%s: 401 without WWW-Authenticate", p.name)
+			}
 			if n := f.up.count(); n != before {
 				t.Errorf("upstream reached: %d -> %d requests", before, n)
 			}
 		})
+	}
+	t.Run("deny/keygate down", func(t *testing.T) { f.keygateDown(t, p) })
+}
+
+// keygateDown stops keygate: the proxy must fail closed (nginx 500, Caddy
+// 502), even for a valid key.
+func (f *proxyFixture) keygateDown(t *testing.T, p *proxy) {
+	f.srv.stop(t, f.ring.all)
+	before := f.up.count()
+	resp, _ := p.get(t, "/v1/orders", map[string]string{"X-Api-Key": f.keys["plain"].Key})
+	if resp.StatusCode < 500 {
+		t.Errorf("%s with keygate down: %d, want 5xx", p.name, resp.StatusCode)
+	}
+	if n := f.up.count(); n != before {
+		t.Errorf("upstream reached: %d -> %d requests", before, n)
 	}
 }
 

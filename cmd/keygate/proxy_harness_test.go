@@ -127,7 +127,7 @@ func freeAddr(t *testing.T) string {
 
 // startProxy runs setup(listenAddr) for a fresh port, starts the command it
 // returns and waits until the proxy answers HTTP, retrying on a new port if
-// the process exits first. The proxy is killed at cleanup, which then checks
+// the port was taken meanwhile. The proxy is killed at cleanup, which then checks
 // its output and log files for keys.
 func startProxy(t *testing.T, name string, keys func() []string, setup func(listen string) *exec.Cmd) *proxy {
 	t.Helper()
@@ -148,7 +148,10 @@ func startProxy(t *testing.T, name string, keys func() []string, setup func(list
 			return p
 		}
 		p.kill()
-		t.Logf("%s on %s: %v; retrying", name, listen, err)
+		if !strings.Contains(p.logs(), "address already in use") {
+			break
+		}
+		t.Logf("%s: %s was taken; retrying on another port", name, listen)
 	}
 	t.Fatalf("%s did not start: %v", name, err)
 	return nil
