@@ -9,8 +9,9 @@
 #
 #   scripts/proxies.sh       # install what is missing, print both paths
 #
-# A proxy that cannot be installed is reported, not fatal: its tests then skip
-# locally and fail when CI is set (as for Vault).
+# Exits non-zero if Caddy cannot be built. A missing nginx without root, or
+# one without auth_request, is only reported. Either way the proxy's tests
+# then skip locally and fail when CI is set (as for Vault).
 #
 # Env: CADDY_VERSION (default v2.11.9),
 #      KEYGATE_CACHE_DIR (default ${XDG_CACHE_HOME:-$HOME/.cache}/keygate).
@@ -28,13 +29,11 @@ say() { echo "proxies.sh: $*" >&2; }
 install_caddy() {
   local dir="$cache/caddy-$caddy_version" start=$SECONDS
   if [ ! -x "$dir/caddy" ]; then
-    say "building caddy $caddy_version from the Go module proxy (first time only)"
+    say "building caddy $caddy_version from the Go module proxy (first time only, up to ~2 minutes)"
     rm -rf "$dir.tmp"
-    mkdir -p "$dir.tmp"
-    GOBIN="$dir.tmp" go install "github.com/caddyserver/caddy/v2/cmd/caddy@$caddy_version"
-    mkdir -p "$dir"
-    mv "$dir.tmp/caddy" "$dir/caddy"
-    rmdir "$dir.tmp"
+    mkdir -p "$dir.tmp" "$dir" || return 1
+    GOBIN="$dir.tmp" go install "github.com/caddyserver/caddy/v2/cmd/caddy@$caddy_version" || return 1
+    mv "$dir.tmp/caddy" "$dir/caddy" && rmdir "$dir.tmp" || return 1
     say "built caddy in $((SECONDS - start))s"
   fi
   ln -sfn "$dir/caddy" "$tools/caddy"
@@ -89,5 +88,7 @@ install_nginx() {
   echo "$tools/nginx"
 }
 
-install_caddy
-install_nginx
+status=0
+install_caddy || { say "could not build caddy $caddy_version"; status=1; }
+install_nginx || status=1
+exit $status

@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# `make test`: vet, all tests with -race (real Vault included), short fuzz
-# runs, then a scan of everything the tests printed for raw API keys.
+# `make test`: vet, all tests with -race (real Vault, nginx and Caddy
+# included), short fuzz runs, then a scan of everything the tests printed
+# for raw API keys.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p .run
 log=.run/test-output.log
 
 make --no-print-directory vet
+
+# The real nginx and Caddy of cmd/keygate/proxy_e2e_test.go (Caddy is built
+# once and cached). If one is missing, its tests skip, or fail under CI.
+scripts/proxies.sh >/dev/null || echo "test.sh: scripts/proxies.sh failed; see above" >&2
 
 # -v so that every t.Log line is in the scanned output too.
 set +e

@@ -127,8 +127,8 @@ func freeAddr(t *testing.T) string {
 
 // startProxy runs setup(listenAddr) for a fresh port, starts the command it
 // returns and waits until the proxy answers HTTP, retrying on a new port if
-// the port was taken meanwhile. The proxy is killed at cleanup, which then checks
-// its output and log files for keys.
+// that one was taken meanwhile. The proxy is killed at cleanup, which then
+// checks its output and log files for keys.
 func startProxy(t *testing.T, name string, keys func() []string, setup func(listen string) *exec.Cmd) *proxy {
 	t.Helper()
 	var err error
