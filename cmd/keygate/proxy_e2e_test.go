@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"slices"
 	"strings"
 	"testing"
@@ -24,7 +25,8 @@ func TestProxyCaddy(t *testing.T) {
 }
 
 // proxyFixture is keygate on a file store with a routes file (/admin needs
-// the admin scope), one key per case, and the upstream.
+// the admin scope, POST /v1/orders orders:write), one key per case, and the
+// upstream.
 type proxyFixture struct {
 	ring    keyring
 	keys    map[string]created
@@ -45,6 +47,7 @@ var proxyKeys = map[string][]string{
 
 const proxyRoutes = `{"routes": [
   {"path_prefix": "/admin", "scopes": ["admin"]},
+  {"method": "POST", "path_prefix": "/v1/orders", "scopes": ["orders:write"]},
   {"path_prefix": "/", "scopes": []}
 ]}`
 
@@ -88,10 +91,10 @@ var proxyAllow = []struct {
 // proxyDeny: requests the proxy must answer itself, the upstream never
 // reached.
 var proxyDeny = []struct {
-	name, key, path string
-	headers         map[string]string
-	status          int
-	reason          string
+	name, key, method, path string
+	headers                 map[string]string
+	status                  int
+	reason                  string
 }{
 	{name: "no key", status: 401, reason: "missing_key"},
 	{name: "unknown key", key: "unknown", status: 401, reason: "unknown_key"},
@@ -102,7 +105,10 @@ var proxyDeny = []struct {
 		headers: map[string]string{"X-Forwarded-Host": "api.example.com"}},
 	{name: "route needs admin", key: "plain", path: "/admin/users", status: 403, reason: "scope_denied"},
 	{name: "route needs admin, spoofed URI", key: "plain", path: "/admin/users", status: 403, reason: "scope_denied",
-		headers: map[string]string{"X-Forwarded-Uri": "/public", "X-Original-URI": "/public", "X-Forwarded-Method": "GET"}},
+		headers: map[string]string{"X-Forwarded-Uri": "/public", "X-Original-URI": "/public"}},
+	{name: "POST needs orders:write", key: "plain", method: "POST", status: 403, reason: "scope_denied"},
+	{name: "POST needs orders:write, spoofed method", key: "plain", method: "POST", status: 403, reason: "scope_denied",
+		headers: map[string]string{"X-Forwarded-Method": "GET", "X-Original-Method": "GET"}},
 }
 
 func (f *proxyFixture) run(t *testing.T, p *proxy) {
@@ -117,7 +123,7 @@ func (f *proxyFixture) run(t *testing.T, p *proxy) {
 				h[name] = v
 			}
 			before := f.up.count()
-			resp, body := p.get(t, "/v1/orders?x=1", h)
+			resp, body := p.do(t, "GET", "/v1/orders?x=1", h)
 			if resp.StatusCode != 200 || body != "upstream ok" || f.up.count() != before+1 {
 				t.Fatalf("%s: %d %q (reason %q), upstream requests %d -> %d", p.name, resp.StatusCode,
 					body, resp.Header.Get("X-Keygate-Reason"), before, f.up.count())
@@ -142,12 +148,9 @@ func (f *proxyFixture) run(t *testing.T, p *proxy) {
 			for name, v := range c.headers {
 				h[name] = v
 			}
-			path := c.path
-			if path == "" {
-				path = "/v1/orders"
-			}
+			method, path := cmp.Or(c.method, "GET"), cmp.Or(c.path, "/v1/orders")
 			before := f.up.count()
-			resp, _ := p.get(t, path, h)
+			resp, _ := p.do(t, method, path, h)
 			if resp.StatusCode != c.status || resp.Header.Get("X-Keygate-Reason") != c.reason {
 				t.Errorf("%s: %d %q, want %d %q", p.name, resp.StatusCode, resp.Header.Get("X-Keygate-Reason"), c.status, c.reason)
 			}
@@ -167,7 +170,7 @@ func (f *proxyFixture) run(t *testing.T, p *proxy) {
 func (f *proxyFixture) keygateDown(t *testing.T, p *proxy) {
 	f.srv.stop(t, f.ring.all)
 	before := f.up.count()
-	resp, _ := p.get(t, "/v1/orders", map[string]string{"X-Api-Key": f.keys["plain"].Key})
+	resp, _ := p.do(t, "GET", "/v1/orders", map[string]string{"X-Api-Key": f.keys["plain"].Key})
 	if resp.StatusCode < 500 {
 		t.Errorf("%s with keygate down: %d, want 5xx", p.name, resp.StatusCode)
 	}

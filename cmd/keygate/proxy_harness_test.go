@@ -214,10 +214,15 @@ func (p *proxy) stop(t *testing.T, keys func() []string) {
 	}
 }
 
-// get sends a GET through the proxy and returns the response and its body.
-func (p *proxy) get(t *testing.T, path string, headers map[string]string) (*http.Response, string) {
+// do sends a request through the proxy (with a small body unless GET) and
+// returns the response and its body.
+func (p *proxy) do(t *testing.T, method, path string, headers map[string]string) (*http.Response, string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, p.base+path, nil)
+	var reqBody io.Reader
+	if method != http.MethodGet {
+		reqBody = strings.NewReader(`{"item":"x"}`)
+	}
+	req, err := http.NewRequest(method, p.base+path, reqBody)
 	if err != nil {
 		t.Fatal(err)
 	}
