@@ -2,6 +2,7 @@ package main
 
 import (
 	"cmp"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -68,14 +69,16 @@ func newProxyFixture(t *testing.T) *proxyFixture {
 	return f
 }
 
-// proxyAllow: requests the upstream must receive, with keygate's identity
-// and without the credential.
-var proxyAllow = []struct {
+// proxyAllowCase is a request the upstream must receive, with keygate's
+// identity and without the credential.
+type proxyAllowCase struct {
 	name, key      string
 	bearer         bool
 	headers        map[string]string // more client-sent headers
 	tenant, scopes string            // what the upstream sees; "" = absent
-}{
+}
+
+var proxyAllow = []proxyAllowCase{
 	{name: "x-api-key", key: "plain", tenant: "acme", scopes: "orders:read"},
 	{name: "bearer", key: "plain", bearer: true, tenant: "acme", scopes: "orders:read"},
 	{name: "spoofed identity", key: "plain", tenant: "acme", scopes: "orders:read",
@@ -88,14 +91,16 @@ var proxyAllow = []struct {
 	{name: "host 127.0.0.1", key: "thishost", tenant: "acme"},
 }
 
-// proxyDeny: requests the proxy must answer itself, the upstream never
-// reached.
-var proxyDeny = []struct {
-	name, key, method, path string
+// proxyDenyCase is a request the proxy must answer itself (with keygate's
+// status and x-keygate-reason), the upstream never reached.
+type proxyDenyCase struct {
+	name, key, method, path string // method GET and path /v1/orders if ""
 	headers                 map[string]string
 	status                  int
 	reason                  string
-}{
+}
+
+var proxyDeny = []proxyDenyCase{
 	{name: "no key", status: 401, reason: "missing_key"},
 	{name: "unknown key", key: "unknown", status: 401, reason: "unknown_key"},
 	{name: "cidr 10.0.0.0/8", key: "remote", status: 403, reason: "cidr_denied"},
@@ -113,56 +118,55 @@ var proxyDeny = []struct {
 
 func (f *proxyFixture) run(t *testing.T, p *proxy) {
 	for _, c := range proxyAllow {
-		t.Run("allow/"+c.name, func(t *testing.T) {
-			k := f.keys[c.key]
-			h := map[string]string{"X-Api-Key": k.Key}
-			if c.bearer {
-				h = map[string]string{"Authorization": "Bearer " + k.Key}
-			}
-			for name, v := range c.headers {
-				h[name] = v
-			}
-			before := f.up.count()
-			resp, body := p.do(t, "GET", "/v1/orders?x=1", h)
-			if resp.StatusCode != 200 || body != "upstream ok" || f.up.count() != before+1 {
-				t.Fatalf("%s: %d %q (reason %q), upstream requests %d -> %d", p.name, resp.StatusCode,
-					body, resp.Header.Get("X-Keygate-Reason"), before, f.up.count())
-			}
-			got := f.up.last()
-			if got.URL.RequestURI() != "/v1/orders?x=1" {
-				t.Errorf("upstream got %q", got.URL.RequestURI())
-			}
-			wantHeader(t, got.Header, "X-Keygate-Key-Id", k.ID)
-			wantHeader(t, got.Header, "X-Keygate-Tenant", c.tenant)
-			wantHeader(t, got.Header, "X-Keygate-Scopes", c.scopes)
-			wantHeader(t, got.Header, "X-Api-Key", "")
-			wantHeader(t, got.Header, "Authorization", "")
-		})
+		t.Run("allow/"+c.name, func(t *testing.T) { f.allowed(t, p, c) })
 	}
 	for _, c := range proxyDeny {
-		t.Run("deny/"+c.name, func(t *testing.T) {
-			h := map[string]string{}
-			if c.key != "" {
-				h["X-Api-Key"] = f.keys[c.key].Key
-			}
-			for name, v := range c.headers {
-				h[name] = v
-			}
-			method, path := cmp.Or(c.method, "GET"), cmp.Or(c.path, "/v1/orders")
-			before := f.up.count()
-			resp, _ := p.do(t, method, path, h)
-			if resp.StatusCode != c.status || resp.Header.Get("X-Keygate-Reason") != c.reason {
-				t.Errorf("%s: %d %q, want %d %q", p.name, resp.StatusCode, resp.Header.Get("X-Keygate-Reason"), c.status, c.reason)
-			}
-			if c.status == 401 && resp.Header.Get("WWW-Authenticate") == "" {
-				t.Errorf("%s: 401 without WWW-Authenticate", p.name)
-			}
-			if n := f.up.count(); n != before {
-				t.Errorf("upstream reached: %d -> %d requests", before, n)
-			}
-		})
+		t.Run("deny/"+c.name, func(t *testing.T) { f.denied(t, p, c) })
 	}
 	t.Run("deny/keygate down", func(t *testing.T) { f.keygateDown(t, p) })
+}
+
+func (f *proxyFixture) allowed(t *testing.T, p *proxy, c proxyAllowCase) {
+	k := f.keys[c.key]
+	h := map[string]string{"X-Api-Key": k.Key}
+	if c.bearer {
+		h = map[string]string{"Authorization": "Bearer " + k.Key}
+	}
+	maps.Copy(h, c.headers)
+	before := f.up.count()
+	resp, body := p.do(t, "GET", "/v1/orders?x=1", h)
+	if resp.StatusCode != 200 || body != "upstream ok" || f.up.count() != before+1 {
+		t.Fatalf("%s: %d %q (reason %q), upstream requests %d -> %d", p.name, resp.StatusCode,
+			body, resp.Header.Get("X-Keygate-Reason"), before, f.up.count())
+	}
+	got := f.up.last()
+	if got.URL.RequestURI() != "/v1/orders?x=1" {
+		t.Errorf("upstream got %q", got.URL.RequestURI())
+	}
+	wantHeader(t, got.Header, "X-Keygate-Key-Id", k.ID)
+	wantHeader(t, got.Header, "X-Keygate-Tenant", c.tenant)
+	wantHeader(t, got.Header, "X-Keygate-Scopes", c.scopes)
+	wantHeader(t, got.Header, "X-Api-Key", "")
+	wantHeader(t, got.Header, "Authorization", "")
+}
+
+func (f *proxyFixture) denied(t *testing.T, p *proxy, c proxyDenyCase) {
+	h := map[string]string{}
+	if c.key != "" {
+		h["X-Api-Key"] = f.keys[c.key].Key
+	}
+	maps.Copy(h, c.headers)
+	before := f.up.count()
+	resp, _ := p.do(t, cmp.Or(c.method, "GET"), cmp.Or(c.path, "/v1/orders"), h)
+	if resp.StatusCode != c.status || resp.Header.Get("X-Keygate-Reason") != c.reason {
+		t.Errorf("%s: %d %q, want %d %q", p.name, resp.StatusCode, resp.Header.Get("X-Keygate-Reason"), c.status, c.reason)
+	}
+	if c.status == 401 && resp.Header.Get("WWW-Authenticate") == "" {
+		t.Errorf("%s: 401 without WWW-Authenticate", p.name)
+	}
+	if n := f.up.count(); n != before {
+		t.Errorf("upstream reached: %d -> %d requests", before, n)
+	}
 }
 
 // keygateDown stops keygate: the proxy must fail closed (nginx 500, Caddy
