@@ -13,4 +13,9 @@
 // their validation rules, and check the settings keygate depends on, such as
 // failing closed; each check is also shown to fail on a broken copy.
 // Kubernetes and Istio configuration is in the istio subdirectory.
+//
+// nginx/keygate.conf and caddy/Caddyfile put keygate's HTTP mode (GET /auth)
+// in front of an API with nginx auth_request and Caddy forward_auth;
+// cmd/keygate/proxy_e2e_test.go runs them in real nginx and Caddy
+// (installed by scripts/proxies.sh).
 package envoy
