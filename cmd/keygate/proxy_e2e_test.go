@@ -44,6 +44,7 @@ var proxyKeys = map[string][]string{
 	"remote":    {"--tenant", "acme", "--cidrs", "10.0.0.0/8"},
 	"thishost":  {"--tenant", "acme", "--hosts", "127.0.0.1"},
 	"otherhost": {"--tenant", "acme", "--hosts", "api.example.com"},
+	"limited":   {"--tenant", "acme", "--rate-limit", "1/minute"},
 }
 
 const proxyRoutes = `{"routes": [
@@ -89,6 +90,7 @@ var proxyAllow = []proxyAllowCase{
 	{name: "cidr 127.0.0.1/32, client-sent XFF", key: "local", tenant: "acme",
 		headers: map[string]string{"X-Forwarded-For": "10.1.2.3"}},
 	{name: "host 127.0.0.1", key: "thishost", tenant: "acme"},
+	{name: "rate limit 1/minute, first request", key: "limited", tenant: "acme"}, // before the deny below
 }
 
 // proxyDenyCase is a request the proxy must answer itself (with keygate's
@@ -114,6 +116,7 @@ var proxyDeny = []proxyDenyCase{
 	{name: "POST needs orders:write", key: "plain", method: "POST", status: 403, reason: "scope_denied"},
 	{name: "POST needs orders:write, spoofed method", key: "plain", method: "POST", status: 403, reason: "scope_denied",
 		headers: map[string]string{"X-Forwarded-Method": "GET", "X-Original-Method": "GET"}},
+	{name: "rate limit 1/minute, second request", key: "limited", status: 429, reason: "rate_limited"},
 }
 
 func (f *proxyFixture) run(t *testing.T, p *proxy) {
@@ -163,6 +166,9 @@ func (f *proxyFixture) denied(t *testing.T, p *proxy, c proxyDenyCase) {
 	}
 	if c.status == 401 && resp.Header.Get("WWW-Authenticate") == "" {
 		t.Errorf("%s: 401 without WWW-Authenticate", p.name)
+	}
+	if c.status == 429 && resp.Header.Get("Retry-After") == "" {
+		t.Errorf("%s: 429 without Retry-After", p.name)
 	}
 	if n := f.up.count(); n != before {
 		t.Errorf("upstream reached: %d -> %d requests", before, n)
