@@ -1,6 +1,7 @@
 package extauthz
 
 import (
+	"cmp"
 	"net"
 	"net/http"
 	"slices"
@@ -22,6 +23,10 @@ import (
 //   - ForwardAuthPath (nginx auth_request, Caddy forward_auth, Traefik
 //     ForwardAuth): the original method, URI and host arrive in
 //     X-Forwarded-Method/-Uri/-Host (or nginx's X-Original-Method/-URI).
+//     A request without a method or URI, or whose two conventions
+//     disagree (a client-sent copy the proxy did not overwrite), is 400:
+//     guessing could match a laxer route rule. The host comes only from
+//     X-Forwarded-Host (a proxy's Host is its upstream's name).
 //
 // 200 allows: the identity and record headers are response headers for the
 // proxy to copy upstream, and x-envoy-auth-headers-to-remove names the
@@ -44,19 +49,38 @@ const (
 // ForwardAuthPath); other paths are 404, which every proxy treats as deny.
 func (s *Server) HTTPHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		req, ok := checkRequestFromHTTP(r)
-		if !ok {
+		req, bad := checkRequestFromHTTP(r)
+		switch {
+		case bad == errNotEntryPoint:
 			http.NotFound(w, r)
-			return
+		case bad != "":
+			writeBadRequest(w, bad)
+		default:
+			writeHTTPDecision(w, s.check(r.Context(), req, false))
 		}
-		writeHTTPDecision(w, s.check(r.Context(), req, false))
 	})
 }
 
+// Answers to forward-auth requests that do not say what to authorize.
+const (
+	errNotEntryPoint     = "not_found"
+	errMissingForwarded  = "missing_forwarded_request"   // no original method or URI
+	errConflictForwarded = "ambiguous_forwarded_request" // X-Forwarded-* and X-Original-* disagree
+)
+
+func writeBadRequest(w http.ResponseWriter, reason string) {
+	body := `{"error":"bad_request","reason":"` + reason + `"}` + "\n"
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set(headerReason, reason)
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusBadRequest)
+	_, _ = w.Write([]byte(body))
+}
+
 // checkRequestFromHTTP rebuilds the CheckRequest Envoy would have sent over
-// gRPC, so both modes share one decision path. ok is false for a path that
-// is neither entry point.
-func checkRequestFromHTTP(r *http.Request) (*authv3.CheckRequest, bool) {
+// gRPC, so both modes share one decision path, or says why it cannot (an
+// err* code).
+func checkRequestFromHTTP(r *http.Request) (*authv3.CheckRequest, string) {
 	hr := &authv3.AttributeContext_HttpRequest{Headers: make(map[string]string, len(r.Header)+1)}
 	uri := r.URL.RequestURI()
 	switch {
@@ -66,14 +90,15 @@ func checkRequestFromHTTP(r *http.Request) (*authv3.CheckRequest, bool) {
 			hr.Path = "/" + hr.Path
 		}
 	case r.URL.Path == ForwardAuthPath:
-		hr.Method = first(r.Header, "X-Forwarded-Method", "X-Original-Method")
-		hr.Path = first(r.Header, "X-Forwarded-Uri", "X-Original-Uri")
-		hr.Host = first(r.Header, "X-Forwarded-Host")
-		if hr.Host == "" {
-			hr.Host = r.Host // nginx proxies the subrequest with the original Host by default
+		var badMethod, badURI string
+		hr.Method, badMethod = forwarded(r.Header, "X-Forwarded-Method", "X-Original-Method")
+		hr.Path, badURI = forwarded(r.Header, "X-Forwarded-Uri", "X-Original-Uri")
+		if bad := cmp.Or(badMethod, badURI); bad != "" {
+			return nil, bad
 		}
+		hr.Host = r.Header.Get("X-Forwarded-Host")
 	default:
-		return nil, false
+		return nil, errNotEntryPoint
 	}
 	n := 0
 	for name, values := range r.Header {
@@ -91,17 +116,24 @@ func checkRequestFromHTTP(r *http.Request) (*authv3.CheckRequest, bool) {
 		Request: &authv3.AttributeContext_Request{Http: hr},
 		Source:  sourcePeer(r.Header),
 	}}
-	return req, true
+	return req, ""
 }
 
-// first returns the first non-empty value among names.
-func first(h http.Header, names ...string) string {
-	for _, n := range names {
-		if v := h.Get(n); v != "" {
-			return v
-		}
+// forwarded reads the original request's method or URI from either
+// convention: missing from both, or different in the two, is an error code.
+func forwarded(h http.Header, name, alt string) (string, string) {
+	a, b := h.Values(name), h.Values(alt)
+	switch {
+	case len(a) > 1 || len(b) > 1:
+		return "", errConflictForwarded
+	case len(a) == 1 && len(b) == 1 && a[0] != b[0]:
+		return "", errConflictForwarded
+	case len(a) == 1 && a[0] != "":
+		return a[0], ""
+	case len(b) == 1 && b[0] != "":
+		return b[0], ""
 	}
-	return ""
+	return "", errMissingForwarded
 }
 
 // sourcePeer is the client address: the last X-Forwarded-For entry (added

@@ -84,7 +84,16 @@ func TestHTTPMode(t *testing.T) {
 		{name: "forward auth: nginx names", target: "/auth", headers: map[string]string{"X-Original-Method": "GET", "X-Original-Uri": "/admin", "X-Api-Key": testKey}, status: 403, reason: "scope_denied"},
 		{name: "forward auth: method from header", target: "/auth", headers: fwd("POST", "/v1/orders", "api.example.com", key), status: 200},
 		{name: "forward auth: non-canonical uri", target: "/auth", headers: fwd("GET", "//admin", "h", key), status: 400, reason: "non_canonical_path"},
-		{name: "forward auth: no uri", target: "/auth", headers: key, status: 400, reason: "non_canonical_path"},
+		{name: "forward auth: no uri", target: "/auth", headers: map[string]string{"X-Forwarded-Method": "GET", "X-Api-Key": testKey}, status: 400, reason: "missing_forwarded_request"},
+		{name: "forward auth: no method", target: "/auth", headers: map[string]string{"X-Forwarded-Uri": "/v1/orders", "X-Api-Key": testKey}, status: 400, reason: "missing_forwarded_request"},
+		{name: "forward auth: client X-Forwarded-Uri beside the proxy's X-Original-Uri", target: "/auth",
+			headers: map[string]string{"X-Forwarded-Uri": "/public", "X-Original-Uri": "/admin/users", "X-Forwarded-Method": "GET", "X-Api-Key": testKey}, status: 400, reason: "ambiguous_forwarded_request"},
+		{name: "forward auth: methods disagree", target: "/auth",
+			headers: map[string]string{"X-Forwarded-Method": "GET", "X-Original-Method": "POST", "X-Forwarded-Uri": "/v1/orders", "X-Api-Key": testKey}, status: 400, reason: "ambiguous_forwarded_request"},
+		{name: "forward auth: both conventions agree", target: "/auth",
+			headers: map[string]string{"X-Forwarded-Method": "GET", "X-Original-Method": "GET", "X-Forwarded-Uri": "/v1/orders", "X-Original-Uri": "/v1/orders", "X-Api-Key": testKey}, status: 200},
+		{name: "forward auth: two X-Forwarded-Uri", target: "/auth", headers: map[string]string{"X-Forwarded-Method": "GET", "X-Api-Key": testKey},
+			extra: [][2]string{{"X-Forwarded-Uri", "/a"}, {"X-Forwarded-Uri", "/b"}}, status: 400, reason: "ambiguous_forwarded_request"},
 		{name: "other path", target: "/v1/orders", headers: key, status: 404},
 		{name: "prefix look-alike", target: "/ext_authzzz/v1", headers: key, status: 404},
 	}
@@ -122,6 +131,10 @@ func checkHTTPAnswer(t *testing.T, resp *http.Response, body []byte, tc httpCase
 			t.Errorf("%s = %q, want the credential header", headerEnvoyRemove, rm)
 		}
 	case resp.StatusCode == http.StatusNotFound:
+	case strings.HasSuffix(tc.reason, "_forwarded_request"):
+		if h.Get(headerReason) != tc.reason {
+			t.Errorf("reason %q, want %s", h.Get(headerReason), tc.reason)
+		}
 	default:
 		var b struct{ Reason string }
 		if err := json.Unmarshal(body, &b); err != nil || b.Reason != tc.reason || h.Get(headerReason) != tc.reason {

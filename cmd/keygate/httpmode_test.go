@@ -62,7 +62,8 @@ func TestServeHTTPMode(t *testing.T) {
 	if r.StatusCode != 200 || r.Header.Get("X-Keygate-Tenant") != "acme" {
 		t.Errorf("forward-auth allow: %d %v", r.StatusCode, r.Header)
 	}
-	r = httpGet(t, base+"/auth", map[string]string{"X-Api-Key": strings.Replace(k.Key, k.ID, "AAAAAAAAAAAA", 1)})
+	r = httpGet(t, base+"/auth", map[string]string{"X-Api-Key": strings.Replace(k.Key, k.ID, "AAAAAAAAAAAA", 1),
+		"X-Forwarded-Uri": "/v1/orders", "X-Forwarded-Method": "GET"})
 	if r.StatusCode != 401 || r.Header.Get("X-Keygate-Reason") != "malformed_key" {
 		t.Errorf("bad key: %d %q", r.StatusCode, r.Header.Get("X-Keygate-Reason"))
 	}

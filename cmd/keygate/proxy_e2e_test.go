@@ -98,8 +98,13 @@ var proxyAllow = []proxyAllowCase{
 type proxyDenyCase struct {
 	name, key, method, path string // method GET and path /v1/orders if ""
 	headers                 map[string]string
-	status                  int
-	reason                  string
+	// caddyStatus/caddyReason, when set, are Caddy's answer instead:
+	// Caddy overwrites X-Forwarded-* but passes a client's X-Original-*
+	// through, so keygate sees the two disagree and answers 400.
+	caddyStatus int
+	caddyReason string
+	status      int
+	reason      string
 }
 
 var proxyDeny = []proxyDenyCase{
@@ -112,10 +117,12 @@ var proxyDeny = []proxyDenyCase{
 		headers: map[string]string{"X-Forwarded-Host": "api.example.com"}},
 	{name: "route needs admin", key: "plain", path: "/admin/users", status: 403, reason: "scope_denied"},
 	{name: "route needs admin, spoofed URI", key: "plain", path: "/admin/users", status: 403, reason: "scope_denied",
-		headers: map[string]string{"X-Forwarded-Uri": "/public", "X-Original-URI": "/public"}},
+		headers:     map[string]string{"X-Forwarded-Uri": "/public", "X-Original-URI": "/public"},
+		caddyStatus: 400, caddyReason: "ambiguous_forwarded_request"},
 	{name: "POST needs orders:write", key: "plain", method: "POST", status: 403, reason: "scope_denied"},
 	{name: "POST needs orders:write, spoofed method", key: "plain", method: "POST", status: 403, reason: "scope_denied",
-		headers: map[string]string{"X-Forwarded-Method": "GET", "X-Original-Method": "GET"}},
+		headers:     map[string]string{"X-Forwarded-Method": "GET", "X-Original-Method": "GET"},
+		caddyStatus: 400, caddyReason: "ambiguous_forwarded_request"},
 	{name: "rate limit 1/minute, second request", key: "limited", status: 429, reason: "rate_limited"},
 }
 
@@ -161,6 +168,9 @@ func (f *proxyFixture) denied(t *testing.T, p *proxy, c proxyDenyCase) {
 	maps.Copy(h, c.headers)
 	before := f.up.count()
 	resp, _ := p.do(t, cmp.Or(c.method, "GET"), cmp.Or(c.path, "/v1/orders"), h)
+	if p.name == "caddy" && c.caddyStatus != 0 {
+		c.status, c.reason = c.caddyStatus, c.caddyReason
+	}
 	if resp.StatusCode != c.status || resp.Header.Get("X-Keygate-Reason") != c.reason {
 		t.Errorf("%s: %d %q, want %d %q", p.name, resp.StatusCode, resp.Header.Get("X-Keygate-Reason"), c.status, c.reason)
 	}
