@@ -88,7 +88,7 @@ var textEdits = []textEdit{
 	{"other label", policyFile, `      keygate.io/protected: "true"`, `      keygate.io/protect: "true"`, "selector"},
 	{"ingress from anywhere", manifestFile, "              istio-injection: enabled\n", "              {}\n", "want a namespaceSelector"},
 	{"monitoring reaches gRPC", manifestFile, "          port: 9090\n", "          port: 9191\n", "monitoring may reach only the metrics port"},
-		{"HTTP port closed", manifestFile, "        - protocol: TCP\n          port: 9192\n", "", "no ingress rule admits {TCP 9192}"},
+	{"HTTP port closed", manifestFile, "        - protocol: TCP\n          port: 9192\n", "", "no ingress rule admits {TCP 9192}"},
 	{"egress to the API server", manifestFile, "          port: 8200\n", "          port: 8200\n        - protocol: TCP\n          port: 443\n", "egress port {TCP 443}"},
 	{"policy outside the root namespace", policyFile, "namespace: istio-system", "namespace: default", "root namespace"},
 }
