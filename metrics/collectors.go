@@ -80,6 +80,41 @@ type CounterFunc struct {
 	Fn   func() float64
 }
 
+// AuthCounts is what VaultAuth reads; vault.Auth satisfies it.
+type AuthCounts interface {
+	Logins() int64
+	LoginFailures() int64
+	Renewals() int64
+}
+
+// VaultAuth registers keygate_vault_logins_total,
+// keygate_vault_login_failures_total and keygate_vault_token_renewals_total,
+// read from a at scrape time. The names live here, not with the caller, so
+// that everything keygate exports is known to this package (dashboards and
+// alert rules are checked against it).
+func (m *Metrics) VaultAuth(a AuthCounts) {
+	m.Counters(map[string]CounterFunc{
+		"keygate_vault_logins_total":         {Help: "Successful Vault logins (first and re-logins).", Fn: func() float64 { return float64(a.Logins()) }},
+		"keygate_vault_login_failures_total": {Help: "Failed Vault login attempts.", Fn: func() float64 { return float64(a.LoginFailures()) }},
+		"keygate_vault_token_renewals_total": {Help: "Vault token renewals.", Fn: func() float64 { return float64(a.Renewals()) }},
+	})
+}
+
+// AuditCounts is what Audit reads; audit.Logger satisfies it.
+type AuditCounts interface {
+	Written() uint64
+	Dropped() uint64
+}
+
+// Audit registers keygate_audit_lines_total and
+// keygate_audit_lines_dropped_total, read from a at scrape time.
+func (m *Metrics) Audit(a AuditCounts) {
+	m.Counters(map[string]CounterFunc{
+		"keygate_audit_lines_total":         {Help: "Audit lines written.", Fn: func() float64 { return float64(a.Written()) }},
+		"keygate_audit_lines_dropped_total": {Help: "Audit lines dropped because the buffer was full.", Fn: func() float64 { return float64(a.Dropped()) }},
+	})
+}
+
 // keyCounter is keygate_key_requests_total with a cap on distinct key ids.
 type keyCounter struct {
 	vec   *prometheus.CounterVec

@@ -131,17 +131,12 @@ func (ob *observability) wire(srv *extauthz.Server, store *openedStore) {
 	if vs, ok := store.keyStore.(*vault.Store); ok {
 		vs.SetObserver(m.VaultRequest)
 	}
-	counters := map[string]metrics.CounterFunc{}
-	if auth := store.auth; auth != nil {
-		counters["keygate_vault_logins_total"] = metrics.CounterFunc{Help: "Successful Vault logins (first and re-logins).", Fn: func() float64 { return float64(auth.Logins()) }}
-		counters["keygate_vault_login_failures_total"] = metrics.CounterFunc{Help: "Failed Vault login attempts.", Fn: func() float64 { return float64(auth.LoginFailures()) }}
-		counters["keygate_vault_token_renewals_total"] = metrics.CounterFunc{Help: "Vault token renewals.", Fn: func() float64 { return float64(auth.Renewals()) }}
+	if store.auth != nil {
+		m.VaultAuth(store.auth)
 	}
 	if a != nil {
-		counters["keygate_audit_lines_total"] = metrics.CounterFunc{Help: "Audit lines written.", Fn: func() float64 { return float64(a.Written()) }}
-		counters["keygate_audit_lines_dropped_total"] = metrics.CounterFunc{Help: "Audit lines dropped because the buffer was full.", Fn: func() float64 { return float64(a.Dropped()) }}
+		m.Audit(a)
 	}
-	m.Counters(counters)
 }
 
 // grpcOptions are the gRPC server metrics' interceptors, if metrics are on.
