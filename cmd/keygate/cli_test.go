@@ -29,6 +29,8 @@ func TestServeConfigErrors(t *testing.T) {
 		{"bad listen addresses", envMap{"KEYGATE_STORE": "file:" + writeFile(t, "k.yaml", "keys: {}\n")},
 			[]string{"--http-addr", "127.0.0.1:notaport"}, []string{"--http-addr"}},
 		{"negative usage interval", envMap{}, []string{"--usage-interval", "-1h"}, []string{"--usage-interval"}},
+		{"gRPC limits", envMap{}, []string{"--grpc-max-message-bytes", "1000", "--grpc-max-streams", "0", "--grpc-max-connection-age", "10s",
+			"--grpc-keepalive-min-time", "1ms"}, []string{"--grpc-max-message-bytes", "--grpc-max-streams", "--grpc-max-connection-age", "--grpc-keepalive-min-time"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

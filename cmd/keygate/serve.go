@@ -18,7 +18,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 	"sigs.k8s.io/yaml"
 
@@ -38,6 +37,7 @@ type serveFlags struct {
 	journalPoll     time.Duration
 	usageInterval   time.Duration
 	obs             observeFlags
+	grpc            grpcFlags
 	fs              *pflag.FlagSet
 	getenv          func(string) string
 	store           storeFlags
@@ -65,6 +65,7 @@ func newServeCmd(e *env) *cobra.Command {
 	fs.DurationVar(&f.journalPoll, "journal-poll", time.Second, "how often the Vault change journal is read to evict changed keys (0: never)")
 	fs.DurationVar(&f.usageInterval, "usage-interval", time.Hour, "how often when keys were last used is written to Vault, at most once per key (0: never)")
 	f.obs.register(fs)
+	f.grpc.register(fs)
 	f.store.register(fs)
 	c := &f.cfg
 	fs.StringVar(&c.KeyPrefix, "key-prefix", policy.DefaultPrefix, "API key prefix")
@@ -84,7 +85,7 @@ func newServeCmd(e *env) *cobra.Command {
 
 func (f *serveFlags) run(ctx context.Context, e *env) error {
 	f.getenv = e.getenv
-	errs := []error{e.envErr, f.checkFlags(), f.obs.check()}
+	errs := []error{e.envErr, f.checkFlags(), f.obs.check(), f.grpc.check()}
 	log, err := newLogger(e.stderr, f.logLevel)
 	if err != nil {
 		errs = append(errs, err)
@@ -206,17 +207,6 @@ func loadRoutes(path string) (*policy.Routes, error) {
 	return routes, nil
 }
 
-// grpcOptions size the server for Envoy: a CheckRequest carries at most
-// Envoy's 60 KiB of headers plus attributes; Envoy's keepalive pings are
-// accepted.
-func grpcOptions() []grpc.ServerOption {
-	return []grpc.ServerOption{
-		grpc.MaxRecvMsgSize(256 << 10),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
-		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: 15 * time.Minute, Time: 30 * time.Second, Timeout: 10 * time.Second}),
-	}
-}
-
 // listeners are serve's sockets; http and admin are nil when off.
 type listeners struct{ grpc, http, admin net.Listener }
 
@@ -229,7 +219,7 @@ func (l listeners) close() {
 }
 
 func (f *serveFlags) serve(ctx context.Context, log *slog.Logger, ls listeners, store *openedStore, srv *extauthz.Server, ob *observability) error {
-	g := grpc.NewServer(append(grpcOptions(), ob.grpcOptions()...)...)
+	g := grpc.NewServer(append(f.grpc.options(), ob.grpcOptions()...)...)
 	srv.Register(g)
 	hs := health.NewServer()
 	setHealth(hs, healthpb.HealthCheckResponse_NOT_SERVING)
