@@ -31,4 +31,7 @@ USER nonroot:nonroot
 EXPOSE 9191
 ENTRYPOINT ["/keygate"]
 # keygate listens on loopback by default; in a container it must listen on all interfaces.
-CMD ["serve", "--grpc-addr=0.0.0.0:9191"]
+# --plaintext: a container's address is not loopback, so keygate wants TLS
+# (--tls-cert/--tls-key, --tls-client-ca) or this explicit choice; keep the
+# port behind a NetworkPolicy when serving plain text.
+CMD ["serve", "--grpc-addr=0.0.0.0:9191", "--plaintext"]

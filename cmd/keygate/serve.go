@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,12 +17,14 @@ import (
 	"github.com/spf13/pflag"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 	"sigs.k8s.io/yaml"
 
 	"github.com/keygate/keygate/extauthz"
+	"github.com/keygate/keygate/internal/servetls"
 	"github.com/keygate/keygate/policy"
 )
 
@@ -38,6 +41,7 @@ type serveFlags struct {
 	usageInterval   time.Duration
 	obs             observeFlags
 	grpc            grpcFlags
+	tls             tlsFlags
 	fs              *pflag.FlagSet
 	getenv          func(string) string
 	store           storeFlags
@@ -66,6 +70,7 @@ func newServeCmd(e *env) *cobra.Command {
 	fs.DurationVar(&f.usageInterval, "usage-interval", time.Hour, "how often when keys were last used is written to Vault, at most once per key (0: never)")
 	f.obs.register(fs)
 	f.grpc.register(fs)
+	f.tls.register(fs)
 	f.store.register(fs)
 	c := &f.cfg
 	fs.StringVar(&c.KeyPrefix, "key-prefix", policy.DefaultPrefix, "API key prefix")
@@ -85,7 +90,8 @@ func newServeCmd(e *env) *cobra.Command {
 
 func (f *serveFlags) run(ctx context.Context, e *env) error {
 	f.getenv = e.getenv
-	errs := []error{e.envErr, f.checkFlags(), f.obs.check(), f.grpc.check()}
+	errs := []error{e.envErr, f.checkFlags(), f.obs.check(), f.grpc.check(),
+		f.tls.check(map[string]string{"--grpc-addr": f.grpcAddr, "--http-addr": f.httpAddr})}
 	log, err := newLogger(e.stderr, f.logLevel)
 	if err != nil {
 		errs = append(errs, err)
@@ -108,6 +114,10 @@ func (f *serveFlags) run(ctx context.Context, e *env) error {
 	if err != nil {
 		errs = append(errs, err)
 	}
+	tlsr, err := f.tls.open(log)
+	if err != nil {
+		errs = append(errs, err)
+	}
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
@@ -115,7 +125,7 @@ func (f *serveFlags) run(ctx context.Context, e *env) error {
 	if err != nil {
 		return fmt.Errorf("--grpc-addr: %w", err)
 	}
-	ls := listeners{grpc: lis}
+	ls := listeners{grpc: lis, tls: tlsr}
 	for _, l := range []struct {
 		flag, addr string
 		into       *net.Listener
@@ -207,8 +217,12 @@ func loadRoutes(path string) (*policy.Routes, error) {
 	return routes, nil
 }
 
-// listeners are serve's sockets; http and admin are nil when off.
-type listeners struct{ grpc, http, admin net.Listener }
+// listeners are serve's sockets; http and admin are nil when off; tls is
+// nil for plain text.
+type listeners struct {
+	grpc, http, admin net.Listener
+	tls               *servetls.Reloader
+}
 
 func (l listeners) close() {
 	for _, c := range []net.Listener{l.grpc, l.http, l.admin} {
@@ -219,7 +233,11 @@ func (l listeners) close() {
 }
 
 func (f *serveFlags) serve(ctx context.Context, log *slog.Logger, ls listeners, store *openedStore, srv *extauthz.Server, ob *observability) error {
-	g := grpc.NewServer(append(f.grpc.options(), ob.grpcOptions()...)...)
+	opts := append(f.grpc.options(), ob.grpcOptions()...)
+	if ls.tls != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(ls.tls.ServerConfig("h2"))))
+	}
+	g := grpc.NewServer(opts...)
 	srv.Register(g)
 	hs := health.NewServer()
 	setHealth(hs, healthpb.HealthCheckResponse_NOT_SERVING)
@@ -239,7 +257,14 @@ func (f *serveFlags) serve(ctx context.Context, log *slog.Logger, ls listeners, 
 	var hsrv *http.Server
 	if ls.http != nil {
 		hsrv = newHTTPServer(httpHandler(srv, hs), log)
-		grp.Go(func() error { return serveHTTPMode(hsrv, ls.http, log) })
+		httpLis := ls.http
+		if ls.tls != nil {
+			httpLis = tls.NewListener(httpLis, ls.tls.ServerConfig("http/1.1"))
+		}
+		grp.Go(func() error { return serveHTTPMode(hsrv, httpLis, log) })
+	}
+	if ls.tls != nil {
+		grp.Go(func() error { ls.tls.Run(ctx); return nil })
 	}
 	if store.watch != nil {
 		grp.Go(func() error { return store.watch(ctx) })

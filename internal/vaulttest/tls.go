@@ -15,6 +15,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/keygate/keygate/internal/testpki"
 )
 
 // TLSOptions configures TLSServer.
@@ -68,7 +70,7 @@ func TLSServer(t testing.TB, opts TLSOptions) *TLSVault {
 // writePKI writes a CA and Vault's certificate for 127.0.0.1 and, with
 // clientCA, a second CA and a client certificate it signed.
 func (v *TLSVault) writePKI(dir string, clientCA bool) error {
-	ca, err := newCA("keygate vaulttest CA")
+	ca, err := testpki.NewCA("keygate vaulttest CA")
 	if err != nil {
 		return err
 	}
@@ -79,10 +81,10 @@ func (v *TLSVault) writePKI(dir string, clientCA bool) error {
 		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
-	if err := errors.Join(ca.writeCert(v.CAFile), ca.issue(server, v.serverCert, v.serverKey)); err != nil || !clientCA {
+	if err := errors.Join(ca.WriteCert(v.CAFile), ca.Issue(server, v.serverCert, v.serverKey)); err != nil || !clientCA {
 		return err
 	}
-	cca, err := newCA("keygate vaulttest client CA")
+	cca, err := testpki.NewCA("keygate vaulttest client CA")
 	if err != nil {
 		return err
 	}
@@ -92,7 +94,7 @@ func (v *TLSVault) writePKI(dir string, clientCA bool) error {
 		Subject:     pkix.Name{CommonName: "keygate"},
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	}
-	return errors.Join(cca.writeCert(v.ClientCAFile), cca.issue(client, v.ClientCertFile, v.ClientKeyFile))
+	return errors.Join(cca.WriteCert(v.ClientCAFile), cca.Issue(client, v.ClientCertFile, v.ClientKeyFile))
 }
 
 // start launches Vault on free ports, trying new ones if one is taken

@@ -1,4 +1,8 @@
-package vaulttest
+// Package testpki makes throwaway certificate authorities and the
+// certificates they sign, for tests of TLS and mutual TLS (Vault's
+// listeners, keygate's listeners). Certificates are valid from an hour ago
+// for a day. Never use it outside tests.
+package testpki
 
 import (
 	"crypto/ecdsa"
@@ -12,14 +16,14 @@ import (
 	"time"
 )
 
-// testCA is a throwaway certificate authority for one TLSServer. Its
-// certificates are valid from an hour ago for a day.
-type testCA struct {
+// CA is a throwaway certificate authority.
+type CA struct {
 	cert *x509.Certificate
 	key  *ecdsa.PrivateKey
 }
 
-func newCA(name string) (*testCA, error) {
+// NewCA makes a CA named name.
+func NewCA(name string) (*CA, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err
@@ -38,17 +42,17 @@ func newCA(name string) (*testCA, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &testCA{cert: cert, key: key}, nil
+	return &CA{cert: cert, key: key}, nil
 }
 
-// writeCert writes the CA certificate as a PEM file.
-func (ca *testCA) writeCert(path string) error {
+// WriteCert writes the CA certificate as a PEM file.
+func (ca *CA) WriteCert(path string) error {
 	return writePEM(path, "CERTIFICATE", ca.cert.Raw)
 }
 
-// issue signs a leaf certificate from tmpl (subject, SANs, extended key
+// Issue signs a leaf certificate from tmpl (subject, SANs, extended key
 // usage) for a new key, and writes both as PEM files.
-func (ca *testCA) issue(tmpl *x509.Certificate, certFile, keyFile string) error {
+func (ca *CA) Issue(tmpl *x509.Certificate, certFile, keyFile string) error {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return err
