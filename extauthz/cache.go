@@ -255,6 +255,12 @@ func (c *cache) evict(keyID string) {
 	c.flight.Forget(keyID)
 }
 
+// known reports whether keyID is cached as a usable record (of any age).
+func (c *cache) known(keyID string) bool {
+	e, ok := c.found.Peek(keyID)
+	return ok && e.pol != nil
+}
+
 // purgeMissing drops every cached not-found id (keys were added).
 func (c *cache) purgeMissing() {
 	c.mu.Lock()

@@ -50,6 +50,16 @@ type Config struct {
 	// key migrated with `keygate keys import`. Off, it is malformed_key
 	// with no store read. Default false.
 	ImportedKeys bool
+	// UnknownKeyRate caps, per calling peer (Envoy's address), how many
+	// checks a second may end as unknown_key: Check answers whether a key
+	// exists, so a caller guessing keys is throttled. Past the rate (and
+	// UnknownKeyBurst), that caller's keys that are not cached as valid are
+	// denied 429 caller_rate_limited until its budget refills; cached valid
+	// keys still work. Negative disables. Default 50.
+	UnknownKeyRate float64
+	// UnknownKeyBurst is the unknown keys a caller may send at once.
+	// Default 500.
+	UnknownKeyBurst int
 	// TrackUsage makes Check note each key presented with its correct
 	// secret (allowed or not), once per TakeUsage period, for the last-used
 	// write-back. At most CacheSize ids are held between TakeUsage calls;
@@ -75,6 +85,8 @@ func (c *Config) SetDefaults() {
 	setDefault(&c.LookupTimeout, 150*time.Millisecond)
 	setDefault(&c.StoreReadRate, 500)
 	setDefault(&c.StoreReadBurst, 100)
+	setDefault(&c.UnknownKeyRate, 50)
+	setDefault(&c.UnknownKeyBurst, 500)
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -123,6 +135,9 @@ func (c *Config) Validate() error {
 	}
 	if c.NegativeCacheSize <= 0 {
 		bad("negative-cache-size", "must be > 0, got %d", c.NegativeCacheSize)
+	}
+	if c.UnknownKeyBurst < 1 {
+		bad("unknown-key-burst", "must be >= 1, got %d", c.UnknownKeyBurst)
 	}
 	if c.StoreReadBurst < 1 {
 		bad("store-read-burst", "must be >= 1, got %d", c.StoreReadBurst)

@@ -87,6 +87,14 @@ func goldenCases(t *testing.T) []goldenCase {
 			req: newReq().key(testKey).build(), want: "quota_exceeded",
 		},
 		{
+			name: "deny_caller_rate_limited",
+			cfg:  func(c *Config) { c.UnknownKeyRate, c.UnknownKeyBurst = 0.001, 1 },
+			setup: func(e *env) {
+				e.check(newReq().key(otherKey).build()) // the caller's one unknown key
+			},
+			req: newReq().key(otherKey).build(), want: "caller_rate_limited",
+		},
+		{
 			name:  "deny_store_unavailable",
 			setup: func(e *env) { e.store.set(func(s *fakeStore) { s.err = errVaultDown }) },
 			req:   newReq().key(testKey).build(), want: "store_unavailable",

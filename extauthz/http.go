@@ -2,6 +2,7 @@ package extauthz
 
 import (
 	"cmp"
+	"context"
 	"net"
 	"net/http"
 	"slices"
@@ -56,7 +57,8 @@ func (s *Server) HTTPHandler() http.Handler {
 		case bad != "":
 			writeBadRequest(w, bad)
 		default:
-			writeHTTPDecision(w, s.check(r.Context(), req, false))
+			ctx := context.WithValue(r.Context(), callerKey{}, r.RemoteAddr)
+			writeHTTPDecision(w, s.check(ctx, req, false))
 		}
 	})
 }

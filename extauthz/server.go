@@ -32,6 +32,7 @@ type Server struct {
 	shared      shared
 	usage       *usage
 	limits      *limiter
+	callers     *callers // nil when UnknownKeyRate < 0
 	// OnDecision, if set, is called after every decision (metrics, audit).
 	OnDecision func(Decision)
 }
@@ -71,6 +72,7 @@ func NewServer(cfg Config, store Store, hasher *policy.Hasher, log *slog.Logger)
 		return nil, fmt.Errorf("extauthz: cache: %w", err)
 	}
 	s.cache = c
+	s.callers = newCallers(&s.cfg)
 	if s.limits, err = newLimiter(cfg.CacheSize); err != nil {
 		return nil, fmt.Errorf("extauthz: rate limits: %w", err)
 	}
@@ -115,6 +117,9 @@ func (s *Server) check(ctx context.Context, req *authv3.CheckRequest, wire bool)
 			s.log.Error("panic in Check", "key_id", d.KeyID, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 			d.Reason, resp = policy.InternalError, s.deny(policy.InternalError, wire)
 		}
+		if d.Reason == policy.UnknownKey {
+			s.callers.spend(ctx, s.cfg.Now())
+		}
 		s.decided(ctx, &d, &in, start)
 	}()
 
@@ -128,6 +133,10 @@ func (s *Server) check(ctx context.Context, req *authv3.CheckRequest, wire bool)
 		return s.deny(d.Reason, wire)
 	}
 	d.KeyID, in.keyID = keyID, keyID
+	if s.callers.blockedAt(ctx, s.cfg.Now) && !s.cache.known(keyID) {
+		d.Reason = policy.CallerLimited
+		return s.deny(d.Reason, wire)
+	}
 	routeScopes, reason := s.routeScopes(&in)
 	if d.Reason = reason; d.Reason != policy.Allowed {
 		return s.deny(d.Reason, wire)

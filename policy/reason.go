@@ -30,6 +30,7 @@ const (
 	// 429
 	RateLimited   // the key's rate_limit (per replica)
 	QuotaExceeded // the key's quota for the current window (per replica)
+	CallerLimited // the calling peer sent too many unknown keys (a key oracle in use)
 
 	// 500
 	InvalidRecord
@@ -63,6 +64,7 @@ var reasonInfo = [numReasons]struct {
 	HostDenied:           {"host_denied", 403},
 	RateLimited:          {"rate_limited", 429},
 	QuotaExceeded:        {"quota_exceeded", 429},
+	CallerLimited:        {"caller_rate_limited", 429},
 	InvalidRecord:        {"invalid_key_record", 500},
 	InternalError:        {"internal_error", 500},
 	StoreUnavailable:     {"store_unavailable", 503},

@@ -57,6 +57,7 @@ func TestReasonCodesStable(t *testing.T) {
 		HostDenied:           {"host_denied", 403},
 		RateLimited:          {"rate_limited", 429},
 		QuotaExceeded:        {"quota_exceeded", 429},
+		CallerLimited:        {"caller_rate_limited", 429},
 		InvalidRecord:        {"invalid_key_record", 500},
 		InternalError:        {"internal_error", 500},
 		StoreUnavailable:     {"store_unavailable", 503},

@@ -85,6 +85,8 @@ func newServeCmd(e *env) *cobra.Command {
 	fs.DurationVar(&c.LookupTimeout, "lookup-timeout", 150*time.Millisecond, "timeout of one store read on the Check path; keep under Envoy's ext_authz timeout")
 	fs.Float64Var(&c.StoreReadRate, "store-read-rate", 500, "max store reads per second caused by cache misses (negative: unlimited)")
 	fs.IntVar(&c.StoreReadBurst, "store-read-burst", 100, "burst over --store-read-rate")
+	fs.Float64Var(&c.UnknownKeyRate, "unknown-key-rate", 50, "unknown keys per second a calling peer may send before its uncached keys get 429 caller_rate_limited (negative: unlimited)")
+	fs.IntVar(&c.UnknownKeyBurst, "unknown-key-burst", 500, "burst over --unknown-key-rate")
 	return cmd
 }
 
@@ -185,6 +187,12 @@ func (f *serveFlags) checkFlags() error {
 	}
 	if f.shutdownDelay < 0 {
 		errs = append(errs, fmt.Errorf("--shutdown-delay: must be >= 0, got %s", f.shutdownDelay))
+	}
+	if c.UnknownKeyRate == 0 {
+		errs = append(errs, errors.New("--unknown-key-rate: must be > 0, or negative for unlimited"))
+	}
+	if c.UnknownKeyBurst <= 0 {
+		errs = append(errs, fmt.Errorf("--unknown-key-burst: must be > 0, got %d", c.UnknownKeyBurst))
 	}
 	if c.StoreReadRate == 0 {
 		errs = append(errs, errors.New("--store-read-rate: must be > 0, or negative for unlimited"))
