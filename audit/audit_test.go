@@ -10,6 +10,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"go.uber.org/goleak"
+
 	"github.com/keygate/keygate/extauthz"
 	"github.com/keygate/keygate/policy"
 )
@@ -181,3 +183,5 @@ func FuzzAppendString(f *testing.F) {
 		}
 	})
 }
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
