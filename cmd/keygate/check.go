@@ -3,11 +3,14 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -17,6 +20,7 @@ import (
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/encoding/protojson"
 )
@@ -28,6 +32,8 @@ type checkFlags struct {
 	headers, context     []string
 	timeout              time.Duration
 	jsonOut              bool
+	tlsCA                string // trust this CA and use TLS
+	tlsCert, tlsKey      string // client certificate for mutual TLS
 }
 
 func newCheckCmd(e *env) *cobra.Command {
@@ -53,6 +59,9 @@ func newCheckCmd(e *env) *cobra.Command {
 	fs.StringArrayVar(&f.context, "context", nil, "context extension NAME=VALUE, e.g. keygate.scopes=orders:read (repeatable)")
 	fs.DurationVar(&f.timeout, "timeout", 5*time.Second, "RPC timeout")
 	fs.BoolVar(&f.jsonOut, "json", false, "print the CheckResponse as JSON")
+	fs.StringVar(&f.tlsCA, "tls-ca", "", "PEM CA that signed keygate's certificate: connect with TLS (plain text when empty)")
+	fs.StringVar(&f.tlsCert, "tls-cert", "", "PEM client certificate for mutual TLS (with --tls-key and --tls-ca)")
+	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM key of --tls-cert")
 	return cmd
 }
 
@@ -61,7 +70,11 @@ func (f *checkFlags) run(ctx context.Context, e *env) error {
 	if err := errors.Join(e.envErr, err); err != nil {
 		return err
 	}
-	conn, err := grpc.NewClient(f.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	creds, err := f.credentials()
+	if err != nil {
+		return err
+	}
+	conn, err := grpc.NewClient(f.addr, grpc.WithTransportCredentials(creds))
 	if err != nil {
 		return fmt.Errorf("--addr %q: %w", f.addr, err)
 	}
@@ -161,4 +174,31 @@ func (f *checkFlags) print(w io.Writer, resp *authv3.CheckResponse) error {
 		fmt.Fprintf(w, "  body: %s\n", strings.TrimSpace(body))
 	}
 	return nil
+}
+
+// credentials are plain text, or TLS with --tls-ca (and a client
+// certificate with --tls-cert/--tls-key).
+func (f *checkFlags) credentials() (credentials.TransportCredentials, error) {
+	if f.tlsCA == "" {
+		if f.tlsCert != "" || f.tlsKey != "" {
+			return nil, errors.New("--tls-cert and --tls-key need --tls-ca")
+		}
+		return insecure.NewCredentials(), nil
+	}
+	pem, err := os.ReadFile(f.tlsCA)
+	if err != nil {
+		return nil, fmt.Errorf("--tls-ca: %w", err)
+	}
+	c := &tls.Config{RootCAs: x509.NewCertPool(), MinVersion: tls.VersionTLS12}
+	if !c.RootCAs.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("--tls-ca %s: no PEM certificate", f.tlsCA)
+	}
+	if f.tlsCert != "" || f.tlsKey != "" {
+		cert, err := tls.LoadX509KeyPair(f.tlsCert, f.tlsKey)
+		if err != nil {
+			return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
+		}
+		c.Certificates = []tls.Certificate{cert}
+	}
+	return credentials.NewTLS(c), nil
 }

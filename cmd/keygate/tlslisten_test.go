@@ -162,6 +162,16 @@ func TestMutualTLS(t *testing.T) {
 			t.Errorf("%s: Check answered", name)
 		}
 	}
+	clientCert, clientKey := p.file("gw.pem"), p.file("gw-key.pem")
+	u, _ := url.Parse(gatewayID)
+	must(t, p.ca.Issue(&x509.Certificate{Subject: pkix.Name{CommonName: "cli"}, URIs: []*url.URL{u},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}, clientCert, clientKey))
+	if out := mustCLI(t, env, "check", "--addr", s.addr, "--key", k.Key, "--tls-ca", p.caFile, "--tls-cert", clientCert, "--tls-key", clientKey); !strings.HasPrefix(out, "ALLOW") {
+		t.Errorf("keygate check over mutual TLS:\n%s", out)
+	}
+	if _, _, err := cli(t, env, "check", "--addr", s.addr, "--key", k.Key); err == nil {
+		t.Error("keygate check in plain text against a TLS server succeeded")
+	}
 	base := "https://" + s.httpAddr(t)[len("http://"):]
 	for name, c := range map[string]*tls.Config{"allowed": p.clientTLS(&p.gateway), "no cert": p.clientTLS(nil), "not allowed": p.clientTLS(&p.outside)} {
 		hc := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{TLSClientConfig: c}}
