@@ -12,7 +12,9 @@
 // process even if that dies abruptly.
 //
 // TLSServer starts a further server of one test's own with a TLS listener
-// (optionally requiring a client certificate) and throwaway CAs.
+// (optionally requiring a client certificate) and throwaway CAs. Cluster
+// starts an n-node cluster with integrated Raft storage (real `vault server
+// -config`, not dev mode) of one test's own.
 package vaulttest
 
 import (
