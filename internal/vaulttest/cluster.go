@@ -274,8 +274,9 @@ func (c *VaultCluster) logTails() string {
 	return b.String()
 }
 
-// poll calls cond every 50 ms until it returns nil, the node exits (when
-// node is not nil), or startTimeout passes; it returns cond's last error.
+// poll calls cond every 50 ms, each call bounded by requestTimeout, until
+// it returns nil, the node exits (when node is not nil), or startTimeout
+// passes; it returns cond's last error.
 func poll(node *clusterNode, what string, cond func(ctx context.Context) error) error {
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
@@ -284,7 +285,9 @@ func poll(node *clusterNode, what string, cond func(ctx context.Context) error) 
 		exited = node.exited()
 	}
 	for {
-		err := cond(ctx)
+		attempt, cancelAttempt := context.WithTimeout(ctx, requestTimeout)
+		err := cond(attempt)
+		cancelAttempt()
 		if err == nil {
 			return nil
 		}

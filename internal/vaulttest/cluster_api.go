@@ -49,9 +49,12 @@ func (c *VaultCluster) form() error {
 	return c.mountKV(first)
 }
 
+// requestTimeout bounds one API call of the harness (but sys/init).
+const requestTimeout = 2 * time.Second
+
 // call sends one request with the root token (if known) to node and
 // decodes a 2xx JSON answer into out (if not nil). err is set only when no
-// complete answer came.
+// complete answer came. ctx bounds it.
 func (c *VaultCluster) call(ctx context.Context, node *clusterNode, method, path string, in, out any) (int, error) {
 	var body io.Reader
 	if in != nil {
@@ -61,8 +64,6 @@ func (c *VaultCluster) call(ctx context.Context, node *clusterNode, method, path
 		}
 		body = bytes.NewReader(b)
 	}
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, method, "http://"+node.apiAddr+"/v1/"+path, body)
 	if err != nil {
 		return 0, err
@@ -106,14 +107,23 @@ func (c *VaultCluster) waitUp(node *clusterNode) error {
 	})
 }
 
+// initialise calls sys/init once, with a long timeout: it takes seconds
+// (Raft bootstrap, barrier, root token), and a retry after a timeout would
+// only hear "already initialized" and never see the keys.
 func (c *VaultCluster) initialise(node *clusterNode) error {
 	var init struct {
 		Keys      []string `json:"keys"`
 		RootToken string   `json:"root_token"`
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
 	req := map[string]int{"secret_shares": 1, "secret_threshold": 1}
-	if err := c.expect(node, http.MethodPut, "sys/init", req, &init); err != nil {
-		return err
+	status, err := c.call(ctx, node, http.MethodPut, "sys/init", req, &init)
+	if err == nil && status != http.StatusOK {
+		err = fmt.Errorf("HTTP %d", status)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: sys/init: %w", node.id, err)
 	}
 	if len(init.Keys) != 1 || init.RootToken == "" {
 		return fmt.Errorf("%s: sys/init: %d keys, root token set: %v", node.id, len(init.Keys), init.RootToken != "")
@@ -176,7 +186,9 @@ func (c *VaultCluster) Servers(t testing.TB) []RaftServer {
 	if active < 0 {
 		t.Fatalf("vaulttest: raft configuration: no active node")
 	}
-	servers, err := c.servers(context.Background(), c.nodes[active])
+	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+	defer cancel()
+	servers, err := c.servers(ctx, c.nodes[active])
 	if err != nil {
 		t.Fatalf("vaulttest: raft configuration: %v", err)
 	}
@@ -208,7 +220,9 @@ func (c *VaultCluster) Leader() int {
 		var leader struct {
 			IsSelf bool `json:"is_self"`
 		}
-		status, err := c.call(context.Background(), node, http.MethodGet, "sys/leader", nil, &leader)
+		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+		status, err := c.call(ctx, node, http.MethodGet, "sys/leader", nil, &leader)
+		cancel()
 		if err == nil && status == http.StatusOK && leader.IsSelf {
 			return i
 		}
