@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
 	"github.com/keygate/keygate/internal/vaulttest"
 )
 
@@ -23,8 +25,8 @@ type haKeys struct {
 
 // TestVaultHA kills the active node of a 3-node Vault cluster (integrated
 // Raft storage, real binary) while four workers send Checks: no decision
-// may be wrong, cache misses must be allowed again once a new node is
-// active, and the killed node must rejoin. keygate and the CLI talk to a
+// may be wrong, health must stay SERVING, cache misses must be allowed
+// again once a new node is active, and the killed node must rejoin. keygate and the CLI talk to a
 // standby, which forwards to whichever node is active. The figures (start-
 // up, election, 503 window, recovery, rejoin) go to one log line.
 func TestVaultHA(t *testing.T) {
@@ -101,6 +103,7 @@ type haFigures struct {
 	newActive                int
 	created, allowed, rejoin time.Duration // new key created, first allowed; rejoin from Restart
 	createAttempts           int
+	healthProbes, notServing int // health checks during the election, those not SERVING
 }
 
 // haFailover waits for the new active node, then creates a key through
@@ -115,9 +118,16 @@ func haFailover(t *testing.T, c *vaulttest.VaultCluster, old int, env envMap, ri
 			t.Fatalf("no new active node 30s after killing %s", c.NodeID(old))
 		}
 		time.Sleep(20 * time.Millisecond)
+		f.healthProbes++
+		if !s.serving() {
+			f.notServing++
+		}
 		f.newActive = c.Leader()
 	}
 	f.election = time.Since(load.kill)
+	if f.notServing > 0 {
+		t.Errorf("health was not SERVING %d times during the election: readiness must not flap (Envoy would eject every replica)", f.notServing)
+	}
 
 	fresh, attempts := createRetry(t, env)
 	ring.add(fresh)
@@ -191,11 +201,11 @@ func (f haFigures) summary(c *vaulttest.VaultCluster, old int, l *haLoad) string
 	return fmt.Sprintf("start-up %s; killed active %s under load; %s active after %s; "+
 		"uncached misses denied 503 for %s, allowed again +%s; "+
 		"key created after the election at +%s (create attempts: %d) allowed at +%s (%s after the election); "+
-		"%s rejoined as a voter in %s; %d checks, %d wrong",
+		"%s rejoined as a voter in %s; %d checks, %d wrong; health not SERVING in %d of %d probes during the election",
 		ms(f.startup), c.NodeID(old), c.NodeID(f.newActive), ms(f.election),
 		window, ms(l.okAfter.Sub(l.kill)),
 		ms(f.created), f.createAttempts, ms(f.allowed), ms(f.allowed-f.election),
-		c.NodeID(old), ms(f.rejoin), l.total, l.nWrong)
+		c.NodeID(old), ms(f.rejoin), l.total, l.nWrong, f.notServing, f.healthProbes)
 }
 
 // haLoad is the load: two workers checking the cached keys, one the
@@ -340,6 +350,14 @@ func (l *haLoad) report(t *testing.T) {
 	if l.first503.IsZero() {
 		t.Error("no uncached lookup was denied 503 after the kill: the load did not see the outage")
 	}
+}
+
+// serving says whether keygate's gRPC health reports SERVING.
+func (s *server) serving() bool {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	r, err := healthpb.NewHealthClient(s.conn).Check(ctx, &healthpb.HealthCheckRequest{})
+	return err == nil && r.GetStatus() == healthpb.HealthCheckResponse_SERVING
 }
 
 // tryDecide is decide without failing the test, for the load's goroutines.
