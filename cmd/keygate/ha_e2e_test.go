@@ -26,9 +26,10 @@ type haKeys struct {
 // TestVaultHA kills the active node of a 3-node Vault cluster (integrated
 // Raft storage, real binary) while four workers send Checks: no decision
 // may be wrong, health must stay SERVING, cache misses must be allowed
-// again once a new node is active, and the killed node must rejoin. keygate and the CLI talk to a
-// standby, which forwards to whichever node is active. The figures (start-
-// up, election, 503 window, recovery, rejoin) go to one log line.
+// again once a new node is active, and the killed node must rejoin.
+// keygate and the CLI talk to a standby, which forwards to whichever node
+// is active. The figures (start-up, election, 503 window, recovery,
+// rejoin) go to one log line.
 func TestVaultHA(t *testing.T) {
 	c := vaulttest.Cluster(t, 3)
 	leader := c.Leader()
@@ -145,12 +146,13 @@ func haFailover(t *testing.T, c *vaulttest.VaultCluster, old int, env envMap, ri
 }
 
 // createRetry runs `keys create` until it succeeds (at most 40 attempts,
-// 250 ms apart): right after an election the standby may not yet know
-// the new active node.
+// 250 ms apart, for 20 s): right after an election the standby may not
+// yet know the new active node.
 func createRetry(t *testing.T, env envMap) (created, int) {
 	t.Helper()
 	var last string
-	for attempt := 1; attempt <= 40; attempt++ {
+	deadline := time.Now().Add(20 * time.Second)
+	for attempt := 1; attempt <= 40 && time.Now().Before(deadline); attempt++ {
 		out, stderr, err := cli(t, env, "keys", "create", "--json", "--tenant", "acme")
 		var c created
 		if err == nil && jsonUnmarshal(out, &c) == nil && c.Key != "" {
@@ -159,7 +161,7 @@ func createRetry(t *testing.T, env envMap) (created, int) {
 		last = fmt.Sprintf("%v: %s", err, redact(stderr))
 		time.Sleep(250 * time.Millisecond)
 	}
-	t.Fatalf("keys create after the election: 40 attempts failed; last: %s", last)
+	t.Fatalf("keys create after the election: no success in 40 attempts or 20 s; last: %s", last)
 	return created{}, 0
 }
 
