@@ -54,6 +54,12 @@ func setProxy(mode proxyMode) func(*testing.T, *matrix) {
 
 func revokeToken(t *testing.T, m *matrix) { m.revokeToken(t) }
 
+// faultRows: the proxy stays in the path for every row but the junk one.
+// With Vault killed it cannot dial Vault and resets keygate's connection,
+// so keygate sees resets and EOFs rather than ECONNREFUSED (both are
+// "unreachable"; vault.TestLookupConnectionRefused covers refusal). Dev
+// mode loses its data on restart: the row restores keygate's policy, its
+// token (same id) and the row's records while the proxy still resets.
 func faultRows() []faultRow {
 	return []faultRow{
 		{name: "Vault killed, then restarted", inject: func(t *testing.T, m *matrix) {
