@@ -114,7 +114,9 @@ type kvEnvelope struct {
 		Data     json.RawMessage `json:"data"`
 		Keys     []string        `json:"keys"` // LIST responses
 		Metadata *struct {
-			Version int `json:"version"`
+			Version      int    `json:"version"`
+			DeletionTime string `json:"deletion_time"`
+			Destroyed    bool   `json:"destroyed"`
 		} `json:"metadata"`
 	} `json:"data"`
 }
@@ -195,8 +197,15 @@ func (s *Store) classify(op, keyID string, status int, body []byte) (entry, erro
 		// "no handler for route": the mount or path is wrong, which says
 		// nothing about the key.
 		return fail(s.vaultMessage(env.Errors, nil, len(body)))
+	case status == http.StatusNotFound && env.Errors == nil && (env.Data == nil || !deleted(env)):
+		// Vault says "no such entry" as {"errors":[]}, and "deleted" as a
+		// 404 with deletion metadata; any other 404 (an API gateway's, a
+		// proxy's) says nothing about the key.
+		return fail(errors.New(`404 without Vault's "errors" field: not Vault's answer`))
 	case status == http.StatusOK && env.Data == nil:
 		return fail(errors.New(`response has no "data" object`))
+	case status == http.StatusOK && emptyData(env) && env.Data.Keys == nil && !deleted(env):
+		return fail(errors.New(`response has no data and no deletion metadata`))
 	}
 	var e entry
 	if env.Data != nil && env.Data.Metadata != nil {
@@ -209,6 +218,17 @@ func (s *Store) classify(op, keyID string, status int, body []byte) (entry, erro
 		e.data, e.found = env.Data.Data, true
 	}
 	return e, nil
+}
+
+func emptyData(env kvEnvelope) bool {
+	return len(env.Data.Data) == 0 || string(env.Data.Data) == "null"
+}
+
+// deleted reports whether a KV v2 read is of a deleted or destroyed
+// version (null data with deletion metadata).
+func deleted(env kvEnvelope) bool {
+	m := env.Data.Metadata
+	return m != nil && (m.DeletionTime != "" || m.Destroyed)
 }
 
 // maxMessage bounds the Vault error text kept in an *Error.

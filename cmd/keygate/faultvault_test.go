@@ -178,11 +178,10 @@ func (fv *faultVault) unlimit(t *testing.T) {
 func (fv *faultVault) closeIdle() { fv.admin.CloneConfig().HttpClient.CloseIdleConnections() }
 
 // junkBodies are answers no real Vault gives: an HTML error page from a
-// proxy in front of it, empty 5xx, and 200s that are not KV v2 JSON.
-// Not here, because keygate reads them as "no such key" (401, and cached
-// keys dropped) where they should be store failures: a JSON 404 that is
-// not Vault's (`{}`, an API gateway's `{"message":"no Route matched"}`),
-// and a 200 whose data is missing or null without deletion metadata.
+// proxy in front of it, empty 5xx, 200s that are not KV v2 JSON, a JSON
+// 404 that is not Vault's (`{}`, an API gateway's), and a 200 whose data is
+// missing or null without deletion metadata. All are store failures, never
+// "no such key".
 var junkBodies = []struct {
 	status int
 	body   string
@@ -194,6 +193,10 @@ var junkBodies = []struct {
 	{200, `{"data":{"data":{"hash":"sha256:`},
 	{200, `[1,2]`},
 	{200, `{}`},
+	{404, `{}`},
+	{404, `{"message":"no Route matched with those values"}`},
+	{200, `{"data":{}}`},
+	{200, `{"data":{"data":null,"metadata":{"version":3}}}`},
 }
 
 // junkServer stands between keygate and Vault as an HTTP reverse proxy;

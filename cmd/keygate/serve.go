@@ -283,7 +283,17 @@ func (f *serveFlags) serve(ctx context.Context, log *slog.Logger, ls listeners, 
 		})
 	}
 	if j, ok := store.keyStore.(journalReader); ok && f.journalPoll > 0 {
-		grp.Go(func() error { watchJournal(ctx, log, j, srv, f.journalPoll, ob); return nil })
+		grp.Go(func() error {
+			if store.ready != nil { // no "cannot read the journal" noise before the first login
+				select {
+				case <-store.ready:
+				case <-ctx.Done():
+					return nil
+				}
+			}
+			watchJournal(ctx, log, j, srv, f.journalPoll, ob)
+			return nil
+		})
 	}
 	if w, ok := usageSink(store); ok && f.cfg.TrackUsage {
 		grp.Go(func() error { writeUsage(ctx, stopped, log, w, srv, f.usageInterval); return nil })
