@@ -37,7 +37,11 @@ func watchJournal(ctx context.Context, log *slog.Logger, j journalReader, srv *e
 			srv.Purge()
 			ob.journalPurged()
 			ob.journalRead(time.Now())
-			log.Warn("fell behind the change journal: dropped the whole cache", "from_version", last, "to_version", latest)
+			why := "fell behind the change journal (versions pruned or too many at once)"
+			if latest < last {
+				why = "the change journal went back (Vault restored or restarted empty)"
+			}
+			log.Warn(why+": dropped the whole cache", "from_version", last, "to_version", latest)
 			last = latest
 		default:
 			ob.journalRead(time.Now())
