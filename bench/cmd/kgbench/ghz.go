@@ -14,11 +14,12 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/bench"
+	"github.com/keygate/keygate/bench/proc"
 )
 
 // ghzRun is one ghz invocation: bounded by count and by time.
 type ghzRun struct {
-	target  *server
+	target  *proc.Server
 	reqFile string
 	conc    int
 	rate    int // Check/s, 0 = unlimited
@@ -45,7 +46,7 @@ func (h *harness) ghzArgs(g ghzRun, out string) []string {
 	if g.rate > 0 {
 		args = append(args, "--rps", itoa(g.rate))
 	}
-	return append(args, g.target.addr)
+	return append(args, g.target.Addr)
 }
 
 // runGhz runs ghz once and measures the server (CPU, peak RSS) around it
@@ -57,9 +58,9 @@ func (h *harness) runGhz(ctx context.Context, g ghzRun) (bench.Run, error) {
 	cmd := exec.CommandContext(ctx, h.cfg.ghz, h.ghzArgs(g, out)...)
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stderr, &stderr
-	pid := g.target.pid()
-	resetPeakRSS(pid)
-	cpu0, err := cpuSeconds(pid)
+	pid := g.target.PID()
+	proc.ResetPeakRSS(pid)
+	cpu0, err := proc.CPUSeconds(pid)
 	if err != nil {
 		return bench.Run{}, err
 	}
@@ -68,9 +69,9 @@ func (h *harness) runGhz(ctx context.Context, g ghzRun) (bench.Run, error) {
 	}
 	samples := sampleCPU(cmd.Process.Pid)
 	waitErr := cmd.Wait()
-	cpu1, err := cpuSeconds(pid)
+	cpu1, err := proc.CPUSeconds(pid)
 	if err != nil {
-		return bench.Run{}, fmt.Errorf("%s died during the run? %w (see %s)", g.target.name, err, g.target.log)
+		return bench.Run{}, fmt.Errorf("%s died during the run? %w (see %s)", g.target.Name, err, g.target.Log)
 	}
 	if waitErr != nil {
 		return bench.Run{}, fmt.Errorf("ghz: %v: %s", waitErr, strings.TrimSpace(stderr.String()))
@@ -82,7 +83,7 @@ func (h *harness) runGhz(ctx context.Context, g ghzRun) (bench.Run, error) {
 	run := rep.run()
 	run.ServerCPUS = cpu1 - cpu0
 	run.ClientCPUS = samples.at(rep.Date.Add(rep.Total))
-	run.MaxRSSKiB = peakRSSKiB(pid)
+	run.MaxRSSKiB = proc.PeakRSSKiB(pid)
 	run.Finish()
 	return run, nil
 }
@@ -130,7 +131,7 @@ func sampleCPU(pid int) *cpuSamples {
 	c := &cpuSamples{}
 	go func() {
 		for {
-			s, err := cpuSeconds(pid)
+			s, err := proc.CPUSeconds(pid)
 			if err != nil { // exited (or reaped)
 				return
 			}

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/keygate/keygate/bench"
+	"github.com/keygate/keygate/bench/proc"
 )
 
 const checkPath = "/" + bench.CheckMethod
@@ -118,7 +119,7 @@ func checkOnce(ctx context.Context, addr string, req []byte) (string, error) {
 // load is one run of the built-in generator: n requests, req(i) for the
 // i-th, from conc workers that start together, bounded by timeout.
 type load struct {
-	target  *server
+	target  *proc.Server
 	conc, n int
 	req     func(i int) []byte
 	timeout time.Duration
@@ -132,7 +133,7 @@ type tally struct {
 }
 
 func (h *harness) runBuiltin(ctx context.Context, l load) (bench.Run, error) {
-	conns, err := h.dialAll(ctx, l.target.addr, min(h.cfg.Connections, l.conc))
+	conns, err := h.dialAll(ctx, l.target.Addr, min(h.cfg.Connections, l.conc))
 	if err != nil {
 		return bench.Run{}, err
 	}
@@ -143,22 +144,22 @@ func (h *harness) runBuiltin(ctx context.Context, l load) (bench.Run, error) {
 	}()
 	ctx, cancel := context.WithTimeout(ctx, l.timeout)
 	defer cancel()
-	pid := l.target.pid()
-	resetPeakRSS(pid)
-	srv0, err1 := cpuSeconds(pid)
-	self0, err2 := cpuSeconds(os.Getpid())
+	pid := l.target.PID()
+	proc.ResetPeakRSS(pid)
+	srv0, err1 := proc.CPUSeconds(pid)
+	self0, err2 := proc.CPUSeconds(os.Getpid())
 	if err := errors.Join(err1, err2); err != nil {
 		return bench.Run{}, err
 	}
 	tallies, secs := fire(ctx, conns, l)
-	srv1, err1 := cpuSeconds(pid)
-	self1, err2 := cpuSeconds(os.Getpid())
+	srv1, err1 := proc.CPUSeconds(pid)
+	self1, err2 := proc.CPUSeconds(os.Getpid())
 	if err := errors.Join(err1, err2); err != nil {
 		return bench.Run{}, err
 	}
 	run := merge(tallies)
 	run.Seconds, run.ServerCPUS, run.ClientCPUS = secs, srv1-srv0, self1-self0
-	run.MaxRSSKiB = peakRSSKiB(pid)
+	run.MaxRSSKiB = proc.PeakRSSKiB(pid)
 	run.Finish()
 	return run, nil
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/bench"
+	"github.com/keygate/keygate/bench/proc"
 )
 
 // run is the whole benchmark: file-store scenarios with ghz, the fixed-rate
@@ -56,20 +57,20 @@ func (h *harness) fileSuites(ctx context.Context) error {
 	if err := writeKeyFile(keyFile, []string{validKey}); err != nil {
 		return err
 	}
-	kg, err := startServer(ctx, h.tmp, "keygate", nil, h.cfg.keygate, "--grpc-addr", "serve", "--store", store, "--log-level", "warn")
+	kg, err := proc.StartServer(ctx, h.tmp, "keygate", nil, h.cfg.keygate, "--grpc-addr", "serve", "--store", store, "--log-level", "warn")
 	if err != nil {
 		return err
 	}
-	defer kg.stop()
-	fl, err := startServer(ctx, h.tmp, "floor", nil, h.cfg.floor, "--addr", "--keys", keyFile)
+	defer kg.Stop()
+	fl, err := proc.StartServer(ctx, h.tmp, "floor", nil, h.cfg.floor, "--addr", "--keys", keyFile)
 	if err != nil {
 		return err
 	}
-	defer fl.stop()
-	if !resetPeakRSS(kg.pid()) {
+	defer fl.Stop()
+	if !proc.ResetPeakRSS(kg.PID()) {
 		h.note("cannot reset VmHWM (/proc/PID/clear_refs): RSS is the peak since the server started")
 	}
-	h.progress("keygate (file store) on %s, floor on %s; network: %s", kg.addr, fl.addr, h.cfg.Network)
+	h.progress("keygate (file store) on %s, floor on %s; network: %s", kg.Addr, fl.Addr, h.cfg.Network)
 	if err := h.ghzSuite(ctx, ss, kg, fl); err != nil {
 		return err
 	}

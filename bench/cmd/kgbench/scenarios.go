@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/keygate/keygate/bench"
+	"github.com/keygate/keygate/bench/proc"
 )
 
 // harness holds one benchmark's state.
@@ -112,12 +113,12 @@ func (h *harness) preflight(ctx context.Context, s scenario, kg, fl *bench.Resul
 
 // ghzSuite runs every file-store scenario at every concurrency: warm-up,
 // then keygate and floor interleaved (A B A B).
-func (h *harness) ghzSuite(ctx context.Context, ss []scenario, kg, fl *server) error {
+func (h *harness) ghzSuite(ctx context.Context, ss []scenario, kg, fl *proc.Server) error {
 	for _, s := range ss {
 		for _, c := range h.cfg.Concurrency {
 			k := bench.Result{Scenario: s.name, Concurrency: c, Server: bench.Keygate, LoadGen: "ghz", Expect: s.expKeygate}
 			f := bench.Result{Scenario: s.name, Concurrency: c, Server: bench.Floor, LoadGen: "ghz", Expect: s.expFloor}
-			if err := h.preflight(ctx, s, &k, &f, kg.addr, fl.addr); err != nil {
+			if err := h.preflight(ctx, s, &k, &f, kg.Addr, fl.Addr); err != nil {
 				return err
 			}
 			run := ghzRun{reqFile: s.file, conc: c, count: h.cfg.Count, dur: h.cfg.Duration}
@@ -132,9 +133,9 @@ func (h *harness) ghzSuite(ctx context.Context, ss []scenario, kg, fl *server) e
 
 // interleave warms both servers up (unless warm is false), then runs
 // keygate and floor alternately cfg.Reps times each.
-func (h *harness) interleave(ctx context.Context, run ghzRun, label string, kg, fl *server, k, f *bench.Result, warm bool) error {
+func (h *harness) interleave(ctx context.Context, run ghzRun, label string, kg, fl *proc.Server, k, f *bench.Result, warm bool) error {
 	pairs := []struct {
-		srv *server
+		srv *proc.Server
 		res *bench.Result
 	}{{kg, k}, {fl, f}}
 	if warm {
@@ -169,7 +170,7 @@ func (h *harness) interleave(ctx context.Context, run ghzRun, label string, kg, 
 }
 
 // rateSuite runs cached-allow at a fixed rate, interleaved.
-func (h *harness) rateSuite(ctx context.Context, s scenario, kg, fl *server) error {
+func (h *harness) rateSuite(ctx context.Context, s scenario, kg, fl *proc.Server) error {
 	if h.cfg.Rate == 0 {
 		return nil
 	}

@@ -4,108 +4,25 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
-	"time"
-)
 
-// vaultServer is a Vault dev server on a random loopback port (KV v2 at
-// secret/), in-memory, with a random root token.
-type vaultServer struct {
-	*proc
-	addr, token string
-}
+	"github.com/keygate/keygate/bench/proc"
+)
 
 // keysPath is where keygate keeps records (defaults --vault-mount secret,
 // --vault-base-path keygate), as Vault's audit log names the path.
 const keysPath = "secret/data/keygate/keys/"
 
-func startVault(ctx context.Context, bin, dir string) (*vaultServer, error) {
-	addr, err := freeAddr()
-	if err != nil {
-		return nil, err
-	}
-	tok := make([]byte, 16)
-	rand.Read(tok)
-	home := filepath.Join(dir, "vault-home")
-	if err := os.MkdirAll(home, 0o700); err != nil {
-		return nil, err
-	}
-	v := &vaultServer{addr: "http://" + addr, token: "root-" + hex.EncodeToString(tok)}
-	v.proc, err = startProc(dir, "vault", []string{"HOME=" + home, "VAULT_ADDR=", "VAULT_TOKEN="}, bin,
-		"server", "-dev", "-dev-root-token-id="+v.token, "-dev-listen-address="+addr)
-	if err != nil {
-		return nil, err
-	}
-	if err := v.waitReady(ctx); err != nil {
-		v.stop()
-		return nil, err
-	}
-	return v, nil
-}
-
-// env is what keygate needs to use this server.
-func (v *vaultServer) env() []string {
-	return []string{"VAULT_ADDR=" + v.addr, "VAULT_TOKEN=" + v.token}
-}
-
-func (v *vaultServer) waitReady(ctx context.Context) error {
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		err := v.call(ctx, http.MethodGet, "/v1/sys/health", nil)
-		if err == nil {
-			err = v.call(ctx, http.MethodGet, "/v1/secret/config", nil)
-		}
-		if err == nil {
-			return nil
-		}
-		if v.exited() || time.Now().After(deadline) || ctx.Err() != nil {
-			return fmt.Errorf("vault dev server not ready: %v (see %s)", err, v.log)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-func (v *vaultServer) call(ctx context.Context, method, path string, body any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, v.addr+path, rd)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("X-Vault-Token", v.token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return fmt.Errorf("%s %s: HTTP %d: %s", method, path, resp.StatusCode, strings.TrimSpace(string(msg)))
-	}
-	return nil
-}
-
 // enableAudit turns on a file audit device writing to path.
-func (v *vaultServer) enableAudit(ctx context.Context, path string) error {
-	return v.call(ctx, http.MethodPut, "/v1/sys/audit/bench", map[string]any{
+func enableAudit(ctx context.Context, v *proc.Vault, path string) error {
+	return v.Call(ctx, http.MethodPut, "/v1/sys/audit/bench", map[string]any{
 		"type": "file", "options": map[string]string{"file_path": path},
 	})
 }

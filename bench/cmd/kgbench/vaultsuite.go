@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/bench"
+	"github.com/keygate/keygate/bench/proc"
 )
 
 // vaultReads is what reached Vault for two request floods.
@@ -22,14 +23,14 @@ type vaultReads struct {
 // vaultSuite: cold misses (unique keys, each sent once) against keygate
 // on a real Vault, beside the floor; then the Vault-read counts.
 func (h *harness) vaultSuite(ctx context.Context) error {
-	v, err := startVault(ctx, h.cfg.vault, h.tmp)
+	v, err := proc.StartVault(ctx, h.cfg.vault, h.tmp)
 	if err != nil {
 		return err
 	}
-	defer v.stop()
-	h.progress("Vault dev server on %s; creating %d keys with `keygate keys create`", v.addr, h.cfg.ColdKeys)
+	defer v.Stop()
+	h.progress("Vault dev server on %s; creating %d keys with `keygate keys create`", v.Addr, h.cfg.ColdKeys)
 	t0 := time.Now()
-	keys, err := createKeys(ctx, h.cfg.keygate, "vault", v.env(), h.cfg.ColdKeys, 4, "--scopes", "orders:read,orders:write", "--header", "x-plan=gold")
+	keys, err := createKeys(ctx, h.cfg.keygate, "vault", v.Env(), h.cfg.ColdKeys, 4, "--scopes", "orders:read,orders:write", "--header", "x-plan=gold")
 	if err != nil {
 		return err
 	}
@@ -42,11 +43,11 @@ func (h *harness) vaultSuite(ctx context.Context) error {
 	if err := writeKeyFile(keyFile, raw); err != nil {
 		return err
 	}
-	fl, err := startServer(ctx, h.tmp, "floor-cold", nil, h.cfg.floor, "--addr", "--keys", keyFile)
+	fl, err := proc.StartServer(ctx, h.tmp, "floor-cold", nil, h.cfg.floor, "--addr", "--keys", keyFile)
 	if err != nil {
 		return err
 	}
-	defer fl.stop()
+	defer fl.Stop()
 	tmpl, err := newTemplate(bench.Request{Scopes: "orders:read", LegacyHeaders: h.cfg.LegacyHdrs}, len(raw[0]))
 	if err != nil {
 		return err
@@ -62,34 +63,34 @@ func (h *harness) vaultSuite(ctx context.Context) error {
 
 // coldConfig runs keygate (restarted before each run, so its cache is
 // empty) and the floor alternately, each sending every key once.
-func (h *harness) coldConfig(ctx context.Context, v *vaultServer, fl *server, conc, n int, req func(int) []byte) error {
+func (h *harness) coldConfig(ctx context.Context, v *proc.Vault, fl *proc.Server, conc, n int, req func(int) []byte) error {
 	k := bench.Result{Scenario: "cold-miss", Concurrency: conc, Server: bench.Keygate, LoadGen: "built-in", Expect: "allow"}
 	f := bench.Result{Scenario: "cold-miss", Concurrency: conc, Server: bench.Floor, LoadGen: "built-in", Expect: "allow"}
 	empty := func(int) []byte { return nil } // missing_key: warms the process up without touching the keys
 	for rep := range h.cfg.Reps {
-		kg, err := startServer(ctx, h.tmp, "keygate-vault", v.env(), h.cfg.keygate, "--grpc-addr",
+		kg, err := proc.StartServer(ctx, h.tmp, "keygate-vault", v.Env(), h.cfg.keygate, "--grpc-addr",
 			"serve", "--store", "vault", "--store-read-rate", "-1", "--log-level", "warn")
 		if err != nil {
 			return err
 		}
 		for _, x := range []struct {
-			srv *server
+			srv *proc.Server
 			res *bench.Result
 		}{{kg, &k}, {fl, &f}} {
 			if _, err := h.runBuiltin(ctx, load{target: x.srv, conc: conc, n: n, req: empty, timeout: time.Minute}); err != nil {
-				kg.stop()
+				kg.Stop()
 				return err
 			}
 			run, err := h.runBuiltin(ctx, load{target: x.srv, conc: conc, n: n, req: req, timeout: 2 * time.Minute})
 			if err != nil {
-				kg.stop()
+				kg.Stop()
 				return err
 			}
 			h.progress("%-28s %-7s rep %d: %8.0f Check/s  p99 %6.0f µs  CPU %5.1f µs/Check  outcomes %v errors %v",
 				k.Config(), x.res.Server, rep+1, run.CheckPerSec, run.Latency.P99U, run.ServerCPUUs, run.Outcomes, run.Errors)
 			x.res.Runs = append(x.res.Runs, run)
 		}
-		kg.stop()
+		kg.Stop()
 	}
 	for _, r := range []*bench.Result{&k, &f} {
 		r.Total = bench.Merge(r.Runs)
@@ -117,17 +118,17 @@ func majority(m map[string]int) string {
 
 // readsTest counts Vault reads (audit log) caused by many concurrent
 // Checks of one new key, and by a flood of distinct malformed keys.
-func (h *harness) readsTest(ctx context.Context, v *vaultServer, tmpl *template, prefix string) error {
+func (h *harness) readsTest(ctx context.Context, v *proc.Vault, tmpl *template, prefix string) error {
 	audit := filepath.Join(h.tmp, "vault-audit.log")
-	if err := v.enableAudit(ctx, audit); err != nil {
+	if err := enableAudit(ctx, v, audit); err != nil {
 		return err
 	}
-	kg, err := startServer(ctx, h.tmp, "keygate-vault-reads", v.env(), h.cfg.keygate, "--grpc-addr", "serve", "--store", "vault", "--log-level", "warn")
+	kg, err := proc.StartServer(ctx, h.tmp, "keygate-vault-reads", v.Env(), h.cfg.keygate, "--grpc-addr", "serve", "--store", "vault", "--log-level", "warn")
 	if err != nil {
 		return err
 	}
-	defer kg.stop()
-	nk, err := createKey(ctx, h.cfg.keygate, "vault", v.env(), "--scopes", "orders:read")
+	defer kg.Stop()
+	nk, err := createKey(ctx, h.cfg.keygate, "vault", v.Env(), "--scopes", "orders:read")
 	if err != nil {
 		return err
 	}
