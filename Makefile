@@ -31,5 +31,9 @@ vault: ## build (once) and cache the Vault server binary the tests use
 bench: ## keygate beside the floor under load (ghz, real Vault): table + .run/bench/latest.{json,svg}; see BENCHMARKS.md
 	@scripts/bench.sh
 
+.PHONY: soak
+soak: ## 10 minutes on a real Vault with key churn, every decision checked, memory flat (SOAK_DURATION, SOAK_RATE); not in `make test`
+	@scripts/soak.sh
+
 clean:
 	rm -rf bin .run
