@@ -39,7 +39,8 @@ type report struct {
 	ByLabel    map[string]map[string]int `json:"by_key_label"`
 	Churn      churnStats                `json:"churn"`
 	Samples    []sample                  `json:"samples"`
-	NotFlat    []string                  `json:"not_flat"` // empty: flat
+	NotFlat    []string                  `json:"not_flat"`    // empty: flat
+	KeygateLog map[string]int            `json:"keygate_log"` // "LEVEL message" → lines (serve runs with --log-level warn)
 }
 
 func (s *soak) report(loadBefore, version string) *report {
@@ -134,6 +135,10 @@ func (rep *report) print(w io.Writer) {
 	fmt.Fprintf(w, "churn (%d ticks): created %d (%d before the load), created expiring %d (expired %d), revoked %d, rotated %d, CLI errors %d\n\n",
 		ch.Ticks, ch.Created, c.Keys, ch.CreatedExpiring, ch.Expired, ch.Revoked, ch.Rotated, ch.Errors)
 	rep.printSamples(w)
+	fmt.Fprintf(w, "keygate log (warn and above): %d line(s)\n", sum(rep.KeygateLog))
+	for _, k := range slices.Sorted(maps.Keys(rep.KeygateLog)) {
+		fmt.Fprintf(w, "  %5d  %s\n", rep.KeygateLog[k], k)
+	}
 }
 
 func printCounts(w io.Writer, m map[string]map[string]int) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -67,6 +68,7 @@ func run(ctx context.Context, cfg *config) (*report, error) {
 		return nil, err
 	}
 	rep := s.report(loadBefore, version(cfg.keygate))
+	rep.KeygateLog = logSummary(s.kg.Log)
 	rep.print(os.Stdout)
 	if err := rep.write(cfg.out); err != nil {
 		return nil, err
@@ -209,6 +211,23 @@ func tail(path string) {
 	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
 	fmt.Fprintf(os.Stderr, "kgsoak: last lines of keygate's log:\n%s\n",
 		keyShape.ReplaceAllString(strings.Join(lines[max(0, len(lines)-20):], "\n"), "<key>"))
+}
+
+// logSummary counts keygate's log lines by level and message (its logs
+// name key ids at most, never keys).
+func logSummary(path string) map[string]int {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	out := map[string]int{}
+	for _, line := range strings.Split(string(data), "\n") {
+		var e struct{ Level, Msg string }
+		if json.Unmarshal([]byte(line), &e) == nil && e.Level != "" {
+			out[e.Level+" "+e.Msg]++
+		}
+	}
+	return out
 }
 
 func version(bin string) string {
