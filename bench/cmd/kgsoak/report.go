@@ -167,6 +167,10 @@ func (rep *report) printSamples(w io.Writer) {
 		if len(rep.NotFlat) > 0 {
 			verdict = "NOT flat: " + strings.Join(rep.NotFlat, "; ")
 		}
+		if n := (e.CacheKeys - w0.CacheKeys) + (e.CacheNeg - w0.CacheNeg); n > 0 {
+			fmt.Fprintf(w, "keygate's caches, warm-up → end: %.0f → %.0f records, %.0f → %.0f unknown ids; heap %+.0f B per added entry\n",
+				w0.CacheKeys, e.CacheKeys, w0.CacheNeg, e.CacheNeg, (e.HeapInuse-w0.HeapInuse)/n)
+		}
 		fmt.Fprintf(w, "resources, warm-up → end: heap %.1f → %.1f MiB, goroutines %.0f → %.0f, fds %.0f → %.0f, RSS %.1f → %.1f MiB: %s\n",
 			mib(w0.HeapInuse), mib(e.HeapInuse), w0.Goroutines, e.Goroutines, w0.OpenFDs, e.OpenFDs, mib(w0.RSS), mib(e.RSS), verdict)
 	}
