@@ -261,6 +261,28 @@ func (c *cache) known(keyID string) bool {
 	return ok && e.pol != nil
 }
 
+// sweep drops what can never be served again: records past found-ttl plus
+// the stale window (the next Check would re-read them anyway) and unknown
+// ids past their expiry. Without it, entries of revoked, expired and
+// rotated-out keys would stay until the LRUs are full, so memory would
+// follow the cache sizes rather than the keys in use.
+func (c *cache) sweep(now time.Time) (records, unknown int) {
+	keep := c.cfg.FoundTTL + max(c.cfg.StaleTTL, 0)
+	for _, id := range c.found.Keys() {
+		if e, ok := c.found.Peek(id); ok && !now.Before(e.fetched.Add(keep)) {
+			c.found.Remove(id)
+			records++
+		}
+	}
+	for _, id := range c.missing.Keys() {
+		if exp, ok := c.missing.Peek(id); ok && !now.Before(exp) {
+			c.missing.Remove(id)
+			unknown++
+		}
+	}
+	return records, unknown
+}
+
 // purgeMissing drops every cached not-found id (keys were added).
 func (c *cache) purgeMissing() {
 	c.mu.Lock()

@@ -477,3 +477,26 @@ func TestCacheEvictDuringInFlightRead(t *testing.T) {
 	// This request starts after the revocation and the Evict.
 	mustOutcome(t, e, testKey, "revoked_key")
 }
+
+// TestCacheSweep: records past found-ttl + stale-ttl and unknown ids past
+// their expiry are dropped; fresh ones and records still within the stale
+// window stay.
+func TestCacheSweep(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.FoundTTL, c.StaleTTL, c.NotFoundTTL = time.Second, 2 * time.Second, time.Second })
+	old, _ := e.newKey(nil)
+	mustOutcome(t, e, old, "allowed")
+	mustOutcome(t, e, otherKey, "unknown_key")
+	e.clock.Advance(2 * time.Second) // old: past found-ttl, inside the stale window; unknown id expired
+	mustOutcome(t, e, testKey, "allowed")
+	if r, u := e.srv.Sweep(); r != 0 || u != 1 {
+		t.Errorf("first sweep dropped %d records, %d unknown ids; want 0, 1", r, u)
+	}
+	e.clock.Advance(1500 * time.Millisecond) // old: past the stale window; testKey still within it
+	if r, u := e.srv.Sweep(); r != 1 || u != 0 {
+		t.Errorf("second sweep dropped %d records, %d unknown ids; want 1, 0", r, u)
+	}
+	if st := e.srv.CacheStats(); st.Records != 1 || st.Unknown != 0 {
+		t.Errorf("after sweeps: %+v, want 1 record", st)
+	}
+	mustOutcome(t, e, old, "allowed") // simply read again
+}

@@ -83,3 +83,23 @@ func recordChange(ctx context.Context, k *keysCtx, op string, ids ...string) {
 			"replicas apply it within their --found-ttl instead of --journal-poll (%v)\n", op, err)
 	}
 }
+
+// sweepEvery is how often serve drops cache entries that can never be
+// served again (extauthz.Server.Sweep), so memory follows the keys in use.
+const sweepEvery = time.Minute
+
+// sweepCache runs srv.Sweep every sweepEvery until ctx ends.
+func sweepCache(ctx context.Context, log *slog.Logger, srv *extauthz.Server) {
+	t := time.NewTicker(sweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if r, u := srv.Sweep(); r+u > 0 {
+				log.Debug("cache sweep", "records", r, "unknown_ids", u)
+			}
+		}
+	}
+}

@@ -51,7 +51,9 @@ func newCreateCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			recordChange(ctx, k, "create", keyID)
+			// No journal entry: a new random id cannot be in any cache, and
+			// entries cost versions (KV v2 keeps 10), so a burst of creates
+			// would push every replica past the journal's window.
 			return printIssued(k.e.stdout, k.f.jsonOut, issued{ID: keyID, Key: rawKey, Record: rec})
 		})
 	_ = f
@@ -287,9 +289,7 @@ func rotate(ctx context.Context, k *keysCtx, oldID string, grace time.Duration) 
 	})
 	if uerr == nil {
 		out.PreviousExpiresAt, out.PreviousStatus = changed.ExpiresAt, changed.Status
-		recordChange(ctx, k, "rotate", newID, oldID)
-	} else {
-		recordChange(ctx, k, "rotate", newID)
+		recordChange(ctx, k, "rotate", oldID) // the new id cannot be cached anywhere yet
 	}
 	if err := printIssued(k.e.stdout, k.f.jsonOut, out); err != nil {
 		return err

@@ -277,6 +277,7 @@ func (f *serveFlags) serve(ctx context.Context, log *slog.Logger, ls listeners, 
 	if store.watch != nil {
 		grp.Go(func() error { return store.watch(ctx) })
 	}
+	grp.Go(func() error { sweepCache(ctx, log, srv); return nil })
 	if ls.admin != nil {
 		grp.Go(func() error {
 			return serveAdmin(ctx, ls.admin, adminHandler(srv, log, func() map[string]string { return f.effectiveConfig(f.getenv) }), log)
