@@ -482,7 +482,7 @@ func TestCacheEvictDuringInFlightRead(t *testing.T) {
 // their expiry are dropped; fresh ones and records still within the stale
 // window stay.
 func TestCacheSweep(t *testing.T) {
-	e := newEnv(t, func(c *Config) { c.FoundTTL, c.StaleTTL, c.NotFoundTTL = time.Second, 2 * time.Second, time.Second })
+	e := newEnv(t, func(c *Config) { c.FoundTTL, c.StaleTTL, c.NotFoundTTL = time.Second, 2*time.Second, time.Second })
 	old, _ := e.newKey(nil)
 	mustOutcome(t, e, old, "allowed")
 	mustOutcome(t, e, otherKey, "unknown_key")
