@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"sync"
 	"time"
 
@@ -21,7 +20,6 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
-	"sigs.k8s.io/yaml"
 
 	"github.com/keygate/keygate/extauthz"
 	"github.com/keygate/keygate/internal/servetls"
@@ -148,81 +146,6 @@ func (f *serveFlags) run(ctx context.Context, e *env) error {
 	defer ob.close()
 	ob.wire(srv, store)
 	return f.serve(ctx, log, ls, store, srv, ob)
-}
-
-// checkFlags rejects values the server's defaults would otherwise hide (a
-// zero in extauthz.Config means "default") and maps --stale-ttl 0 and a
-// negative --store-read-rate to the Config's "disabled".
-func (f *serveFlags) checkFlags() error {
-	var errs []error
-	c := &f.cfg
-	for _, d := range []struct {
-		flag string
-		v    time.Duration
-	}{{"--found-ttl", c.FoundTTL}, {"--not-found-ttl", c.NotFoundTTL}, {"--lookup-timeout", c.LookupTimeout},
-		{"--shutdown-timeout", f.shutdownTimeout}, {"--pepper-refresh", f.pepperRefresh}, {"--vault-timeout", f.store.timeout}} {
-		if d.v <= 0 {
-			errs = append(errs, fmt.Errorf("%s: must be > 0, got %s", d.flag, d.v))
-		}
-	}
-	for _, n := range []struct {
-		flag string
-		v    int
-	}{{"--cache-size", c.CacheSize}, {"--negative-cache-size", c.NegativeCacheSize}, {"--store-read-burst", c.StoreReadBurst}} {
-		if n.v <= 0 {
-			errs = append(errs, fmt.Errorf("%s: must be > 0, got %d", n.flag, n.v))
-		}
-	}
-	switch {
-	case c.StaleTTL < 0:
-		errs = append(errs, fmt.Errorf("--stale-ttl: must be >= 0 (0 disables), got %s", c.StaleTTL))
-	case c.StaleTTL == 0:
-		c.StaleTTL = -1
-	}
-	if f.usageInterval < 0 {
-		errs = append(errs, fmt.Errorf("--usage-interval: must be >= 0 (0 disables), got %s", f.usageInterval))
-	}
-	if f.journalPoll < 0 {
-		errs = append(errs, fmt.Errorf("--journal-poll: must be >= 0 (0 disables), got %s", f.journalPoll))
-	}
-	if f.shutdownDelay < 0 {
-		errs = append(errs, fmt.Errorf("--shutdown-delay: must be >= 0, got %s", f.shutdownDelay))
-	}
-	if c.UnknownKeyRate == 0 {
-		errs = append(errs, errors.New("--unknown-key-rate: must be > 0, or negative for unlimited"))
-	}
-	if c.UnknownKeyBurst <= 0 {
-		errs = append(errs, fmt.Errorf("--unknown-key-burst: must be > 0, got %d", c.UnknownKeyBurst))
-	}
-	if c.StoreReadRate == 0 {
-		errs = append(errs, errors.New("--store-read-rate: must be > 0, or negative for unlimited"))
-	}
-	for _, h := range []struct{ flag, v string }{{"--key-prefix", c.KeyPrefix}, {"--key-header", c.KeyHeader}, {"--auth-header", c.AuthHeader}} {
-		if h.v == "" {
-			errs = append(errs, fmt.Errorf("%s: must not be empty", h.flag))
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// loadRoutes reads the optional routes file (YAML or JSON).
-func loadRoutes(path string) (*policy.Routes, error) {
-	if path == "" {
-		return nil, nil
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("--routes-file: %w", err)
-	}
-	js, err := yaml.YAMLToJSON(data)
-	if err != nil {
-		return nil, fmt.Errorf("--routes-file %s: %w", path, err)
-	}
-	routes, err := policy.ParseRoutes(js)
-	if err != nil {
-		return nil, fmt.Errorf("--routes-file %s: %w", path, err)
-	}
-	return routes, nil
 }
 
 // listeners are serve's sockets; http and admin are nil when off; tls is
