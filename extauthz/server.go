@@ -157,7 +157,9 @@ func (s *Server) check(ctx context.Context, req *authv3.CheckRequest, wire bool)
 	}
 	if lim := e.pol.Limits(); lim != nil {
 		var retry time.Duration
-		if d.Reason, retry = s.limits.take(keyID, lim, now); d.Reason != policy.Allowed {
+		// e.keyID, not keyID: the limiter keeps it, and keyID shares the
+		// raw key's memory.
+		if d.Reason, retry = s.limits.take(e.keyID, lim, now); d.Reason != policy.Allowed {
 			return limitedResponse(d.Reason, lim, retry)
 		}
 	}

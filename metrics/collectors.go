@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"strings"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -120,7 +121,7 @@ type keyCounter struct {
 	vec   *prometheus.CounterVec
 	max   int
 	mu    sync.RWMutex
-	known map[string]bool
+	known map[string]string // key id → its own copy (the caller's shares the raw key's memory)
 }
 
 const otherKeys = "_other"
@@ -129,7 +130,7 @@ func newKeyCounter(max int) *keyCounter {
 	if max <= 0 {
 		max = 1000
 	}
-	return &keyCounter{max: max, known: make(map[string]bool), vec: prometheus.NewCounterVec(prometheus.CounterOpts{
+	return &keyCounter{max: max, known: make(map[string]string), vec: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "keygate_key_requests_total",
 		Help: "Checks of keys whose secret verified, by key id (never the key), tenant and result; past the cap on distinct ids, key_id and tenant are \"_other\".",
 	}, []string{"key_id", "tenant", "result"})}
@@ -137,15 +138,17 @@ func newKeyCounter(max int) *keyCounter {
 
 func (k *keyCounter) inc(keyID, tenant string, allowed bool) {
 	k.mu.RLock()
-	ok := k.known[keyID]
+	own, ok := k.known[keyID]
 	k.mu.RUnlock()
 	if !ok {
 		k.mu.Lock()
-		if ok = k.known[keyID]; !ok && len(k.known) < k.max {
-			k.known[keyID], ok = true, true
+		if own, ok = k.known[keyID]; !ok && len(k.known) < k.max {
+			own, ok = strings.Clone(keyID), true
+			k.known[own] = own
 		}
 		k.mu.Unlock()
 	}
+	keyID = own
 	if !ok {
 		keyID, tenant = otherKeys, otherKeys
 	}
