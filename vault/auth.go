@@ -38,6 +38,7 @@ type Auth struct {
 	oneShot   sync.Mutex // serialises the Store's inline logins
 
 	logins, renewals, failures atomic.Int64
+	staticRefused              atomic.Bool // Vault refuses the static token
 }
 
 func newAuth(cfg Config, client *vaultapi.Client) (*Auth, error) {
@@ -77,10 +78,13 @@ func (a *Auth) LoginFailures() int64 { return a.failures.Load() }
 func (a *Auth) markReady() { a.readyOnce.Do(func() { close(a.ready) }) }
 
 // Run logs in, keeps the token fresh and logs in again as needed until ctx
-// ends; it then returns nil. With a static token it returns at once. log
-// gets one line per login, re-login and failure, never a secret.
+// ends; it then returns nil. With a static token there is nothing to
+// renew: it only checks 403s and says, once, if Vault refuses the token
+// (keygate cannot log in again by itself). log gets one line per login,
+// re-login and failure, never a secret.
 func (a *Auth) Run(ctx context.Context, log *slog.Logger) error {
 	if a.static {
+		a.watchStatic(ctx, log)
 		return nil
 	}
 	if !a.running.CompareAndSwap(false, true) {
@@ -200,10 +204,33 @@ func (a *Auth) tokenRefused(ctx context.Context, token string) bool {
 	return errors.As(err, &re) && re.StatusCode == 403
 }
 
+// watchStatic confirms each 403 to the static token with lookup-self and
+// logs one ERROR when Vault refuses the token itself (revoked or expired),
+// not just a path.
+func (a *Auth) watchStatic(ctx context.Context, log *slog.Logger) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case token := <-a.forbidden:
+			if a.staticRefused.Load() || !a.tokenRefused(ctx, token) {
+				continue
+			}
+			a.staticRefused.Store(true)
+			log.Error("Vault refuses keygate's token (revoked or expired): uncached keys are denied 503 and cached ones "+
+				"are served only within --stale-ttl; keygate cannot log in again by itself: restart it with a new "+
+				"VAULT_TOKEN, or use --vault-token-file or a login method (--vault-auth approle|kubernetes)")
+		}
+	}
+}
+
+// StaticTokenRefused reports whether Vault has refused the static token.
+func (a *Auth) StaticTokenRefused() bool { return a.staticRefused.Load() }
+
 // noteForbidden tells Run that Vault answered 403 to token. It never
 // blocks: signals coalesce.
 func (a *Auth) noteForbidden(token string) {
-	if a.static || token == "" {
+	if token == "" {
 		return
 	}
 	select {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -154,6 +155,10 @@ func (m *matrix) run(t *testing.T, row faultRow) rowResult {
 	ft := m.fault(t, row, d)
 	decisions := d.halt()
 	after := goroutines(before + goroutineSlack)
+	refused := strings.Count(s.logs.String(), "Vault refuses keygate's token")
+	if want := map[bool]int{true: 1, false: 0}[row.static && row.name == "token revoked, static VAULT_TOKEN"]; refused != want {
+		t.Errorf("%d \"Vault refuses keygate's token\" errors logged, want %d", refused, want)
+	}
 	s.stop(t, m.ring.all)
 	m.proxy.closeConns()
 	m.junk.closeConns()

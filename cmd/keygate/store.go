@@ -57,7 +57,8 @@ type openedStore struct {
 	keyStore
 	watch func(ctx context.Context) error // nil when there is nothing to watch
 	// run keeps the Vault token fresh (login, renewal, re-login) until ctx
-	// ends; nil when there is nothing to run (file store, static token).
+	// ends (for a static token: reports once if Vault refuses it); nil for
+	// the file store.
 	// Without it, the first request logs in (one-shot CLI commands).
 	run func(ctx context.Context) error
 	// ready is closed after the first successful Vault login; nil means
@@ -118,8 +119,8 @@ func (f *storeFlags) openVault(e *env, log *slog.Logger) (*openedStore, error) {
 		return nil, f.vaultAuth.flagErrors(err)
 	}
 	o := &openedStore{keyStore: s, auth: s.Auth(), name: "vault"}
+	o.run = func(ctx context.Context) error { return s.Auth().Run(ctx, log) }
 	if cfg.Auth.Method != vault.AuthToken || cfg.Auth.TokenFile != "" {
-		o.run = func(ctx context.Context) error { return s.Auth().Run(ctx, log) }
 		o.ready = s.Auth().Ready()
 	}
 	return o, nil
