@@ -217,8 +217,8 @@ func (a *Auth) watchStatic(ctx context.Context, log *slog.Logger) {
 				continue
 			}
 			a.staticRefused.Store(true)
-			log.Error("Vault refuses keygate's token (revoked or expired): uncached keys are denied 503 and cached ones "+
-				"are served only within --stale-ttl; keygate cannot log in again by itself: restart it with a new "+
+			log.Error("Vault refuses keygate's token (revoked or expired): uncached keys are denied 503 and cached ones " +
+				"are served only within --stale-ttl; keygate cannot log in again by itself: restart it with a new " +
 				"VAULT_TOKEN, or use --vault-token-file or a login method (--vault-auth approle|kubernetes)")
 		}
 	}
