@@ -7,10 +7,8 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"text/template"
 	"time"
@@ -40,9 +38,7 @@ type clusterNode struct {
 	apiAddr     string // 127.0.0.1:PORT (plain HTTP)
 	clusterAddr string // 127.0.0.1:PORT (Vault's own TLS)
 
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{} // closed when cmd has exited
+	process
 }
 
 // nodeConfig fills testdata/vault/raft-node.hcl.
@@ -168,55 +164,11 @@ func (n *clusterNode) start(bin string) error {
 	}
 	defer logFile.Close() // the child has its own descriptor
 	fmt.Fprintf(logFile, "==== vaulttest: starting %s on %s at %s\n", n.id, n.apiAddr, time.Now().Format(time.RFC3339))
-	cmd := exec.Command(bin, "server", "-config="+filepath.Join(n.dir, "node.hcl"))
-	cmd.Dir = n.dir
-	cmd.Env = childEnv(n.dir)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = sysProcAttr()
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("starting %s: %w", bin, err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	n.mu.Lock()
-	n.cmd, n.done = cmd, done
-	n.mu.Unlock()
-	return nil
+	_, err = n.process.start(bin, []string{"server", "-config=" + filepath.Join(n.dir, "node.hcl")}, n.dir, logFile)
+	return err
 }
 
 func (n *clusterNode) logPath() string { return filepath.Join(n.dir, "vault.log") }
-
-// exited is closed once the node's current process has exited (nil: never started).
-func (n *clusterNode) exited() <-chan struct{} {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.done
-}
-
-func (n *clusterNode) running() bool {
-	done := n.exited()
-	if done == nil {
-		return false
-	}
-	select {
-	case <-done:
-		return false
-	default:
-		return true
-	}
-}
-
-// kill stops the process abruptly (SIGKILL) and waits for it to exit.
-func (n *clusterNode) kill() {
-	n.mu.Lock()
-	cmd, done := n.cmd, n.done
-	n.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	cmd.Process.Kill()
-	<-done
-}
 
 func (c *VaultCluster) killAll() {
 	for _, node := range c.nodes {

@@ -27,7 +27,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -72,10 +71,9 @@ type Vault struct {
 	port  string
 	extra []string // more `vault server` arguments (TLSServer's -config)
 
+	proc      process
 	mu        sync.Mutex
-	cmd       *exec.Cmd
-	done      chan struct{} // closed when cmd has exited
-	unsealKey string        // from the banner of the current run
+	unsealKey string // from the banner of the current run
 }
 
 // Server returns the shared server, starting it on first use, and
@@ -205,19 +203,10 @@ func (s *Vault) launch() error {
 		"-dev-root-token-id=" + s.Token,
 		"-dev-listen-address=127.0.0.1:" + s.port,
 		"-dev-no-store-token"}, s.extra...)
-	cmd := exec.Command(s.bin, args...)
-	cmd.Dir = s.dir
-	cmd.Env = childEnv(s.dir)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = sysProcAttr()
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("starting %s: %w", s.bin, err)
+	done, err := s.proc.start(s.bin, args, s.dir, logFile)
+	if err != nil {
+		return err
 	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	s.mu.Lock()
-	s.cmd, s.done = cmd, done
-	s.mu.Unlock()
 	if err := s.waitReady(done, logPath, offset); err != nil {
 		s.Kill()
 		tail := logTail(logPath, 40)
@@ -296,33 +285,12 @@ func logTail(path string, n int) string {
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
-func (s *Vault) running() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.done == nil {
-		return false
-	}
-	select {
-	case <-s.done:
-		return false
-	default:
-		return true
-	}
-}
+func (s *Vault) running() bool { return s.proc.running() }
 
 // Kill stops Vault abruptly (SIGKILL) and waits for it to exit, freeing
 // its address. Tests that kill Vault must not run in parallel with tests
 // using it; Restart (or the next Server call) brings it back.
-func (s *Vault) Kill() {
-	s.mu.Lock()
-	cmd, done := s.cmd, s.done
-	s.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	cmd.Process.Kill()
-	<-done
-}
+func (s *Vault) Kill() { s.proc.kill() }
 
 // Restart starts Vault again on the same address with the same root token.
 // Dev mode keeps everything in memory, so the restarted server is empty:
