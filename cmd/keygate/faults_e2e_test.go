@@ -291,6 +291,6 @@ func leakIgnores() []goleak.Option {
 	return []goleak.Option{
 		goleak.IgnoreAnyFunction("net/http.(*persistConn).readLoop"),
 		goleak.IgnoreAnyFunction("net/http.(*persistConn).writeLoop"),
-		goleak.IgnoreAnyFunction("github.com/keygate/keygate/internal/vaulttest.(*Vault).launch.func1"),
+		goleak.IgnoreAnyFunction("github.com/keygate/keygate/internal/vaulttest.(*process).start.func1"),
 	}
 }
