@@ -111,23 +111,28 @@ func newCache(cfg *Config, store Store, log *slog.Logger, build func(string, *po
 
 // get returns the entry for keyID, or the reason there is none usable.
 func (c *cache) get(ctx context.Context, keyID string) (*entry, Source, policy.Reason) {
-	return c.getAt(ctx, keyID, c.cfg.Now())
+	e, source, reason, read := c.peekAt(keyID, c.cfg.Now())
+	if read {
+		return c.fetch(ctx, keyID)
+	}
+	return e, source, reason
 }
 
-// getAt is get at a time the caller already read (Check reads the clock
-// once for the cache and for policy evaluation).
-func (c *cache) getAt(ctx context.Context, keyID string, now time.Time) (*entry, Source, policy.Reason) {
+// peekAt answers from the cache alone, at a time the caller already read.
+// read is true when the store must be read (fetch); e is then the expired
+// entry, if keyID has one.
+func (c *cache) peekAt(keyID string, now time.Time) (e *entry, source Source, reason policy.Reason, read bool) {
 	e, ok := c.found.Get(keyID)
 	if ok && now.Before(e.fetched.Add(c.cfg.FoundTTL)) {
-		return e, SourceHit, e.reason()
+		return e, SourceHit, e.reason(), false
 	}
 	if exp, ok := c.missing.Get(keyID); ok && now.Before(exp) {
-		return nil, SourceNegative, policy.UnknownKey
+		return nil, SourceNegative, policy.UnknownKey, false
 	}
 	if ok && c.usableStale(e, now) && now.UnixNano() < e.nextTry.Load() {
-		return e, SourceStale, e.reason()
+		return e, SourceStale, e.reason(), false
 	}
-	return c.fetch(ctx, keyID)
+	return e, SourceMiss, policy.StoreUnavailable, true
 }
 
 func (e *entry) reason() policy.Reason {

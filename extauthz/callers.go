@@ -12,17 +12,27 @@ import (
 	"google.golang.org/grpc/peer"
 )
 
-// callers throttles calling peers that send unknown keys (Config
-// UnknownKeyRate). A Check pays one atomic load while no caller is over
-// its budget; the peer is only looked up after an unknown_key, or while
-// some caller is blocked.
+// callers throttles callers that send unknown keys (Config UnknownKeyRate):
+// every unknown_key answer costs the caller one token. A key that needs a
+// store read is charged before the read (and refunded when it turns out to
+// exist), so N concurrent unknown keys cost at most the caller's budget in
+// reads, not N. A Check pays one atomic load while no caller is out of
+// budget; the caller is only looked up on a store read, an unknown_key, or
+// while some caller is blocked.
 type callers struct {
-	limit   rate.Limit
-	burst   int
-	mu      sync.Mutex
-	buckets *lru.Cache[string, *rate.Limiter] // by caller address
-	blocked atomic.Int64                      // callers whose budget ran out
-	flagged sync.Map                          // caller → struct{}: counted in blocked
+	limit    rate.Limit
+	burst    int
+	byClient bool
+	mu       sync.Mutex
+	buckets  *lru.Cache[string, *bucket] // by caller
+	blocked  atomic.Int64                // buckets flagged as out of budget
+}
+
+// bucket is one caller's budget. flagged: counted in blocked; cleared when
+// the caller is seen with budget again, or when the LRU drops the bucket.
+type bucket struct {
+	lim     *rate.Limiter
+	flagged bool
 }
 
 // maxCallers bounds the callers tracked (least recently seen dropped).
@@ -32,15 +42,18 @@ func newCallers(cfg *Config) *callers {
 	if cfg.UnknownKeyRate < 0 {
 		return nil
 	}
-	b, _ := lru.New[string, *rate.Limiter](maxCallers)
-	return &callers{limit: rate.Limit(cfg.UnknownKeyRate), burst: cfg.UnknownKeyBurst, buckets: b}
+	c := &callers{limit: rate.Limit(cfg.UnknownKeyRate), burst: cfg.UnknownKeyBurst, byClient: cfg.UnknownKeyPerClient}
+	c.buckets, _ = lru.NewWithEvict(maxCallers, func(_ string, b *bucket) {
+		c.unflag(b) // called with c.mu held: every change of buckets is under it
+	})
+	return c
 }
 
 // callerKey carries the HTTP mode's caller address in a context.
 type callerKey struct{}
 
-// callerOf is the calling peer's IP: gRPC's peer, or the HTTP mode's.
-func callerOf(ctx context.Context) string {
+// peerOf is the calling peer's IP: gRPC's peer, or the HTTP mode's.
+func peerOf(ctx context.Context) string {
 	addr, _ := ctx.Value(callerKey{}).(string)
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
 		addr = p.Addr.String()
@@ -51,41 +64,98 @@ func callerOf(ctx context.Context) string {
 	return addr
 }
 
-// blockedAt reports whether the caller of ctx is out of budget now.
-func (c *callers) blockedAt(ctx context.Context, clock func() time.Time) bool {
+// who is the caller charged for in's request: its peer, or with
+// UnknownKeyPerClient the client address when there is one.
+func (c *callers) who(ctx context.Context, in *incoming) string {
+	if c.byClient && in.source != "" {
+		return "client " + in.source
+	}
+	return peerOf(ctx)
+}
+
+// blocked reports whether the caller of in is out of budget now.
+func (c *callers) blockedAt(ctx context.Context, in *incoming, now time.Time) bool {
 	if c == nil || c.blocked.Load() == 0 {
 		return false
 	}
-	now, who := clock(), callerOf(ctx)
+	who := c.who(ctx, in)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	b, ok := c.buckets.Get(who)
-	if !ok || b.TokensAt(now) >= 1 {
-		if _, was := c.flagged.LoadAndDelete(who); was {
-			c.blocked.Add(-1)
-		}
+	if !ok || b.lim.TokensAt(now) >= 1 {
+		c.unflag(b)
 		return false
 	}
 	return true
 }
 
-// spend charges one unknown key to the caller of ctx.
-func (c *callers) spend(ctx context.Context, now time.Time) {
+// reserve charges one unknown key to the caller of in before a store read.
+// It returns false, charging nothing, when the caller is out of budget;
+// otherwise a refund to call if the key turns out to exist.
+func (c *callers) reserve(ctx context.Context, in *incoming, now time.Time) (refund func(), ok bool) {
+	if c == nil {
+		return func() {}, true
+	}
+	who := c.who(ctx, in)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	b := c.bucketOf(who)
+	r := b.lim.ReserveN(now, 1)
+	if !r.OK() || r.DelayFrom(now) > 0 {
+		r.CancelAt(now)
+		c.flag(b)
+		return nil, false
+	}
+	c.flagIfEmpty(b, now)
+	return func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		r.CancelAt(now)
+		if b.lim.TokensAt(now) >= 1 {
+			c.unflag(b)
+		}
+	}, true
+}
+
+// spend charges one unknown key to the caller of in after the answer (a
+// cached unknown id, or a wrong secret for a cached key: no store read).
+func (c *callers) spend(ctx context.Context, in *incoming, now time.Time) {
 	if c == nil {
 		return
 	}
-	who := callerOf(ctx)
+	who := c.who(ctx, in)
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	b := c.bucketOf(who)
+	b.lim.AllowN(now, 1)
+	c.flagIfEmpty(b, now)
+}
+
+func (c *callers) bucketOf(who string) *bucket {
 	b, ok := c.buckets.Get(who)
 	if !ok {
-		b = rate.NewLimiter(c.limit, c.burst)
+		b = &bucket{lim: rate.NewLimiter(c.limit, c.burst)}
 		c.buckets.Add(who, b)
 	}
-	b.AllowN(now, 1)
-	if b.TokensAt(now) < 1 {
-		if _, was := c.flagged.LoadOrStore(who, struct{}{}); !was {
-			c.blocked.Add(1)
-		}
+	return b
+}
+
+func (c *callers) flagIfEmpty(b *bucket, now time.Time) {
+	if b.lim.TokensAt(now) < 1 {
+		c.flag(b)
+	}
+}
+
+func (c *callers) flag(b *bucket) {
+	if !b.flagged {
+		b.flagged = true
+		c.blocked.Add(1)
+	}
+}
+
+func (c *callers) unflag(b *bucket) {
+	if b != nil && b.flagged {
+		b.flagged = false
+		c.blocked.Add(-1)
 	}
 }

@@ -4,10 +4,13 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc/peer"
+
+	"github.com/keygate/keygate/policy"
 )
 
 func callerLimit(rate float64, burst int) func(*Config) {
@@ -82,5 +85,129 @@ func mustOutcomeCtx(t *testing.T, e *env, ctx context.Context, rawKey, want stri
 	t.Helper()
 	if got := outcome(e.checkCtx(ctx, newReq().key(rawKey).build())); got != want {
 		t.Fatalf("outcome %q, want %q", got, want)
+	}
+}
+
+// TestCallerChargedBeforeRead: 200 concurrent unknown keys from one caller
+// cost at most its budget in store reads (a slow store keeps every read in
+// flight while the others arrive); the rest are 429 without a read.
+func TestCallerChargedBeforeRead(t *testing.T) {
+	const burst, n = 10, 200
+	e := newEnv(t, callerLimit(0.001, burst))
+	block := make(chan struct{})
+	e.store.set(func(s *fakeStore) { s.block = block })
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i], _ = newEnv(t).newKey(nil) // well-formed, unknown here
+	}
+	e.keys = append(e.keys, keys...)
+	var wg sync.WaitGroup
+	reasons := make([]string, n)
+	for i, k := range keys {
+		wg.Go(func() { reasons[i] = outcome(e.checkCtx(fromPeer("10.0.0.7"), newReq().key(k).build())) })
+	}
+	// Every request has either entered a read or been refused before
+	// the reads are let go.
+	waitFor(t, func() bool { return e.store.reads.Load()+int64(countDecisions(e, "caller_rate_limited")) == n })
+	close(block)
+	wg.Wait()
+	if reads := e.store.reads.Load(); reads > burst {
+		t.Errorf("%d store reads for %d concurrent unknown keys, budget %d", reads, n, burst)
+	}
+	count := map[string]int{}
+	for _, r := range reasons {
+		count[r]++
+	}
+	if count["unknown_key"] != burst || count["caller_rate_limited"] != n-burst {
+		t.Errorf("reasons %v, want %d unknown_key and the rest caller_rate_limited", count, burst)
+	}
+}
+
+// TestCallerRefundForFoundKeys: a read that finds a valid key gives the
+// token back, so a caller sending new valid keys is never throttled; a
+// wrong secret for a key that exists costs a token like an unknown id.
+func TestCallerRefundForFoundKeys(t *testing.T) {
+	e := newEnv(t, callerLimit(0.001, 2))
+	guesser := fromPeer("10.0.0.7")
+	for range 5 {
+		k, _ := e.newKey(nil)
+		mustOutcomeCtx(t, e, guesser, k, "allowed")
+	}
+	mustOutcomeCtx(t, e, guesser, wrongSecretKey, "unknown_key") // reads testKey's record: charged
+	mustOutcomeCtx(t, e, guesser, wrongSecretKey, "unknown_key") // cached now: charged after
+	unknown, _ := newEnv(t).newKey(nil)
+	mustOutcomeCtx(t, e, guesser, unknown, "caller_rate_limited")
+}
+
+// TestCallerFlagsPruned: callers that ran out of budget and were never seen
+// again are dropped with the LRU, and so are their flags: the blocked count
+// returns to zero and the one-atomic-load fast path comes back.
+func TestCallerFlagsPruned(t *testing.T) {
+	e := newEnv(t, callerLimit(0.001, 1))
+	f, _ := policy.NewFormat("kg")
+	for i := range maxCallers + 10 {
+		k, _, err := f.Generate() // well-formed, unknown
+		if err != nil {
+			t.Fatal(err)
+		}
+		ip := net.IPv4(10, byte(i>>16), byte(i>>8), byte(i)).String()
+		mustOutcomeCtx(t, e, fromPeer(ip), k, "unknown_key")
+	}
+	if got := e.srv.callers.blocked.Load(); got != maxCallers {
+		t.Errorf("blocked = %d, want %d (the callers still tracked)", got, maxCallers)
+	}
+	if got := e.srv.callers.buckets.Len(); got != maxCallers {
+		t.Errorf("%d callers tracked, want %d", got, maxCallers)
+	}
+	e.clock.Advance(time.Hour)
+	for i := range maxCallers {
+		ip := net.IPv4(11, byte(i>>16), byte(i>>8), byte(i)).String()
+		e.srv.Evict(testID)
+		mustOutcomeCtx(t, e, fromPeer(ip), testKey, "allowed") // a read: tracked, refunded, never flagged
+	}
+	if got := e.srv.callers.blocked.Load(); got != 0 {
+		t.Errorf("blocked = %d after every flagged caller was dropped, want 0", got)
+	}
+}
+
+// TestCallerPerClient: with UnknownKeyPerClient, clients behind one proxy
+// have their own budgets; without a client address, the peer pays.
+func TestCallerPerClient(t *testing.T) {
+	e := newEnv(t, callerLimit(0.001, 1), func(c *Config) { c.UnknownKeyPerClient = true })
+	proxy := fromPeer("10.0.0.7")
+	check := func(source, rawKey, want string) {
+		t.Helper()
+		if got := outcome(e.checkCtx(proxy, newReq().key(rawKey).source(source).build())); got != want {
+			t.Errorf("source %q: outcome %q, want %q", source, got, want)
+		}
+	}
+	k1, _ := newEnv(t).newKey(nil)
+	k2, _ := newEnv(t).newKey(nil)
+	check("203.0.113.1", k1, "unknown_key")
+	check("203.0.113.1", k2, "caller_rate_limited")
+	check("203.0.113.2", k2, "unknown_key") // another client, same proxy
+	check("", k1, "unknown_key")            // no client address: the proxy's budget
+	check("", k2, "caller_rate_limited")
+}
+
+func countDecisions(e *env, reason string) (n int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, d := range e.decisions {
+		if d.Reason.String() == reason {
+			n++
+		}
+	}
+	return n
+}
+
+// waitFor polls cond for up to 10 s.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 10s")
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

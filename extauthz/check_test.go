@@ -197,11 +197,11 @@ func TestCheckSharedResponsesNotMutated(t *testing.T) {
 	e := newEnv(t)
 	first := e.check(newReq().key(testKey).header("x-keygate-other", "1").build())
 	e.check(newReq().key(testKey).header("authorization", "Bearer "+testKey).header("x-keygate-else", "1").build())
-	if got := first.GetOkResponse().GetHeadersToRemove(); !slices.Equal(got, []string{"x-api-key", "x-keygate-other"}) {
+	if got := first.GetOkResponse().GetHeadersToRemove(); !slices.Equal(got, []string{"x-api-key", "x-keygate-reason", "x-keygate-other"}) {
 		t.Errorf("first response's headers_to_remove changed to %v", got)
 	}
 	third := e.check(newReq().key(testKey).build())
-	if got := third.GetOkResponse().GetHeadersToRemove(); !slices.Equal(got, []string{"x-api-key"}) {
+	if got := third.GetOkResponse().GetHeadersToRemove(); !slices.Equal(got, []string{"x-api-key", "x-keygate-reason"}) {
 		t.Errorf("prebuilt removals polluted: %v", got)
 	}
 }
@@ -283,7 +283,8 @@ func TestCheckPolicyAllow(t *testing.T) {
 		{name: "cidr: IPv6", rec: nets, req: newReq().key(testKey).source("2001:db8::1").build(), want: "allowed"},
 		{name: "host: exact", rec: hs, req: newReq().key(testKey).build(), want: "allowed"},
 		{name: "host: case and port", rec: hs, req: newReq().key(testKey).host("API.Example.COM:443").build(), want: "allowed"},
-		{name: "host: trailing dot", rec: hs, req: newReq().key(testKey).host("api.example.com.").build(), want: "allowed"},
+		{name: "host: IPv6 literal rule", rec: hosts("2001:db8::1"), req: newReq().key(testKey).host("[2001:DB8::1]:8443").build(), want: "allowed"},
+		{name: "routes: host rule, other spelling of the host", cfg: routes, rec: func(r *policy.Record) { r.Scopes = []string{"internal"} }, req: newReq().key(testKey).host("Internal.Example.COM:443").path("/x").build(), want: "allowed"},
 		{name: "host: wildcard", rec: hs, req: newReq().key(testKey).host("a.tenant.example.com").build(), want: "allowed"},
 		{name: "host: from :authority header", rec: hs, req: newReq().key(testKey).host("").header(":authority", "api.example.com").build(), want: "allowed"},
 		{name: "referrer: origin", rec: refs, req: newReq().key(testKey).header("origin", "https://app.example.com").build(), want: "allowed"},
@@ -333,7 +334,21 @@ func TestCheckPolicyDeny(t *testing.T) {
 		{name: "host: other", rec: hs, req: newReq().key(testKey).host("evil.com").build(), want: "host_denied"},
 		{name: "host: bare wildcard suffix", rec: hs, req: newReq().key(testKey).host("tenant.example.com").build(), want: "host_denied"},
 		{name: "host: suffix attack", rec: hs, req: newReq().key(testKey).host("api.example.com.evil.com").build(), want: "host_denied"},
-		{name: "host: empty", rec: hs, req: newReq().key(testKey).host("").build(), want: "host_denied"},
+		{name: "host: empty", rec: hs, req: newReq().key(testKey).host("").build(), want: "invalid_host"},
+		{name: "host: trailing dot", rec: hs, req: newReq().key(testKey).host("api.example.com.").build(), want: "invalid_host"},
+		{name: "host: a host for a port", rec: hs, req: newReq().key(testKey).host("api.example.com:1.evil.com").build(), want: "invalid_host"},
+		{name: "host: port letters", rec: hs, req: newReq().key(testKey).host("api.example.com:abc").build(), want: "invalid_host"},
+		{name: "host: port out of range", rec: hs, req: newReq().key(testKey).host("api.example.com:99999").build(), want: "invalid_host"},
+		{name: "host: userinfo", rec: hs, req: newReq().key(testKey).host("evil.com@api.example.com").build(), want: "invalid_host"},
+		{name: "routes: host rule dodged with a port", cfg: routes, req: newReq().key(testKey).host("internal.example.com:1.api.example.com").path("/x").build(), want: "invalid_host"},
+		{name: "routes: host rule dodged with a trailing dot", cfg: routes, req: newReq().key(testKey).host("internal.example.com.").path("/x").build(), want: "invalid_host"},
+		{name: "routes: host rule, upper case", cfg: routes, req: newReq().key(testKey).host("INTERNAL.example.com").path("/x").build(), want: "scope_denied"},
+		{name: "routes: method rule dodged by case", cfg: routes, rec: func(r *policy.Record) { r.Scopes = []string{"orders:read"} }, req: newReq().key(testKey).method("post").path("/v1/orders").build(), want: "invalid_method"},
+		{name: "routes: HEAD takes the GET rule", cfg: routes, req: newReq().key(testKey).method("HEAD").path("/reports").build(), want: "scope_denied"},
+		{name: "routes: no method", cfg: routes, req: newReq().key(testKey).method("").path("/v1/orders").build(), want: "invalid_method"},
+		{name: "CGI look-alike of an identity header", req: newReq().key(testKey).header("x_keygate_scopes", "admin").build(), want: "invalid_header"},
+		{name: "CGI look-alike of the credential", req: newReq().key(testKey).mapValue("x_api_key", otherKey).build(), want: "invalid_header"},
+		{name: "CGI look-alike of a record header", req: newReq().key(testKey).header("x_plan", "platinum").build(), want: "invalid_header"},
 		{name: "referrer: none", rec: refs, req: newReq().key(testKey).build(), want: "referrer_denied"},
 		{name: "referrer: other origin", rec: refs, req: newReq().key(testKey).header("origin", "https://evil.com").build(), want: "referrer_denied"},
 		{name: "referrer: scheme", rec: refs, req: newReq().key(testKey).header("origin", "http://app.example.com").build(), want: "referrer_denied"},

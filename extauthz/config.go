@@ -6,6 +6,7 @@ package extauthz
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -65,6 +66,28 @@ type Config struct {
 	// write-back. At most CacheSize ids are held between TakeUsage calls;
 	// past that, uses are counted as dropped. Default false.
 	TrackUsage bool
+	// UnknownKeyPerClient keys the UnknownKeyRate budget on the client's
+	// address (gRPC: the source address Envoy reports; HTTP mode: the one
+	// TrustedProxies lead to) instead of the calling peer's, for a shared
+	// gateway whose clients must not exhaust each other's budget. A
+	// request without a usable client address is charged to its peer.
+	// Default false.
+	UnknownKeyPerClient bool
+	// MaxRequestBytes is the largest request decided on: the encoded
+	// CheckRequest over gRPC, the request's header names and values in
+	// HTTP mode. A larger one is denied 413 request_too_large (gRPC accepts
+	// messages up to GRPCTransportLimit so that it can). Default 256 KiB.
+	MaxRequestBytes int
+	// StripHeaders are header names every allow removes unless the key's
+	// record sets them, in addition to keygate's identity headers and every
+	// header name of the records this server has loaded. List the names
+	// your records use, so a client's copy is removed even before a record
+	// carrying the name was read. Lower case.
+	StripHeaders []string
+	// TrustedProxies are the peers whose X-Forwarded-For is believed in
+	// HTTP mode: the client is the rightmost address not in this set
+	// (nginx real_ip_recursive). Empty: the connecting peer is the client.
+	TrustedProxies []netip.Prefix
 	// Routes, when set, maps host/method/path to required scopes, in
 	// addition to Envoy's keygate.scopes context extension.
 	Routes *policy.Routes
@@ -87,6 +110,7 @@ func (c *Config) SetDefaults() {
 	setDefault(&c.StoreReadBurst, 100)
 	setDefault(&c.UnknownKeyRate, 50)
 	setDefault(&c.UnknownKeyBurst, 500)
+	setDefault(&c.MaxRequestBytes, 256<<10)
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -142,5 +166,31 @@ func (c *Config) Validate() error {
 	if c.StoreReadBurst < 1 {
 		bad("store-read-burst", "must be >= 1, got %d", c.StoreReadBurst)
 	}
+	if c.MaxRequestBytes < 16<<10 || c.MaxRequestBytes > maxRequestLimit {
+		bad("max-request-bytes", "must be between 16 KiB and %d MiB, got %d", maxRequestLimit>>20, c.MaxRequestBytes)
+	}
+	for i, name := range c.StripHeaders {
+		switch {
+		case !policy.IsHeaderName(name):
+			bad(fmt.Sprintf("strip-headers[%d]", i), "%q: want a lower-case header name", name)
+		case policy.ReservedHeader(name) != "" && !strings.HasPrefix(name, identityPfx):
+			bad(fmt.Sprintf("strip-headers[%d]", i), "%q: %s", name, policy.ReservedHeader(name))
+		}
+	}
+	for i, p := range c.TrustedProxies {
+		if !p.IsValid() || p != p.Masked() {
+			bad(fmt.Sprintf("trusted-proxies[%d]", i), "%q: want a CIDR without host bits, e.g. 10.0.0.0/8", p)
+		}
+	}
 	return errors.Join(errs...)
 }
+
+// maxRequestLimit is the largest MaxRequestBytes: gRPC refuses messages
+// past GRPCTransportLimit, which must stay above it.
+const maxRequestLimit = 16 << 20
+
+// GRPCTransportLimit is the largest gRPC message the server accepts: up to
+// it, a CheckRequest over MaxRequestBytes gets an explicit deny rather than
+// a gRPC RESOURCE_EXHAUSTED error. Past it (far more than Envoy ever sends)
+// gRPC refuses the message.
+func (c *Config) GRPCTransportLimit() int { return max(4<<20, 2*c.MaxRequestBytes) }

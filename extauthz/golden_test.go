@@ -1,6 +1,8 @@
 package extauthz
 
 import (
+	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
@@ -51,6 +53,23 @@ func goldenCases(t *testing.T) []goldenCase {
 		{name: "deny_referrer_denied", setup: withRecord(referrers("https://app.example.com")), req: newReq().key(testKey).build(), want: "referrer_denied"},
 		{name: "deny_host_denied", setup: withRecord(hosts("other.example.com")), req: newReq().key(testKey).build(), want: "host_denied"},
 		{name: "deny_non_canonical_path", cfg: withRoutes(t), req: newReq().key(testKey).path("/v1/../admin").build(), want: "non_canonical_path"},
+		{name: "deny_invalid_host", setup: withRecord(hosts("api.example.com")), req: newReq().key(testKey).host("api.example.com:1.admin.example.com").build(), want: "invalid_host"},
+		{name: "deny_invalid_method", cfg: withRoutes(t), req: newReq().key(testKey).method("post").build(), want: "invalid_method"},
+		{name: "deny_invalid_header", req: newReq().key(testKey).header("x_keygate_tenant", "evil").build(), want: "invalid_header"},
+		{name: "deny_request_too_large", req: nil, want: "request_too_large"}, // the codec's marker, see TestGoldenResponses
+		{
+			// A record header another key sets (x-team, loaded first) and a
+			// configured one (x-tier) are removed for a key without them;
+			// its own (x-plan) is set, never removed.
+			name: "allow_strips_record_headers",
+			cfg:  func(c *Config) { c.StripHeaders = []string{"x-tier"} },
+			setup: func(e *env) {
+				e.put(otherKey, func(r *policy.Record) { r.Headers = map[string]string{"x-team": "payments"} })
+				e.check(newReq().key(otherKey).build())
+			},
+			req:  newReq().key(testKey).header("x-plan", "forged").header("x-team", "forged").build(),
+			want: "allowed",
+		},
 		{
 			name: "deny_invalid_key_record",
 			setup: func(e *env) {
@@ -114,7 +133,11 @@ func TestGoldenResponses(t *testing.T) {
 			if tc.setup != nil {
 				tc.setup(e)
 			}
-			resp := e.check(tc.req)
+			req := tc.req
+			if req == nil {
+				req = &authv3.CheckRequest{Attributes: e.srv.tooLarge}
+			}
+			resp := e.check(req)
 			if got := outcome(resp); got != tc.want {
 				t.Fatalf("outcome %q, want %q", got, tc.want)
 			}
@@ -122,11 +145,17 @@ func TestGoldenResponses(t *testing.T) {
 
 			path := filepath.Join("testdata", "golden", tc.name+".json")
 			if *update {
-				js, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(resp)
+				js, err := protojson.Marshal(resp)
 				if err != nil {
 					t.Fatal(err)
 				}
-				if err := os.WriteFile(path, append(js, '\n'), 0o644); err != nil {
+				// protojson varies its spacing on purpose: indent it the
+				// same way every time, so -update changes only what changed.
+				var out bytes.Buffer
+				if err := json.Indent(&out, js, "", "  "); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(path, append(out.Bytes(), '\n'), 0o644); err != nil {
 					t.Fatal(err)
 				}
 			}

@@ -2,9 +2,11 @@ package extauthz
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -81,7 +83,17 @@ func TestHTTPMode(t *testing.T) {
 		{name: "envoy: wrong secret", target: "/ext_authz/", headers: map[string]string{"X-Api-Key": wrongSecretKey}, status: 401, reason: "unknown_key"},
 		{name: "envoy: two keys", target: "/ext_authz/", extra: [][2]string{{"X-Api-Key", testKey}, {"X-Api-Key", otherKey}}, status: 401, reason: "ambiguous_credentials"},
 		{name: "forward auth: allow", target: "/auth", headers: fwd("GET", "/v1/orders?x=1", "api.example.com", key), status: 200},
-		{name: "forward auth: nginx names", target: "/auth", headers: map[string]string{"X-Original-Method": "GET", "X-Original-Uri": "/admin", "X-Api-Key": testKey}, status: 403, reason: "scope_denied"},
+		{name: "forward auth: nginx names", target: "/auth", headers: map[string]string{"X-Original-Method": "GET", "X-Original-Uri": "/admin", "X-Forwarded-Host": "api.example.com", "X-Api-Key": testKey}, status: 403, reason: "scope_denied"},
+		{name: "forward auth: no host, host rules", target: "/auth", headers: map[string]string{"X-Original-Method": "GET", "X-Original-Uri": "/admin", "X-Api-Key": testKey}, status: 400, reason: "invalid_host"},
+		{name: "forward auth: host with a host for a port", target: "/auth", headers: fwd("GET", "/v1/orders", "api.example.com:1.internal.example.com", key), status: 400, reason: "invalid_host"},
+		{name: "forward auth: upper-case host rule", target: "/auth", headers: fwd("GET", "/x", "INTERNAL.example.com", key), status: 403, reason: "scope_denied"},
+		{name: "forward auth: lower-case method", target: "/auth", headers: fwd("post", "/v1/orders", "api.example.com", key), status: 400, reason: "invalid_method"},
+		{name: "forward auth: two X-Forwarded-Host", target: "/auth", headers: map[string]string{"X-Forwarded-Method": "GET", "X-Forwarded-Uri": "/x", "X-Api-Key": testKey},
+			extra: [][2]string{{"X-Forwarded-Host", "api.example.com"}, {"X-Forwarded-Host", "internal.example.com"}}, status: 400, reason: "ambiguous_forwarded_request"},
+		{name: "forward auth: joined X-Forwarded-Host", target: "/auth", headers: fwd("GET", "/x", "api.example.com, internal.example.com", key), status: 400, reason: "ambiguous_forwarded_request"},
+		{name: "forward auth: two X-Original-Method", target: "/auth", headers: map[string]string{"X-Forwarded-Uri": "/x", "X-Forwarded-Host": "api.example.com", "X-Api-Key": testKey},
+			extra: [][2]string{{"X-Original-Method", "GET"}, {"X-Original-Method", "POST"}}, status: 400, reason: "ambiguous_forwarded_request"},
+		{name: "forward auth: CGI look-alike of the credential", target: "/auth", headers: fwd("GET", "/v1/orders", "api.example.com", map[string]string{"X-Api-Key": testKey, "X_api_key": otherKey}), status: 400, reason: "invalid_header"},
 		{name: "forward auth: method from header", target: "/auth", headers: fwd("POST", "/v1/orders", "api.example.com", key), status: 200},
 		{name: "forward auth: non-canonical uri", target: "/auth", headers: fwd("GET", "//admin", "h", key), status: 400, reason: "non_canonical_path"},
 		{name: "forward auth: no uri", target: "/auth", headers: map[string]string{"X-Forwarded-Method": "GET", "X-Api-Key": testKey}, status: 400, reason: "missing_forwarded_request"},
@@ -91,7 +103,7 @@ func TestHTTPMode(t *testing.T) {
 		{name: "forward auth: methods disagree", target: "/auth",
 			headers: map[string]string{"X-Forwarded-Method": "GET", "X-Original-Method": "POST", "X-Forwarded-Uri": "/v1/orders", "X-Api-Key": testKey}, status: 400, reason: "ambiguous_forwarded_request"},
 		{name: "forward auth: both conventions agree", target: "/auth",
-			headers: map[string]string{"X-Forwarded-Method": "GET", "X-Original-Method": "GET", "X-Forwarded-Uri": "/v1/orders", "X-Original-Uri": "/v1/orders", "X-Api-Key": testKey}, status: 200},
+			headers: map[string]string{"X-Forwarded-Method": "GET", "X-Original-Method": "GET", "X-Forwarded-Uri": "/v1/orders", "X-Original-Uri": "/v1/orders", "X-Forwarded-Host": "api.example.com", "X-Api-Key": testKey}, status: 200},
 		{name: "forward auth: two X-Forwarded-Uri", target: "/auth", headers: map[string]string{"X-Forwarded-Method": "GET", "X-Api-Key": testKey},
 			extra: [][2]string{{"X-Forwarded-Uri", "/a"}, {"X-Forwarded-Uri", "/b"}}, status: 400, reason: "ambiguous_forwarded_request"},
 		{name: "other path", target: "/v1/orders", headers: key, status: 404},
@@ -157,13 +169,10 @@ func flatten(h http.Header) []string {
 	return out
 }
 
-// TestHTTPModeClientAddress: CIDR rules use the last X-Forwarded-For entry
-// (added by the proxy in front of keygate); without one they deny.
+// TestHTTPModeClientAddress: the client is the connecting peer unless the
+// peer is a trusted proxy; then the rightmost X-Forwarded-For entry that is
+// not a trusted proxy. A header the client wrote never satisfies a CIDR.
 func TestHTTPModeClientAddress(t *testing.T) {
-	e := newEnv(t)
-	e.put(testKey, cidrs("10.0.0.0/8"))
-	ts := serveHTTP(t, e)
-	key := map[string]string{"X-Api-Key": testKey}
 	with := func(xff ...string) [][2]string {
 		var out [][2]string
 		for _, v := range xff {
@@ -171,21 +180,74 @@ func TestHTTPModeClientAddress(t *testing.T) {
 		}
 		return out
 	}
-	for _, tc := range []httpCase{
-		{name: "last entry inside", extra: with("203.0.113.7, 10.1.2.3"), status: 200},
-		{name: "two header lines: last wins", extra: with("203.0.113.7", "10.1.2.3"), status: 200},
-		{name: "client-supplied inside, proxy-added outside", extra: with("10.1.2.3, 203.0.113.7"), status: 403, reason: "cidr_denied"},
-		{name: "with port", extra: with("10.1.2.3:5555"), status: 200},
-		{name: "IPv4-mapped", extra: with("::ffff:10.1.2.3"), status: 200},
-		{name: "garbage", extra: with("not-an-ip"), status: 403, reason: "cidr_denied"},
-		{name: "none: the proxy's own address is not the client's", status: 403, reason: "cidr_denied"},
+	// The test's peer is 127.0.0.1.
+	untrusted, loopback := "", "127.0.0.0/8"
+	twoHops := "127.0.0.0/8,192.168.0.0/16"
+	for _, tc := range []struct {
+		trusted string
+		httpCase
+	}{
+		{untrusted, httpCase{name: "untrusted peer: its X-Forwarded-For is ignored", extra: with("10.1.2.3"), status: 403, reason: "cidr_denied"}},
+		{untrusted, httpCase{name: "untrusted peer, no header", status: 403, reason: "cidr_denied"}},
+		{loopback, httpCase{name: "last entry inside", extra: with("203.0.113.7, 10.1.2.3"), status: 200}},
+		{loopback, httpCase{name: "two header lines: last wins", extra: with("203.0.113.7", "10.1.2.3"), status: 200}},
+		{loopback, httpCase{name: "client-supplied inside, proxy-added outside", extra: with("10.1.2.3, 203.0.113.7"), status: 403, reason: "cidr_denied"}},
+		{loopback, httpCase{name: "with port", extra: with("10.1.2.3:5555"), status: 200}},
+		{loopback, httpCase{name: "IPv4-mapped", extra: with("::ffff:10.1.2.3"), status: 200}},
+		{loopback, httpCase{name: "garbage", extra: with("not-an-ip"), status: 403, reason: "cidr_denied"}},
+		{loopback, httpCase{name: "empty entry", extra: with("10.1.2.3, "), status: 403, reason: "cidr_denied"}},
+		{loopback, httpCase{name: "garbage left of the client is never read", extra: with("not-an-ip, 10.1.2.3"), status: 200}},
+		{loopback, httpCase{name: "trusted peer without header is the client", status: 403, reason: "cidr_denied"}},
+		{twoHops, httpCase{name: "two trusted hops", extra: with("203.0.113.7, 10.1.2.3, 192.168.4.4"), status: 200}},
+		{twoHops, httpCase{name: "client forges a trusted hop", extra: with("10.1.2.3, 192.168.4.4, 203.0.113.7"), status: 403, reason: "cidr_denied"}},
+		{"10.0.0.0/8,127.0.0.0/8", httpCase{name: "every entry trusted: the leftmost", extra: with("10.1.2.3, 10.9.9.9"), status: 200}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			tc.target, tc.headers = "/ext_authz/", key
+			e := newEnv(t, func(c *Config) { c.TrustedProxies = prefixes(t, tc.trusted) })
+			e.put(testKey, cidrs("10.0.0.0/8"))
+			ts := serveHTTP(t, e)
+			tc.target, tc.headers = "/ext_authz/", map[string]string{"X-Api-Key": testKey}
 			resp := tc.do(t, ts)
 			if resp.StatusCode != tc.status || resp.Header.Get(headerReason) != tc.reason {
 				t.Errorf("status %d reason %q, want %d %q", resp.StatusCode, resp.Header.Get(headerReason), tc.status, tc.reason)
 			}
+		})
+	}
+}
+
+func prefixes(t *testing.T, list string) []netip.Prefix {
+	var out []netip.Prefix
+	for s := range strings.SplitSeq(list, ",") {
+		if s != "" {
+			out = append(out, netip.MustParsePrefix(s))
+		}
+	}
+	return out
+}
+
+// TestHTTPModeTooLarge: more header lines or bytes than the limits is an
+// explicit deny, never a request read in part (a dropped header could be
+// the second credential that makes a request ambiguous).
+func TestHTTPModeTooLarge(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.MaxRequestBytes = 16 << 10 })
+	ts := serveHTTP(t, e)
+	many := [][2]string{}
+	for i := range maxForwardedHeaders {
+		many = append(many, [2]string{fmt.Sprintf("X-Pad-%d", i), "1"})
+	}
+	for _, tc := range []httpCase{
+		{name: "under the line limit", extra: many[:maxForwardedHeaders-10], status: 200}, // the client adds a few
+		{name: "over the line limit", extra: append(many, [2]string{"X-Api-Key", otherKey}), status: 413, reason: "request_too_large"},
+		{name: "over the byte limit", extra: [][2]string{{"X-Pad", strings.Repeat("a", 16<<10)}}, status: 413, reason: "request_too_large"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.target, tc.headers = "/ext_authz/v1", map[string]string{"X-Api-Key": testKey}
+			resp := tc.do(t, ts)
+			body, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d (%s), want %d", resp.StatusCode, resp.Header.Get(headerReason), tc.status)
+			}
+			checkHTTPAnswer(t, resp, body, tc)
 		})
 	}
 }
@@ -201,7 +263,7 @@ func TestHTTPModeSpoofedIdentity(t *testing.T) {
 		"X-Api-Key": testKey, "X-Keygate-Scopes": "admin", "X-Keygate-Key-Id": "evil", "X-Keygate-Tenant": "evil",
 	}}.do(t, ts)
 	rm := resp.Header.Get(headerEnvoyRemove)
-	if resp.StatusCode != 200 || rm != "x-api-key,x-keygate-scopes,x-keygate-reason" {
+	if resp.StatusCode != 200 || rm != "x-api-key,x-keygate-reason,x-keygate-scopes" {
 		t.Errorf("status %d, remove %q: want x-api-key and the identity headers not set", resp.StatusCode, rm)
 	}
 	unseen := httpCase{target: "/ext_authz/", headers: map[string]string{"X-Api-Key": testKey}}.do(t, ts)

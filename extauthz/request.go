@@ -15,6 +15,7 @@ const (
 	headerKeyID  = "x-keygate-key-id"
 	headerTenant = "x-keygate-tenant"
 	headerScopes = "x-keygate-scopes"
+	headerReason = "x-keygate-reason" // on HTTP-mode denies; never set on an allow
 	identityPfx  = "x-keygate-"
 )
 
@@ -31,19 +32,22 @@ const (
 // incoming is what Check reads from a CheckRequest. Its rawKey is the secret:
 // it is never logged, stored or put in an error.
 type incoming struct {
-	rawKey    string
-	keyID     string        // the key's public id, once parsed
-	from      uint8         // credential header bits
-	reason    policy.Reason // MissingKey, MalformedKey, AmbiguousCredentials or Allowed
-	spoofed   []string      // client-sent x-keygate-* header names
-	origin    string
-	referer   string
-	host      string
-	method    string
-	path      string
-	scopeList string
-	source    string // peer address as Envoy reported it
-	requestID string // x-request-id, for audit lines
+	rawKey  string
+	keyID   string        // the key's public id, once parsed
+	from    uint8         // credential header bits
+	reason  policy.Reason // MissingKey, MalformedKey, AmbiguousCredentials or Allowed
+	spoofed []string      // client-sent x-keygate-* header names
+	// underscored are header names with "_", which a CGI upstream reads
+	// like the same name with "-" (see stripper.collides).
+	underscored []string
+	origin      string
+	referer     string
+	host        string
+	method      string
+	path        string
+	scopeList   string
+	source      string // peer address as Envoy reported it
+	requestID   string // x-request-id, for audit lines
 }
 
 // readRequest extracts the key and the attributes policy needs. It reads
@@ -89,10 +93,19 @@ func (in *incoming) wants(cfg *Config, name string) bool {
 	case ":authority":
 		return in.host == "" // Envoy also sends it as attributes.request.http.host
 	}
+	in.other(name)
+	return false
+}
+
+// other notes a header keygate does not read: a client-sent x-keygate-*
+// header, or a name with an underscore.
+func (in *incoming) other(name string) {
 	if strings.HasPrefix(name, identityPfx) && policy.IsHeaderName(name) {
 		in.spoofed = append(in.spoofed, name)
 	}
-	return false
+	if strings.IndexByte(name, '_') >= 0 {
+		in.underscored = append(in.underscored, name)
+	}
 }
 
 func (in *incoming) header(cfg *Config, name, value string) {
@@ -109,10 +122,12 @@ func (in *incoming) header(cfg *Config, name, value string) {
 		in.referer = value
 	case name == "x-request-id":
 		in.requestID = value
-	case name == ":authority" && in.host == "":
-		in.host = value
-	case strings.HasPrefix(name, identityPfx) && policy.IsHeaderName(name):
-		in.spoofed = append(in.spoofed, name)
+	case name == ":authority":
+		if in.host == "" {
+			in.host = value
+		}
+	default:
+		in.other(name)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -34,6 +35,8 @@ type allowParts struct {
 	// rateLimit and quota are the key's limits in the shape of Envoy's
 	// rate limit override ({requests_per_unit, unit}); nil without.
 	rateLimit, quota *structpb.Value
+	// strip is what an allow removes (see stripper), built on first use.
+	strip atomic.Pointer[stripList]
 }
 
 // shared holds the interned response pieces.
@@ -72,6 +75,7 @@ func (s *Server) buildAllow(keyID string, rec *policy.Record) (*allowParts, erro
 		names = append(names, name)
 	}
 	slices.Sort(names) // stable responses
+	s.strip.add(names)
 	for _, name := range names {
 		add(s.shared.header(name, rec.Headers[name]))
 	}
@@ -148,10 +152,11 @@ func (p *allowParts) sets(name string) bool {
 var okStatus = &rpcstatus.Status{Code: int32(codes.OK)}
 
 // allow builds the OK response: the prebuilt headers, plus removal of the
-// credential headers and of client-sent x-keygate-* headers this response
-// does not set (Envoy removes after setting, so nothing set is removed).
+// credential headers, of every identity or record header name this key does
+// not set (see stripper) and of other client-sent x-keygate-* headers.
+// Envoy removes after setting, so nothing set is ever removed.
 func (s *Server) allow(p *allowParts, in *incoming, wire bool) *authv3.CheckResponse {
-	remove := s.credHeaders[in.from]
+	remove := s.strip.removals(p, in.from)
 	for _, name := range in.spoofed {
 		if !p.sets(name) && !slices.Contains(remove, name) {
 			remove = append(slices.Clip(remove), name)
@@ -169,21 +174,6 @@ func (s *Server) allow(p *allowParts, in *incoming, wire bool) *authv3.CheckResp
 		resp.DynamicMetadata = p.metadata(in.keyID)
 	}
 	return resp
-}
-
-// credentialRemovals precomputes headers_to_remove for each combination of
-// credential headers that carried the key.
-func credentialRemovals(cfg *Config) [4][]string {
-	var r [4][]string
-	for bits := range uint8(4) {
-		if bits&fromKeyHeader != 0 {
-			r[bits] = append(r[bits], cfg.KeyHeader)
-		}
-		if bits&fromAuthHeader != 0 {
-			r[bits] = append(r[bits], cfg.AuthHeader)
-		}
-	}
-	return r
 }
 
 // denyResponses prebuilds one immutable deny per reason: the JSON body

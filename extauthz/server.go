@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -21,18 +22,19 @@ import (
 type Server struct {
 	authv3.UnimplementedAuthorizationServer
 
-	cfg         Config
-	format      policy.Format
-	hasher      atomic.Pointer[policy.Hasher]
-	cache       *cache
-	log         *slog.Logger
-	denies      [policy.NumReasons]*authv3.CheckResponse
-	deniesWire  [policy.NumReasons]*authv3.CheckResponse // the same, pre-encoded
-	credHeaders [4][]string
-	shared      shared
-	usage       *usage
-	limits      *limiter
-	callers     *callers // nil when UnknownKeyRate < 0
+	cfg        Config
+	format     policy.Format
+	hasher     atomic.Pointer[policy.Hasher]
+	cache      *cache
+	log        *slog.Logger
+	denies     [policy.NumReasons]*authv3.CheckResponse
+	deniesWire [policy.NumReasons]*authv3.CheckResponse // the same, pre-encoded
+	strip      *stripper
+	shared     shared
+	usage      *usage
+	limits     *limiter
+	callers    *callers                 // nil when UnknownKeyRate < 0
+	tooLarge   *authv3.AttributeContext // marks a CheckRequest over MaxRequestBytes (see codec)
 	// OnDecision, if set, is called after every decision (metrics, audit).
 	OnDecision func(Decision)
 }
@@ -60,7 +62,7 @@ func NewServer(cfg Config, store Store, hasher *policy.Hasher, log *slog.Logger)
 	}
 	format, _ := policy.NewFormat(cfg.KeyPrefix) // checked by Validate
 	s := &Server{cfg: cfg, format: format, log: log,
-		denies: denyResponses(), credHeaders: credentialRemovals(&cfg), shared: newShared(),
+		denies: denyResponses(), strip: newStripper(&cfg), shared: newShared(), tooLarge: &authv3.AttributeContext{},
 		usage: newUsage(cfg.TrackUsage, cfg.CacheSize)}
 	var err error
 	if s.deniesWire, err = preEncoded(s.denies); err != nil {
@@ -109,6 +111,8 @@ func (s *Server) check(ctx context.Context, req *authv3.CheckRequest, wire bool)
 	var d Decision
 	var in incoming
 	var start time.Time
+	var refund func() // set while an unknown id's store read is charged to the caller
+	var ownID bool    // d.KeyID is the cache's copy, not a substring of the raw key
 	if s.OnDecision != nil {
 		start = time.Now()
 	}
@@ -117,12 +121,14 @@ func (s *Server) check(ctx context.Context, req *authv3.CheckRequest, wire bool)
 			s.log.Error("panic in Check", "key_id", d.KeyID, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 			d.Reason, resp = policy.InternalError, s.deny(policy.InternalError, wire)
 		}
-		if d.Reason == policy.UnknownKey {
-			s.callers.spend(ctx, s.cfg.Now())
-		}
-		s.decided(ctx, &d, &in, start)
+		s.charge(ctx, &in, d.Reason, refund)
+		s.decided(ctx, &d, &in, start, ownID)
 	}()
 
+	if req.GetAttributes() == s.tooLarge {
+		d.Reason = policy.RequestTooLarge
+		return s.deny(d.Reason, wire)
+	}
 	in = readRequest(req, &s.cfg)
 	if d.Reason = in.reason; d.Reason != policy.Allowed {
 		return s.deny(d.Reason, wire)
@@ -133,7 +139,8 @@ func (s *Server) check(ctx context.Context, req *authv3.CheckRequest, wire bool)
 		return s.deny(d.Reason, wire)
 	}
 	d.KeyID, in.keyID = keyID, keyID
-	if s.callers.blockedAt(ctx, s.cfg.Now) && !s.cache.known(keyID) {
+	now := s.cfg.Now()
+	if s.callers.blockedAt(ctx, &in, now) && !s.cache.known(keyID) {
 		d.Reason = policy.CallerLimited
 		return s.deny(d.Reason, wire)
 	}
@@ -141,9 +148,13 @@ func (s *Server) check(ctx context.Context, req *authv3.CheckRequest, wire bool)
 	if d.Reason = reason; d.Reason != policy.Allowed {
 		return s.deny(d.Reason, wire)
 	}
-	now := s.cfg.Now()
-	e, source, reason := s.cache.getAt(ctx, keyID, now)
+	e, source, reason := s.lookup(ctx, &in, now, &refund)
 	if d.Source, d.Reason = source, reason; d.Reason != policy.Allowed {
+		return s.deny(d.Reason, wire)
+	}
+	d.KeyID, ownID = e.keyID, true // Decisions outlive the request (audit queue)
+	if in.underscored != nil && s.strip.collides(&s.cfg, in.underscored) { // after the lookup: the key's own headers count
+		d.Reason = policy.InvalidHeader
 		return s.deny(d.Reason, wire)
 	}
 	if d.Reason = s.verify(in.rawKey, e.pol.Digest()); d.Reason != policy.Allowed {
@@ -164,6 +175,36 @@ func (s *Server) check(ctx context.Context, req *authv3.CheckRequest, wire bool)
 		}
 	}
 	return s.allow(e.allow, &in, wire)
+}
+
+// lookup finds in.keyID's cache entry, reading the store on a miss. An id
+// not cached at all is charged to the caller's unknown-key budget before
+// the read (refund is set to give it back), so that a caller cannot have
+// more reads in flight than its budget; out of budget, it is CallerLimited.
+func (s *Server) lookup(ctx context.Context, in *incoming, now time.Time, refund *func()) (*entry, Source, policy.Reason) {
+	e, source, reason, read := s.cache.peekAt(in.keyID, now)
+	if !read {
+		return e, source, reason
+	}
+	if e == nil && s.callers != nil {
+		var ok bool
+		if *refund, ok = s.callers.reserve(ctx, in, now); !ok {
+			return nil, SourceNone, policy.CallerLimited
+		}
+	}
+	return s.cache.fetch(ctx, in.keyID)
+}
+
+// charge settles the caller's unknown-key budget once the reason is known:
+// every unknown_key costs one token, reserved before a store read or spent
+// now; a reserved token is given back for any other answer.
+func (s *Server) charge(ctx context.Context, in *incoming, reason policy.Reason, refund func()) {
+	switch {
+	case refund != nil && reason != policy.UnknownKey:
+		refund()
+	case refund == nil && reason == policy.UnknownKey:
+		s.callers.spend(ctx, in, s.cfg.Now())
+	}
 }
 
 // identify returns the key's id: parsed from a keygate key (checksum
@@ -220,12 +261,14 @@ func (s *Server) routeScopes(in *incoming) ([]string, policy.Reason) {
 	if !policy.CanonicalPath(path) {
 		return nil, policy.NonCanonicalPath
 	}
-	scopes, _ := s.cfg.Routes.Match(in.host, in.method, path)
-	return scopes, policy.Allowed
+	return s.cfg.Routes.Match(in.host, in.method, path)
 }
 
-func (s *Server) decided(ctx context.Context, d *Decision, in *incoming, start time.Time) {
+func (s *Server) decided(ctx context.Context, d *Decision, in *incoming, start time.Time, ownID bool) {
 	if s.OnDecision != nil {
+		if !ownID {
+			d.KeyID = strings.Clone(d.KeyID) // never retain the raw key's memory
+		}
 		d.Latency = time.Since(start)
 		d.RequestID, d.Method, d.Host, d.Path, d.SourceIP = in.requestID, in.method, in.host, in.path, in.source
 		s.OnDecision(*d)

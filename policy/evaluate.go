@@ -18,7 +18,7 @@ type Request struct {
 	ScopeList      string
 	// SourceIP is the peer address Envoy reported (invalid if unknown).
 	SourceIP netip.Addr
-	// Host is the request's :authority, possibly with a port.
+	// Host is the request's :authority, possibly with a port; see ParseHost.
 	Host string
 	// Origin and Referer are the request's headers ("" if absent).
 	Origin, Referer string
@@ -40,25 +40,37 @@ func Evaluate(rec *Record, req *Request) Reason {
 // Evaluate decides whether the key admits req. Checks run in a fixed
 // order: validity, lifetime, host, source address, referrer, scopes.
 func (c *Compiled) Evaluate(req *Request) Reason {
+	if r := c.lifetime(req.Now); r != Allowed {
+		return r
+	}
+	if r := c.hostAllowed(req.Host); r != Allowed {
+		return r
+	}
 	switch {
-	case c == nil:
-		return InvalidRecord
-	case req.Now.IsZero():
-		return InternalError // a caller bug: without a clock, expiry cannot be checked
-	case !c.active:
-		return Revoked
-	case !c.notBefore.IsZero() && req.Now.Before(c.notBefore):
-		return NotYetValid
-	case !c.expiresAt.IsZero() && !req.Now.Before(c.expiresAt):
-		return Expired
-	case len(c.hosts) > 0 && !c.hostAllowed(req.Host):
-		return HostDenied
 	case len(c.cidrs) > 0 && !c.sourceAllowed(req.SourceIP):
 		return CIDRDenied
 	case len(c.referrers) > 0 && !c.referrerAllowed(req.Origin, req.Referer):
 		return ReferrerDenied
 	case !hasScopes(c.scopes, req.RequiredScopes) || !hasScopeList(c.scopes, req.ScopeList):
 		return ScopeDenied
+	}
+	return Allowed
+}
+
+// lifetime checks that the key is usable at now: validated, active, past
+// not_before and before expires_at.
+func (c *Compiled) lifetime(now time.Time) Reason {
+	switch {
+	case c == nil:
+		return InvalidRecord
+	case now.IsZero():
+		return InternalError // a caller bug: without a clock, expiry cannot be checked
+	case !c.active:
+		return Revoked
+	case !c.notBefore.IsZero() && now.Before(c.notBefore):
+		return NotYetValid
+	case !c.expiresAt.IsZero() && !now.Before(c.expiresAt):
+		return Expired
 	}
 	return Allowed
 }
@@ -91,14 +103,23 @@ func hasScopeList(have []string, list string) bool {
 	return true
 }
 
-func (c *Compiled) hostAllowed(host string) bool {
-	h := requestHost(host)
+// hostAllowed matches the request's host against allowed_hosts: a host a
+// router could read differently (see ParseHost) is InvalidHost, never
+// matched after cutting at a colon.
+func (c *Compiled) hostAllowed(authority string) Reason {
+	if len(c.hosts) == 0 {
+		return Allowed
+	}
+	h, ok := ParseHost(authority)
+	if !ok {
+		return InvalidHost
+	}
 	for _, p := range c.hosts {
 		if p.match(h) {
-			return true
+			return Allowed
 		}
 	}
-	return false
+	return HostDenied
 }
 
 func (c *Compiled) sourceAllowed(ip netip.Addr) bool {

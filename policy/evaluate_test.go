@@ -73,7 +73,10 @@ func TestEvaluateAllow(t *testing.T) {
 		{name: "host port stripped", rec: hosts("api.example.com"), req: Request{Host: "api.example.com:8443"}},
 		{name: "host case-insensitive", rec: hosts("api.example.com"), req: Request{Host: "API.Example.COM"}},
 		{name: "host case-insensitive with port", rec: hosts("api.example.com"), req: Request{Host: "Api.Example.Com:443"}},
-		{name: "host trailing dot", rec: hosts("api.example.com"), req: Request{Host: "api.example.com."}},
+		{name: "host IPv6 literal, other spelling", rec: hosts("2001:db8::1"), req: Request{Host: "[2001:DB8:0::1]:443"}},
+		{name: "host IPv6 pattern in long form", rec: hosts("2001:db8:0:0:0:0:0:1"), req: Request{Host: "[2001:db8::1]"}},
+		{name: "host with underscore", rec: hosts("my_host.example.com"), req: Request{Host: "my_host.example.com"}},
+		{name: "host highest port", rec: hosts("api.example.com"), req: Request{Host: "api.example.com:65535"}},
 		{name: "host second pattern", rec: hosts("other.example", "api.example.com"), req: Request{Host: "api.example.com"}},
 		{name: "wildcard one label", rec: hosts("*.example.com"), req: Request{Host: "sub.example.com"}},
 		{name: "wildcard two labels", rec: hosts("*.example.com"), req: Request{Host: "a.b.example.com"}},
@@ -160,7 +163,7 @@ func TestEvaluateDeny(t *testing.T) {
 		{evalCase{name: "expired beats host", rec: func(r *Record) { lifetime(r); hosts("api.example.com")(r) }, req: Request{Now: expiresAtTime, Host: "evil"}}, Expired},
 
 		// Host.
-		{evalCase{name: "host missing", rec: hosts("api.example.com")}, HostDenied},
+		{evalCase{name: "host missing", rec: hosts("api.example.com")}, InvalidHost},
 		{evalCase{name: "host other", rec: hosts("api.example.com"), req: Request{Host: "evil.com"}}, HostDenied},
 		{evalCase{name: "host as suffix", rec: hosts("api.example.com"), req: Request{Host: "api.example.com.evil.com"}}, HostDenied},
 		{evalCase{name: "host as prefix", rec: hosts("api.example.com"), req: Request{Host: "xapi.example.com"}}, HostDenied},
@@ -168,9 +171,24 @@ func TestEvaluateDeny(t *testing.T) {
 		{evalCase{name: "wildcard bare domain", rec: hosts("*.example.com"), req: Request{Host: "example.com"}}, HostDenied},
 		{evalCase{name: "wildcard bare domain with port", rec: hosts("*.example.com"), req: Request{Host: "example.com:443"}}, HostDenied},
 		{evalCase{name: "wildcard glued suffix", rec: hosts("*.example.com"), req: Request{Host: "badexample.com"}}, HostDenied},
-		{evalCase{name: "wildcard leading dot only", rec: hosts("*.example.com"), req: Request{Host: ".example.com"}}, HostDenied},
+		{evalCase{name: "wildcard leading dot only", rec: hosts("*.example.com"), req: Request{Host: ".example.com"}}, InvalidHost},
 		{evalCase{name: "wildcard suffix then more", rec: hosts("*.example.com"), req: Request{Host: "a.example.com.evil"}}, HostDenied},
-		{evalCase{name: "host with userinfo", rec: hosts("api.example.com"), req: Request{Host: "evil@api.example.com"}}, HostDenied},
+		{evalCase{name: "host with userinfo", rec: hosts("api.example.com"), req: Request{Host: "evil@api.example.com"}}, InvalidHost},
+		// A host a router could read differently is refused, never cut at
+		// the first colon.
+		{evalCase{name: "host port is a host", rec: hosts("api.example.com"), req: Request{Host: "api.example.com:1.admin.example.com"}}, InvalidHost},
+		{evalCase{name: "host port letters", rec: hosts("api.example.com"), req: Request{Host: "api.example.com:abc"}}, InvalidHost},
+		{evalCase{name: "host port too big", rec: hosts("api.example.com"), req: Request{Host: "api.example.com:99999"}}, InvalidHost},
+		{evalCase{name: "host port zero", rec: hosts("api.example.com"), req: Request{Host: "api.example.com:0"}}, InvalidHost},
+		{evalCase{name: "host port empty", rec: hosts("api.example.com"), req: Request{Host: "api.example.com:"}}, InvalidHost},
+		{evalCase{name: "host trailing dot", rec: hosts("api.example.com"), req: Request{Host: "api.example.com."}}, InvalidHost},
+		{evalCase{name: "host space", rec: hosts("api.example.com"), req: Request{Host: "api.example.com "}}, InvalidHost},
+		{evalCase{name: "host two ports", rec: hosts("api.example.com"), req: Request{Host: "api.example.com:80:80"}}, InvalidHost},
+		{evalCase{name: "host IPv6 unbracketed", rec: hosts("2001:db8::1"), req: Request{Host: "2001:db8::1"}}, InvalidHost},
+		{evalCase{name: "host IPv6 zone", rec: hosts("fe80::1"), req: Request{Host: "[fe80::1%25eth0]"}}, InvalidHost},
+		{evalCase{name: "host short IPv4", rec: hosts("127.0.0.1"), req: Request{Host: "127.1"}}, InvalidHost},
+		{evalCase{name: "wildcard never matches an IP", rec: hosts("*.0.0.1"), req: Request{Host: "127.0.0.1"}}, HostDenied},
+
 		{evalCase{name: "host beats cidr", rec: func(r *Record) { hosts("a.example")(r); cidrs("10.0.0.0/8")(r) }, req: Request{Host: "b.example"}}, HostDenied},
 
 		// Source address.

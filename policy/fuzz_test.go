@@ -196,12 +196,24 @@ func FuzzParseRoutes(f *testing.F) {
 				t.Fatalf("rule %d: accepted path_prefix %q", i, rule.PathPrefix)
 			}
 		}
-		scopes, ok := routes.Match(host, method, p)
-		scopes2, ok2 := routes.Match(host, method, p)
-		if ok != ok2 || !slices.Equal(scopes, scopes2) {
+		chosen, reason := routes.rule(host, method, p)
+		chosen2, reason2 := routes.rule(host, method, p)
+		if chosen != chosen2 || reason != reason2 {
 			t.Fatal("Match not deterministic")
 		}
-		if !ok {
+		scopes, r := routes.Match(host, method, p)
+		if r != reason || (chosen < 0 && scopes != nil) || (chosen >= 0 && !slices.Equal(scopes, routes.Rules[chosen].Scopes)) {
+			t.Fatalf("Match = %q, %v; rule = %d, %v", scopes, r, chosen, reason)
+		}
+		if reason != Allowed {
+			if reason == InvalidHost {
+				if _, ok := ParseHost(host); ok {
+					t.Fatalf("InvalidHost for %q, which ParseHost accepts", host)
+				}
+			}
+			return
+		}
+		if chosen < 0 {
 			for i, rule := range routes.Rules {
 				if (rule.Host == "" || rule.Host == "*") && rule.Method == "" && rule.PathPrefix == "/" && strings.HasPrefix(p, "/") {
 					t.Fatalf("no match for %q although rule %d matches every path", p, i)
@@ -209,26 +221,13 @@ func FuzzParseRoutes(f *testing.F) {
 			}
 			return
 		}
-		if len(scopes) == 0 {
-			return
-		}
-		// Find the rule by identity of its scopes slice.
-		chosen := -1
-		for i, rule := range routes.Rules {
-			if len(rule.Scopes) > 0 && &rule.Scopes[0] == &scopes[0] {
-				chosen = i
-			}
-		}
-		if chosen < 0 {
-			t.Fatal("Match returned scopes of no rule")
-		}
 		rule := routes.Rules[chosen]
-		if !strings.HasPrefix(p, rule.PathPrefix) || (rule.Method != "" && rule.Method != method) {
+		if !strings.HasPrefix(p, rule.PathPrefix) || !methodMatches(rule.Method, method) {
 			t.Fatalf("Match chose rule %d (%+v) for %s %q", chosen, rule, method, p)
 		}
 		for i, other := range routes.Rules {
 			anyHost := other.Host == "" || other.Host == "*"
-			if anyHost && (other.Method == "" || other.Method == method) && pathHasPrefix(p, other.PathPrefix) &&
+			if anyHost && methodMatches(other.Method, method) && pathHasPrefix(p, other.PathPrefix) &&
 				len(other.PathPrefix) > len(rule.PathPrefix) {
 				t.Fatalf("Match chose rule %d over the longer rule %d", chosen, i)
 			}

@@ -15,8 +15,13 @@ type hostPattern struct {
 	wildcard bool
 }
 
+// match compares a host from ParseHost (lower case, no port). A wildcard
+// never matches an IP literal.
 func (p hostPattern) match(host string) bool {
 	if p.wildcard {
+		if isIPLiteral(host) {
+			return false
+		}
 		return len(host) > len(p.name)+1 && strings.HasSuffix(host, p.name) && host[len(host)-len(p.name)-1] == '.'
 	}
 	return host == p.name
@@ -30,7 +35,23 @@ func parseHostPattern(s string) (hostPattern, bool) {
 	if !isHostname(p.name) {
 		return hostPattern{}, false
 	}
+	if a, err := netip.ParseAddr(p.name); err == nil {
+		if p.wildcard {
+			return hostPattern{}, false
+		}
+		p.name = a.String() // requests' IPv6 literals are compared in this form
+	}
 	return p, true
+}
+
+// isIPLiteral reports whether a host from ParseHost is an IP address: IPv6
+// literals have colons; a valid name ending in a number is an IPv4 address.
+func isIPLiteral(host string) bool {
+	if strings.IndexByte(host, ':') >= 0 {
+		return true
+	}
+	i := strings.LastIndexByte(host, '.')
+	return isNumber(host[i+1:])
 }
 
 // isHostname accepts lower-case DNS names and IP literals (unbracketed, no
@@ -150,14 +171,3 @@ func splitHostPort(s string) (host, port string) {
 	return s, ""
 }
 
-// requestHost lower-cases host and strips its port and brackets.
-func requestHost(host string) string {
-	host, _ = splitHostPort(host)
-	host = strings.TrimSuffix(host, ".")
-	for i := 0; i < len(host); i++ {
-		if c := host[i]; c >= 'A' && c <= 'Z' {
-			return strings.ToLower(host)
-		}
-	}
-	return host
-}

@@ -11,6 +11,12 @@ const (
 
 	// 400
 	NonCanonicalPath // routes file in use and the path is not normalised
+	InvalidHost      // host rules in use and the Host is not a plain host[:port]
+	InvalidMethod    // method rules in use and the method is not an upper-case token
+	InvalidHeader    // a header name a CGI upstream would read as one keygate sets or reads
+
+	// 413
+	RequestTooLarge // the request (or its headers) is over the configured size
 
 	// 401
 	MissingKey
@@ -51,6 +57,10 @@ var reasonInfo = [numReasons]struct {
 }{
 	Allowed:              {"allowed", 200},
 	NonCanonicalPath:     {"non_canonical_path", 400},
+	InvalidHost:          {"invalid_host", 400},
+	InvalidMethod:        {"invalid_method", 400},
+	InvalidHeader:        {"invalid_header", 400},
+	RequestTooLarge:      {"request_too_large", 413},
 	MissingKey:           {"missing_key", 401},
 	MalformedKey:         {"malformed_key", 401},
 	AmbiguousCredentials: {"ambiguous_credentials", 401},

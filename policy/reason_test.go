@@ -6,7 +6,7 @@ import (
 )
 
 func TestReasons(t *testing.T) {
-	allowedStatuses := []int{200, 400, 401, 403, 429, 500, 503}
+	allowedStatuses := []int{200, 400, 401, 403, 413, 429, 500, 503}
 	seen := make(map[string]Reason)
 	for r := Reason(0); int(r) < NumReasons; r++ {
 		code, status := r.String(), r.HTTPStatus()
@@ -44,6 +44,10 @@ func TestReasonCodesStable(t *testing.T) {
 	}{
 		Allowed:              {"allowed", 200},
 		NonCanonicalPath:     {"non_canonical_path", 400},
+		InvalidHost:          {"invalid_host", 400},
+		InvalidMethod:        {"invalid_method", 400},
+		InvalidHeader:        {"invalid_header", 400},
+		RequestTooLarge:      {"request_too_large", 413},
 		MissingKey:           {"missing_key", 401},
 		MalformedKey:         {"malformed_key", 401},
 		AmbiguousCredentials: {"ambiguous_credentials", 401},

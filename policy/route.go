@@ -12,6 +12,10 @@ import (
 // method match; on a tie, the first in the file.
 type Routes struct {
 	Rules []RouteRule `json:"routes"`
+
+	// namesHost and namesMethod: some rule has a host or a method, so the
+	// request's must be read strictly (ParseHost, upper-case token).
+	namesHost, namesMethod bool
 }
 
 // RouteRule is one entry of the routes file.
@@ -19,7 +23,9 @@ type RouteRule struct {
 	// Host matches the request host (port ignored): exact, "*.suffix", or
 	// "" / "*" for any host.
 	Host string `json:"host,omitempty"`
-	// Method matches the HTTP method exactly (upper case); "" for any.
+	// Method matches the HTTP method (upper case in the file; a request
+	// whose method is not an upper-case token is denied invalid_method). A
+	// GET rule also matches HEAD. "" for any method.
 	Method string `json:"method,omitempty"`
 	// PathPrefix matches whole path segments: "/orders" matches "/orders"
 	// and "/orders/1" but not "/ordersx". Required; "/" matches every path.
@@ -44,7 +50,10 @@ func parseRoutes(data []byte) (*Routes, error) {
 	}
 	var errs []error
 	for i := range r.Rules {
-		errs = append(errs, r.Rules[i].compile(i)...)
+		rule := &r.Rules[i]
+		errs = append(errs, rule.compile(i)...)
+		r.namesHost = r.namesHost || rule.host.name != ""
+		r.namesMethod = r.namesMethod || rule.Method != ""
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -79,30 +88,58 @@ func (rule *RouteRule) compile(i int) []error {
 	return errs
 }
 
-// Match returns the scopes required for a request and whether a rule
-// matched. path must be without its query string.
-func (r *Routes) Match(host, method, path string) (scopes []string, ok bool) {
+// Match returns the scopes required for a request, or why the request
+// cannot be matched: InvalidHost when a rule names a host and the request's
+// is not a plain host[:port] (see ParseHost), InvalidMethod when a rule
+// names a method and the request's is not an upper-case token. A request
+// no rule matches needs no scope. path must be without its query string.
+func (r *Routes) Match(authority, method, path string) (scopes []string, reason Reason) {
+	i, reason := r.rule(authority, method, path)
+	if i < 0 {
+		return nil, reason
+	}
+	return r.Rules[i].Scopes, reason
+}
+
+// rule is Match's choice: the index of the rule, or -1 for none.
+func (r *Routes) rule(authority, method, path string) (int, Reason) {
+	var host string
+	if r.namesHost {
+		var ok bool
+		if host, ok = ParseHost(authority); !ok {
+			return -1, InvalidHost
+		}
+	}
+	if r.namesMethod && !isMethod(method) {
+		return -1, InvalidMethod
+	}
 	best := -1
-	host = requestHost(host)
 	for i := range r.Rules {
 		rule := &r.Rules[i]
 		if rule.host.name != "" && !rule.host.match(host) {
 			continue
 		}
-		if rule.Method != "" && rule.Method != method {
-			continue
-		}
-		if !pathHasPrefix(path, rule.PathPrefix) {
+		if !methodMatches(rule.Method, method) || !pathHasPrefix(path, rule.PathPrefix) {
 			continue
 		}
 		if best < 0 || len(rule.PathPrefix) > len(r.Rules[best].PathPrefix) {
 			best = i
 		}
 	}
-	if best < 0 {
-		return nil, false
-	}
-	return r.Rules[best].Scopes, true
+	return best, Allowed
+}
+
+// methodMatches: a rule without a method matches every method; a GET rule
+// also matches HEAD, which servers answer with the GET handler.
+func methodMatches(rule, method string) bool {
+	return rule == "" || rule == method || (rule == "GET" && method == "HEAD")
+}
+
+// isMethod reports whether m is an RFC 9110 token without lower-case
+// letters: nginx refuses other methods, Envoy and Go pass them on, and an
+// upstream may read "post" as POST, so a method rule could be dodged by case.
+func isMethod(m string) bool {
+	return m != "" && strings.ToUpper(m) == m && isToken(strings.ToLower(m))
 }
 
 func pathHasPrefix(path, prefix string) bool {

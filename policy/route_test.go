@@ -112,7 +112,7 @@ func TestRoutesMatch(t *testing.T) {
 	}{
 		{"tie goes to the first rule", "api.example.com", "GET", "/orders", []string{"orders:read"}},
 		{"method-specific rule first", "api.example.com", "POST", "/orders", []string{"orders:write"}},
-		{"method is case-sensitive", "api.example.com", "post", "/orders", []string{"orders:read"}},
+		{"HEAD gets a GET rule", "api.example.com", "HEAD", "/ordersx", []string{"x"}},
 		{"segment below prefix", "api.example.com", "GET", "/orders/1", []string{"orders:read"}},
 		{"deep segment below prefix", "api.example.com", "GET", "/orders/1/items/2", []string{"orders:read"}},
 		{"prefix is not a segment boundary", "api.example.com", "GET", "/ordersx", []string{"x"}},
@@ -124,27 +124,59 @@ func TestRoutesMatch(t *testing.T) {
 		{"orders with trailing slash", "api.example.com", "GET", "/orders/", []string{"orders:read"}},
 		{"host and method rule", "api.example.com", "DELETE", "/orders/1", []string{"orders:delete"}},
 		{"host and method rule, port", "api.example.com:443", "DELETE", "/orders/1", []string{"orders:delete"}},
+		{"host rule, upper-case host", "API.Example.COM", "DELETE", "/orders/1", []string{"orders:delete"}},
 		{"host and method rule, other host", "www.example.com", "DELETE", "/orders/1", []string{"orders:read"}},
 		{"longest prefix beats host", "admin.example.com", "GET", "/orders", []string{"orders:read"}},
 		{"host rule on tie with any-host rule", "admin.example.com", "GET", "/settings", []string{"admin"}},
 		{"host rule with port and case", "ADMIN.Example.com:8443", "GET", "/settings", []string{"admin"}},
-		{"host rule trailing dot", "admin.example.com.", "GET", "/settings", []string{"admin"}},
 		{"other host falls to any-host", "user.example.com", "GET", "/settings", []string{}},
 		{"wildcard host", "a.internal.example.com", "GET", "/metrics", []string{"metrics"}},
 		{"wildcard host deep", "a.b.internal.example.com:9090", "GET", "/metrics/x", []string{"metrics"}},
 		{"wildcard excludes bare domain", "internal.example.com", "GET", "/metrics", []string{}},
 		{"wildcard excludes glued", "xinternal.example.com", "GET", "/metrics", []string{}},
 		{"wildcard host, not a segment", "a.internal.example.com", "GET", "/metricsx", []string{}},
-		{"root", "", "", "/", []string{}},
-		{"empty host and method", "", "", "/orders", []string{"orders:read"}},
+		{"IPv6 literal", "[::1]:8080", "GET", "/", []string{}},
+		{"custom upper-case method", "api.example.com", "PURGE", "/orders", []string{"orders:read"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, ok := r.Match(tt.host, tt.method, tt.path)
-			if !ok || !slices.Equal(got, tt.want) {
-				t.Errorf("Match(%q, %q, %q) = %q, %v; want %q, true", tt.host, tt.method, tt.path, got, ok, tt.want)
+			got, reason := r.Match(tt.host, tt.method, tt.path)
+			if reason != Allowed || !slices.Equal(got, tt.want) {
+				t.Errorf("Match(%q, %q, %q) = %q, %v; want %q, allowed", tt.host, tt.method, tt.path, got, reason, tt.want)
 			}
 		})
+	}
+}
+
+// TestRoutesMatchRefuses: with rules naming hosts and methods, a host or
+// method a router could read differently is refused, never matched after
+// cutting at a colon or by guessing the case.
+func TestRoutesMatchRefuses(t *testing.T) {
+	r := mustRoutes(t, routesJSON)
+	for _, tt := range []struct {
+		host, method string
+		want         Reason
+	}{
+		{"admin.example.com.", "GET", InvalidHost},
+		{"admin.example.com:1.api.example.com", "GET", InvalidHost},
+		{"api.example.com:abc", "GET", InvalidHost},
+		{"api.example.com:", "GET", InvalidHost},
+		{"api.example.com:99999", "GET", InvalidHost},
+		{"user@admin.example.com", "GET", InvalidHost},
+		{"", "GET", InvalidHost},
+		{"api.example.com", "post", InvalidMethod},
+		{"api.example.com", "Post", InvalidMethod},
+		{"api.example.com", "", InvalidMethod},
+		{"api.example.com", "GET /", InvalidMethod},
+	} {
+		if got, reason := r.Match(tt.host, tt.method, "/orders"); reason != tt.want || got != nil {
+			t.Errorf("Match(%q, %q) = %q, %v; want %v", tt.host, tt.method, got, reason, tt.want)
+		}
+	}
+	// Without host or method rules, neither is read.
+	lax := mustRoutes(t, `{"routes": [{"path_prefix": "/orders", "scopes": ["a"]}]}`)
+	if got, reason := lax.Match("x:y:z", "get", "/orders"); reason != Allowed || !slices.Equal(got, []string{"a"}) {
+		t.Errorf("path-only rules: Match = %q, %v; want [a], allowed", got, reason)
 	}
 }
 
@@ -164,12 +196,12 @@ func TestRoutesNoMatch(t *testing.T) {
 		{"x", "GET", ""},
 		{"x", "GET", "orders"},
 	} {
-		if got, ok := r.Match(tt.host, tt.method, tt.path); ok {
-			t.Errorf("Match(%q, %q, %q) = %q, true; want no match", tt.host, tt.method, tt.path, got)
+		if i, reason := r.rule(tt.host, tt.method, tt.path); i >= 0 || reason != Allowed {
+			t.Errorf("rule(%q, %q, %q) = %d, %v; want no match", tt.host, tt.method, tt.path, i, reason)
 		}
 	}
 	var empty Routes
-	if _, ok := empty.Match("x", "GET", "/"); ok {
+	if i, _ := empty.rule("x", "GET", "/"); i >= 0 {
 		t.Error("empty Routes matched")
 	}
 }
@@ -218,7 +250,7 @@ func BenchmarkRoutesMatch(b *testing.B) {
 	r := mustRoutes(b, routesJSON)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, ok := r.Match("api.example.com:443", "GET", "/orders/export/all.csv"); !ok {
+		if scopes, _ := r.Match("api.example.com:443", "GET", "/orders/export/all.csv"); len(scopes) == 0 {
 			b.Fatal("no match")
 		}
 	}

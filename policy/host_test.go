@@ -1,0 +1,95 @@
+package policy
+
+import (
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+func TestParseHostAccepts(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"api.example.com", "api.example.com"},
+		{"API.Example.COM", "api.example.com"},
+		{"api.example.com:443", "api.example.com"},
+		{"api.example.com:1", "api.example.com"},
+		{"api.example.com:65535", "api.example.com"},
+		{"localhost", "localhost"},
+		{"my_host-1.example", "my_host-1.example"},
+		{"192.0.2.1", "192.0.2.1"},
+		{"192.0.2.1:8080", "192.0.2.1"},
+		{"[2001:db8::1]", "2001:db8::1"},
+		{"[2001:DB8:0:0::1]:443", "2001:db8::1"},
+		{"[::ffff:192.0.2.1]", "::ffff:192.0.2.1"},
+		{"3com.example", "3com.example"},
+		{"example.3com", "example.3com"},
+		{"example.1e3", "example.1e3"},
+		{strings.Repeat("a", 63) + ".example", strings.Repeat("a", 63) + ".example"},
+	} {
+		got, ok := ParseHost(tt.in)
+		if !ok || got != tt.want {
+			t.Errorf("ParseHost(%q) = %q, %v; want %q", tt.in, got, ok, tt.want)
+		}
+	}
+}
+
+func TestParseHostRefuses(t *testing.T) {
+	for _, in := range []string{
+		"", ":443", "api.example.com:", "api.example.com:abc", "api.example.com:1.admin.example.com",
+		"api.example.com:0", "api.example.com:65536", "api.example.com:99999", "api.example.com:0443",
+		"api.example.com:+443", "api.example.com:-1", "api.example.com: 443", "api.example.com:443:443",
+		"api.example.com.", "api.example.com.:443", ".api.example.com", "api..example.com", ".",
+		"user@api.example.com", "user:pass@api.example.com", "api.example.com@evil.com",
+		"api example.com", " api.example.com", "api.example.com ", "api.example.com\t",
+		"api%2eexample.com", "api.example.com/x", "api.example.com?x", "api.example.com#x", "api.example.com\\x",
+		"ap\x00i.example.com", "api.example.com\r\n", "äpi.example.com", "*.example.com",
+		"2001:db8::1", "[2001:db8::1", "2001:db8::1]", "[2001:db8::1]x", "[2001:db8::1]:", "[2001:db8::1]:abc",
+		"[fe80::1%25eth0]", "[fe80::1%eth0]", "[192.0.2.1]", "[]", "[v1.x]",
+		"127.1", "0x7f.0.0.1", "192.0.2.01", "192.0.2.1.5", "1.2.3.0x4", "example.0x", "256.0.0.1",
+		strings.Repeat("a", 64) + ".example", strings.Repeat("a.", 127) + "ab",
+	} {
+		if got, ok := ParseHost(in); ok {
+			t.Errorf("ParseHost(%q) = %q, true; want refused", in, got)
+		}
+	}
+}
+
+// FuzzParseHost: whatever ParseHost accepts, Go's own host:port splitting
+// reads the same host, the port (if any) is 1-65535, and the result is a
+// lower-case name of host characters or a canonical IP literal.
+func FuzzParseHost(f *testing.F) {
+	for _, s := range []string{
+		"api.example.com", "API.example.com:443", "[::1]:80", "[fe80::1%25x]", "a:b:c", "127.1", "0x7f.1",
+		"api.example.com:1.admin.example.com", "a.", "u@h", "h:0443", "1.2.3.4", "[::ffff:1.2.3.4]",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		host, ok := ParseHost(in)
+		if !ok {
+			return
+		}
+		gotHost, port := in, ""
+		if h, p, err := net.SplitHostPort(in); err == nil {
+			gotHost, port = h, p
+		} else if strings.HasPrefix(in, "[") {
+			gotHost = strings.Trim(in, "[]")
+		}
+		if port != "" {
+			if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 || strconv.Itoa(n) != port {
+				t.Fatalf("ParseHost(%q) accepted port %q", in, port)
+			}
+		}
+		if a, err := netip.ParseAddr(gotHost); err == nil {
+			if a.String() != host || a.Zone() != "" {
+				t.Fatalf("ParseHost(%q) = %q; the address is %v", in, host, a)
+			}
+			return
+		}
+		if host != strings.ToLower(gotHost) || strings.Trim(host, "abcdefghijklmnopqrstuvwxyz0123456789.-_") != "" ||
+			strings.HasSuffix(host, ".") || strings.Contains(host, "..") {
+			t.Fatalf("ParseHost(%q) = %q, which is not a plain host name", in, host)
+		}
+	})
+}
