@@ -33,8 +33,12 @@ func TestServeConfigErrors(t *testing.T) {
 			[]string{"--grpc-addr 0.0.0.0:0 is not a loopback address", "--http-addr :0 is not a loopback address"}},
 		{"TLS flags", envMap{}, []string{"--tls-cert", "c.pem", "--tls-allowed-peers", "spiffe://a/*/b"},
 			[]string{"--tls-cert and --tls-key", "--tls-allowed-peers: needs --tls-client-ca", `--tls-allowed-peers "spiffe://a/*/b"`}},
-		{"gRPC limits", envMap{}, []string{"--grpc-max-message-bytes", "1000", "--grpc-max-streams", "0", "--grpc-max-connection-age", "10s",
-			"--grpc-keepalive-min-time", "1ms"}, []string{"--grpc-max-message-bytes", "--grpc-max-streams", "--grpc-max-connection-age", "--grpc-keepalive-min-time"}},
+		{"gRPC limits", envMap{}, []string{"--max-request-bytes", "1000", "--grpc-max-streams", "0", "--grpc-max-connection-age", "10s",
+			"--grpc-keepalive-min-time", "1ms"}, []string{"--max-request-bytes", "--grpc-max-streams", "--grpc-max-connection-age", "--grpc-keepalive-min-time"}},
+		{"forwarding and stripping", envMap{}, []string{"--trusted-proxies", "10.0.0.0/8,10.1.2.3/8,nope", "--unknown-key-per", "ip",
+			"--strip-headers", "x-plan,X-Tier,host"},
+			[]string{`--trusted-proxies[1]: "10.1.2.3/8" has host bits set`, `--trusted-proxies[2]: "nope"`, `--unknown-key-per: "ip"`,
+				`strip-headers[1]: "X-Tier"`, `strip-headers[2]: "host"`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -11,9 +11,10 @@ import (
 	"google.golang.org/grpc/keepalive"
 )
 
-// grpcFlags are the gRPC server's limits, sized for Envoy.
+// grpcFlags are the gRPC server's limits, sized for Envoy. The message
+// size limit is extauthz's MaxRequestBytes (--max-request-bytes): requests
+// over it are denied, not refused (see extauthz.Server.GRPCOptions).
 type grpcFlags struct {
-	maxMessage    int
 	maxStreams    int
 	maxConnAge    time.Duration
 	maxConnGrace  time.Duration
@@ -22,7 +23,6 @@ type grpcFlags struct {
 }
 
 func (g *grpcFlags) register(fs *pflag.FlagSet) {
-	fs.IntVar(&g.maxMessage, "grpc-max-message-bytes", 256<<10, "largest CheckRequest accepted (Envoy's headers are at most 60 KiB by default; larger requests get a gRPC RESOURCE_EXHAUSTED error)")
 	fs.IntVar(&g.maxStreams, "grpc-max-streams", 1024, "concurrent Checks per connection (HTTP/2 streams)")
 	fs.DurationVar(&g.maxConnAge, "grpc-max-connection-age", 30*time.Minute, "close connections after this long (GOAWAY) so Envoy's load spreads over new replicas; 0: never")
 	fs.DurationVar(&g.maxConnGrace, "grpc-max-connection-age-grace", time.Minute, "how long in-flight Checks may finish after a connection's max age")
@@ -32,9 +32,6 @@ func (g *grpcFlags) register(fs *pflag.FlagSet) {
 
 func (g *grpcFlags) check() error {
 	var errs []error
-	if g.maxMessage < 64<<10 {
-		errs = append(errs, fmt.Errorf("--grpc-max-message-bytes: %d is under 64 KiB (Envoy's header limit is 60 KiB)", g.maxMessage))
-	}
 	if g.maxStreams < 1 {
 		errs = append(errs, fmt.Errorf("--grpc-max-streams: must be >= 1, got %d", g.maxStreams))
 	}
@@ -62,7 +59,6 @@ func (g *grpcFlags) options() []grpc.ServerOption {
 		age = time.Duration(math.MaxInt64)
 	}
 	return []grpc.ServerOption{
-		grpc.MaxRecvMsgSize(g.maxMessage),
 		grpc.MaxConcurrentStreams(uint32(g.maxStreams)),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: g.keepaliveMin, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{

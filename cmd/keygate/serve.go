@@ -43,6 +43,8 @@ type serveFlags struct {
 	fs              *pflag.FlagSet
 	getenv          func(string) string
 	store           storeFlags
+	trustedProxies  []string
+	unknownKeyPer   string
 	cfg             extauthz.Config
 }
 
@@ -85,6 +87,12 @@ func newServeCmd(e *env) *cobra.Command {
 	fs.IntVar(&c.StoreReadBurst, "store-read-burst", 100, "burst over --store-read-rate")
 	fs.Float64Var(&c.UnknownKeyRate, "unknown-key-rate", 50, "unknown keys per second a calling peer may send before its uncached keys get 429 caller_rate_limited (negative: unlimited)")
 	fs.IntVar(&c.UnknownKeyBurst, "unknown-key-burst", 500, "burst over --unknown-key-rate")
+	fs.StringVar(&f.unknownKeyPer, "unknown-key-per", "peer", "what --unknown-key-rate is counted per: peer (the calling proxy) or client (the client address Envoy reports, or in HTTP mode the one --trusted-proxies lead to)")
+	fs.StringSliceVar(&f.trustedProxies, "trusted-proxies", nil, "HTTP mode: addresses or CIDRs of the proxies whose X-Forwarded-For is believed; the client is the rightmost entry not in the list (default none: the connecting peer is the client)")
+	fs.StringSliceVar(&c.StripHeaders, "strip-headers", nil, "header names removed from every allowed request whose key does not set them (besides keygate's identity headers and every record header name already loaded): list the names your key records set")
+	fs.IntVar(&c.MaxRequestBytes, "max-request-bytes", 256<<10, "largest request decided on (the CheckRequest over gRPC, the headers in HTTP mode); larger ones are denied 413 request_too_large")
+	fs.IntVar(&c.MaxRequestBytes, "grpc-max-message-bytes", 256<<10, "")
+	_ = fs.MarkDeprecated("grpc-max-message-bytes", "use --max-request-bytes (larger requests are now denied 413, not refused)")
 	return cmd
 }
 
@@ -164,7 +172,7 @@ func (l listeners) close() {
 }
 
 func (f *serveFlags) serve(ctx context.Context, log *slog.Logger, ls listeners, store *openedStore, srv *extauthz.Server, ob *observability) error {
-	opts := append(f.grpc.options(), ob.grpcOptions()...)
+	opts := append(append(f.grpc.options(), srv.GRPCOptions()...), ob.grpcOptions()...)
 	if ls.tls != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(ls.tls.ServerConfig("h2"))))
 	}
@@ -187,7 +195,7 @@ func (f *serveFlags) serve(ctx context.Context, log *slog.Logger, ls listeners, 
 	})
 	var hsrv *http.Server
 	if ls.http != nil {
-		hsrv = newHTTPServer(httpHandler(srv, hs), log)
+		hsrv = newHTTPServer(httpHandler(srv, hs), f.cfg.GRPCTransportLimit(), log)
 		httpLis := ls.http
 		if ls.tls != nil {
 			httpLis = tls.NewListener(httpLis, ls.tls.ServerConfig("http/1.1"))

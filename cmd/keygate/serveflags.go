@@ -3,7 +3,9 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
+	"strings"
 	"time"
 
 	"sigs.k8s.io/yaml"
@@ -58,6 +60,20 @@ func (f *serveFlags) checkFlags() error {
 	if c.StoreReadRate == 0 {
 		errs = append(errs, errors.New("--store-read-rate: must be > 0, or negative for unlimited"))
 	}
+	if c.MaxRequestBytes < 64<<10 {
+		errs = append(errs, fmt.Errorf("--max-request-bytes: %d is under 64 KiB (Envoy's header limit is 60 KiB)", c.MaxRequestBytes))
+	}
+	switch f.unknownKeyPer {
+	case "peer":
+	case "client":
+		c.UnknownKeyPerClient = true
+	default:
+		errs = append(errs, fmt.Errorf("--unknown-key-per: %q: want peer or client", f.unknownKeyPer))
+	}
+	var err error
+	if c.TrustedProxies, err = parsePrefixes("--trusted-proxies", f.trustedProxies); err != nil {
+		errs = append(errs, err)
+	}
 	for _, h := range []struct{ flag, v string }{{"--key-prefix", c.KeyPrefix}, {"--key-header", c.KeyHeader}, {"--auth-header", c.AuthHeader}} {
 		if h.v == "" {
 			errs = append(errs, fmt.Errorf("%s: must not be empty", h.flag))
@@ -84,4 +100,29 @@ func loadRoutes(path string) (*policy.Routes, error) {
 		return nil, fmt.Errorf("--routes-file %s: %w", path, err)
 	}
 	return routes, nil
+}
+
+// parsePrefixes reads CIDRs or single addresses ("10.0.0.0/8",
+// "192.0.2.7", "2001:db8::/32"), reporting every bad entry by position.
+func parsePrefixes(flag string, list []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	var errs []error
+	for i, s := range list {
+		s = strings.TrimSpace(s)
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil || a.Zone() != "" {
+				errs = append(errs, fmt.Errorf("%s[%d]: %q: want an IP address or CIDR, e.g. 10.0.0.0/8", flag, i, s))
+				continue
+			}
+			p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+		}
+		if p != p.Masked() {
+			errs = append(errs, fmt.Errorf("%s[%d]: %q has host bits set (did you mean %s?)", flag, i, s, p.Masked()))
+			continue
+		}
+		out = append(out, p)
+	}
+	return out, errors.Join(errs...)
 }
