@@ -92,7 +92,9 @@ func TestGRPCTooLarge(t *testing.T) {
 	}
 	defer conn.Close()
 	client := authv3.NewAuthorizationClient(conn)
-	pad := func(n int) *authv3.CheckRequest { return newReq().key(testKey).header("x-pad", strings.Repeat("a", n)).build() }
+	pad := func(n int) *authv3.CheckRequest {
+		return newReq().key(testKey).header("x-pad", strings.Repeat("a", n)).build()
+	}
 	for _, tc := range []struct {
 		name string
 		req  *authv3.CheckRequest

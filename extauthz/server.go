@@ -152,7 +152,7 @@ func (s *Server) check(ctx context.Context, req *authv3.CheckRequest, wire bool)
 	if d.Source, d.Reason = source, reason; d.Reason != policy.Allowed {
 		return s.deny(d.Reason, wire)
 	}
-	d.KeyID, ownID = e.keyID, true // Decisions outlive the request (audit queue)
+	d.KeyID, ownID = e.keyID, true                                         // Decisions outlive the request (audit queue)
 	if in.underscored != nil && s.strip.collides(&s.cfg, in.underscored) { // after the lookup: the key's own headers count
 		d.Reason = policy.InvalidHeader
 		return s.deny(d.Reason, wire)

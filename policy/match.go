@@ -170,4 +170,3 @@ func splitHostPort(s string) (host, port string) {
 	}
 	return s, ""
 }
-
