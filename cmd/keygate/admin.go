@@ -100,8 +100,9 @@ func (f *serveFlags) effectiveConfig(getenv func(string) string) map[string]stri
 }
 
 // loopbackDefault puts an address without a host (":9901") on loopback:
-// the admin endpoint listens on every interface only when asked to
-// ("0.0.0.0:9901").
+// the admin and metrics endpoints listen on every interface only when
+// asked to ("0.0.0.0:9901"). (--grpc-addr and --http-addr instead refuse
+// an address off loopback without TLS or --plaintext.)
 func loopbackDefault(addr string) string {
 	if host, port, err := net.SplitHostPort(addr); err == nil && host == "" {
 		return net.JoinHostPort("127.0.0.1", port)

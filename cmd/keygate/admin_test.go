@@ -171,3 +171,25 @@ func TestAdminGuardOffLoopback(t *testing.T) {
 		t.Run("refused/"+r.name, func(t *testing.T) { r.send(t, hs.URL) })
 	}
 }
+
+// An admin or metrics address without a host binds loopback; any host
+// given, including every interface, is kept as written.
+func TestLoopbackDefault(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{":9090", "127.0.0.1:9090"},
+		{":0", "127.0.0.1:0"},
+		{"0.0.0.0:9090", "0.0.0.0:9090"},
+		{"[::]:9090", "[::]:9090"},
+		{"127.0.0.1:9090", "127.0.0.1:9090"},
+		{"[::1]:9090", "[::1]:9090"},
+		{"localhost:9090", "localhost:9090"},
+		{"", ""},           // off
+		{"9090", "9090"},   // no colon: left for net.Listen to reject
+		{"a:b:c", "a:b:c"}, // likewise
+		{"10.1.2.3:9090", "10.1.2.3:9090"},
+	} {
+		if got := loopbackDefault(tt.in); got != tt.want {
+			t.Errorf("loopbackDefault(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
