@@ -19,13 +19,17 @@
 #
 # vault/policies_test.go applies this file to a real Vault dev server and
 # checks what the token can and cannot do; it also fails if any stanza here
-# other than usage/+ grants more than "read".
+# other than usage/+ grants more than "read", or if a path uses "*".
+#
+# "+" matches exactly one path segment; "*" would also match everything
+# nested below (keys/<id>/anything). keygate only ever reads
+# keys/<id> with <id> a checked 12-character key id, so "+" is all it needs.
 
 # Key records. Lookup reads secret/data/keygate/keys/<id> on a cache miss.
 # "read" on the data path only: no "list" (the server looks up ids it is
 # given and never enumerates), and no metadata (the server does not need
 # version history; Lookup gets the latest version from the data path).
-path "secret/data/keygate/keys/*" {
+path "secret/data/keygate/keys/+" {
   capabilities = ["read"]
 }
 
