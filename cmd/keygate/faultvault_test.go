@@ -51,8 +51,7 @@ func (fv *faultVault) writePolicy(t *testing.T) {
 	t.Helper()
 	rules := fmt.Sprintf("path \"secret/data/%[1]s/keys/+\" { capabilities = [\"read\"] }\n"+
 		"path \"secret/data/%[1]s/pepper\" { capabilities = [\"read\"] }\n"+
-		"path \"secret/data/%[1]s/journal\" { capabilities = [\"read\"] }\n"+
-		"path \"secret/metadata/%[1]s/journal\" { capabilities = [\"read\"] }\n", fv.base)
+		"path \"secret/data/%[1]s/journal\" { capabilities = [\"read\"] }\n", fv.base)
 	if err := fv.admin.Sys().PutPolicy(fv.policy, rules); err != nil {
 		t.Fatalf("put policy: %v", err)
 	}

@@ -56,12 +56,8 @@ path "secret/data/keygate/pepper" {
 
 # The change journal: every CLI write appends a version with
 # check-and-set (create the first time, update afterwards), after reading
-# the current one.
+# the latest one on this data path, whose response says its version (the
+# cas value): no read of secret/metadata/keygate/journal is needed.
 path "secret/data/keygate/journal" {
   capabilities = ["create", "read", "update"]
-}
-
-# The journal's current_version, the cas value of the next append.
-path "secret/metadata/keygate/journal" {
-  capabilities = ["read"]
 }

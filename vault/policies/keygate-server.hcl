@@ -39,18 +39,13 @@ path "secret/data/keygate/pepper" {
   capabilities = ["read"]
 }
 
-# The change journal: a KV v2 entry whose versions are the
-# journal, appended by the CLI with check-and-set. Each replica reads the
-# entries it has not seen yet (GET ...?version=N on the data path) ...
+# The change journal: a KV v2 entry whose versions are the journal,
+# appended by the CLI with check-and-set. Each replica polls the latest
+# version (every --journal-poll; the response's metadata says which
+# version it is) and reads the versions it has not seen yet (GET
+# ...?version=N), all on the data path: no read of
+# secret/metadata/keygate/journal is needed.
 path "secret/data/keygate/journal" {
-  capabilities = ["read"]
-}
-
-# ... and polls the metadata for current_version (one small read per
-# second) to learn whether anything changed, and whether it fell so far
-# behind (versions beyond max_versions were dropped) that it must drop its
-# cache.
-path "secret/metadata/keygate/journal" {
   capabilities = ["read"]
 }
 
