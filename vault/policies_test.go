@@ -277,10 +277,10 @@ func TestServerPolicy(t *testing.T) {
 			}
 			return err
 		}, nil},
-		{"poll the journal metadata", func(ctx context.Context) error {
-			v, err := journalVersion(ctx, c)
-			if err == nil && v < 1 {
-				return fmt.Errorf("journal current_version %d, want >= 1", v)
+		{"poll the journal as serve does", func(ctx context.Context) error {
+			entries, latest, complete, err := f.server.JournalSince(ctx, 0)
+			if err == nil && (latest < 1 || !complete || len(entries) == 0) {
+				return fmt.Errorf("JournalSince(0) = %d entries, latest %d, complete %v; want the root's append", len(entries), latest, complete)
 			}
 			return err
 		}, nil},
@@ -317,7 +317,11 @@ func TestServerPolicy(t *testing.T) {
 		{"delete a record's metadata", apiDelete(c, "secret/metadata/keygate/keys/"+id), errDenied},
 		{"destroy a record's versions", apiWrite(c, "secret/destroy/keygate/keys/"+id, map[string]any{"versions": []int{1}}), errDenied},
 		{"read a record's metadata", apiRead(c, "secret/metadata/keygate/keys/"+id), errDenied},
+		{"read the journal metadata", apiRead(c, journalMeta), errDenied},
 		{"write the journal metadata", apiWrite(c, journalMeta, map[string]any{"max_versions": 1}), errDenied},
+		// keys/+ is one segment: nothing nested below a record is readable.
+		{"read below a record", apiRead(c, "secret/data/keygate/keys/"+id+"/x"), errDenied},
+		{"read two levels below keys", apiRead(c, "secret/data/keygate/keys/a/b"), errDenied},
 		{"read another path", apiRead(c, "secret/data/other/x"), errDenied},
 		{"read another entry under the base path", apiRead(c, "secret/data/keygate/other"), errDenied},
 		{"lookup under a sibling base path", func(ctx context.Context) error {
@@ -348,6 +352,7 @@ func TestAdminPolicy(t *testing.T) {
 	id, rec := f.newKey(t)
 	f.eraseAfter(t, "secret/metadata/keygate/pepper")
 	f.eraseAfter(t, journalMeta)
+	f.eraseAfter(t, "secret/metadata/keygate/keys/"+id+"/x") // only if the nested write were allowed
 
 	sibling := f.store(t, f.adminTok, "keygate-other")
 	siblingID, siblingRec := newRecord(t)
@@ -392,12 +397,8 @@ func TestAdminPolicy(t *testing.T) {
 			}
 			return err
 		}, nil},
-		{"append to the journal", func(ctx context.Context) error {
-			return appendJournal(ctx, c, map[string]any{"ids": []string{id}})
-		}, nil},
-		{"append to the journal again", func(ctx context.Context) error {
-			return appendJournal(ctx, c, map[string]any{"ids": []string{id}})
-		}, nil},
+		{"append to the journal", func(ctx context.Context) error { return f.admin.AppendJournal(ctx, "revoke", id) }, nil},
+		{"append to the journal again", func(ctx context.Context) error { return f.admin.AppendJournal(ctx, "update", id) }, nil},
 		{"read the journal", apiRead(c, journalPath), nil},
 		{"read a key's use", func(ctx context.Context) error {
 			at, ok, err := f.admin.LastUsed(ctx, id)
@@ -425,6 +426,12 @@ func TestAdminPolicy(t *testing.T) {
 		{"destroy a record's versions", apiWrite(c, "secret/destroy/keygate/keys/"+id, map[string]any{"versions": []int{1}}), errDenied},
 		{"read a record's metadata", apiRead(c, "secret/metadata/keygate/keys/"+id), errDenied},
 		{"write a record's metadata", apiWrite(c, "secret/metadata/keygate/keys/"+id, map[string]any{"max_versions": 1}), errDenied},
+		// keys/+ and usage/+ are one segment: nothing nested below them.
+		{"write below a record", apiWrite(c, "secret/data/keygate/keys/"+id+"/x", map[string]any{"data": map[string]any{"status": "active"}}), errDenied},
+		{"read two levels below keys", apiRead(c, "secret/data/keygate/keys/a/b"), errDenied},
+		{"read below a usage entry", apiRead(c, "secret/data/keygate/usage/"+id+"/x"), errDenied},
+		{"delete below a usage entry", apiDelete(c, "secret/data/keygate/usage/"+id+"/x"), errDenied},
+		{"read the journal metadata", apiRead(c, journalMeta), errDenied},
 		{"delete the journal", apiDelete(c, journalMeta), errDenied},
 		{"write the journal metadata", apiWrite(c, journalMeta, map[string]any{"max_versions": 1}), errDenied},
 		{"list a sub-folder of the keys", apiList(c, "secret/metadata/keygate/keys/sub"), errDenied},
@@ -498,19 +505,17 @@ func TestPolicyFiles(t *testing.T) {
 	ctx := context.Background()
 	want := map[string][]stanza{
 		serverPolicy: {
-			{"secret/data/keygate/keys/*", []string{"read"}},
+			{"secret/data/keygate/keys/+", []string{"read"}},
 			{"secret/data/keygate/pepper", []string{"read"}},
 			{"secret/data/keygate/journal", []string{"read"}},
-			{"secret/metadata/keygate/journal", []string{"read"}},
 			{"secret/data/keygate/usage/+", []string{"create", "update"}},
 		},
 		adminPolicy: {
-			{"secret/data/keygate/keys/*", []string{"create", "delete", "read", "update"}},
-			{"secret/data/keygate/usage/*", []string{"delete", "read"}},
+			{"secret/data/keygate/keys/+", []string{"create", "delete", "read", "update"}},
+			{"secret/data/keygate/usage/+", []string{"delete", "read"}},
 			{"secret/metadata/keygate/keys", []string{"list"}},
 			{"secret/data/keygate/pepper", []string{"create", "read", "update"}},
 			{"secret/data/keygate/journal", []string{"create", "read", "update"}},
-			{"secret/metadata/keygate/journal", []string{"read"}},
 		},
 	}
 	for _, name := range []string{serverPolicy, adminPolicy} {
@@ -531,7 +536,7 @@ func TestPolicyFiles(t *testing.T) {
 				if name == serverPolicy && !slices.Equal(s.caps, []string{"read"}) && !usage {
 					t.Errorf("server policy, path %q: capabilities %v; the server may only read (and record key use)", s.path, s.caps)
 				}
-				softDelete := name == adminPolicy && (usage || s.path == "secret/data/keygate/keys/*")
+				softDelete := name == adminPolicy && (usage || s.path == "secret/data/keygate/keys/+")
 				for _, c := range s.caps {
 					if c == "delete" && !softDelete || c == "sudo" || c == "patch" || c == "deny" {
 						t.Errorf("path %q grants %q (see the policy's header before changing this test)", s.path, c)
@@ -540,8 +545,8 @@ func TestPolicyFiles(t *testing.T) {
 				if !strings.HasPrefix(s.path, "secret/data/keygate/") && !strings.HasPrefix(s.path, "secret/metadata/keygate/") {
 					t.Errorf("path %q is outside secret/{data,metadata}/keygate/", s.path)
 				}
-				if strings.Contains(strings.TrimSuffix(s.path, "/+"), "+") || strings.HasSuffix(s.path, "*") && !strings.HasSuffix(s.path, "/*") {
-					t.Errorf("path %q: a glob must be a whole last segment (keygate/keys/* or /+), not a prefix (keygate*)", s.path)
+				if strings.Contains(strings.TrimSuffix(s.path, "/+"), "+") || strings.Contains(s.path, "*") {
+					t.Errorf("path %q: the only glob allowed is a whole last segment /+ (one id); * also grants every nested path", s.path)
 				}
 			}
 
@@ -555,6 +560,12 @@ func TestPolicyFiles(t *testing.T) {
 				slices.Sort(got)
 				if !slices.Equal(got, s.caps) {
 					t.Errorf("Vault's capabilities on %s = %v, the file says %v", probe, got, s.caps)
+				}
+				// Nothing nested below a path is granted.
+				got, err = root.Sys().CapabilitiesWithContext(ctx, tok, probe+"/nested")
+				check(t, err)
+				if !slices.Equal(got, []string{"deny"}) {
+					t.Errorf("Vault's capabilities on %s/nested = %v, want [deny]", probe, got)
 				}
 			}
 		})

@@ -27,8 +27,11 @@ import (
 //
 // It is off unless --admin-addr is set, and on loopback unless a host is
 // given; keep it there or behind NetworkPolicy: anyone who can reach it can
-// make keygate re-read Vault and read profiles.
-func adminHandler(srv *extauthz.Server, log *slog.Logger, config func() map[string]string) http.Handler {
+// make keygate re-read Vault and read profiles. Browsers are kept out by
+// adminGuard (loopback says the listener is on a loopback address): POSTs
+// need X-Keygate-Admin: 1, pages' requests are refused, and on loopback so
+// is a Host that is not a loopback name.
+func adminHandler(srv *extauthz.Server, log *slog.Logger, config func() map[string]string, loopback bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/cache", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, srv.CacheStats()) })
 	mux.HandleFunc("GET /v1/config", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, config()) })
@@ -53,7 +56,7 @@ func adminHandler(srv *extauthz.Server, log *slog.Logger, config func() map[stri
 		log.Info("admin: dropped the whole cache", "remote", r.RemoteAddr)
 		w.WriteHeader(http.StatusNoContent)
 	})
-	return mux
+	return adminGuard(mux, loopback, log)
 }
 
 func writeJSON(w http.ResponseWriter, v any) {
@@ -97,8 +100,9 @@ func (f *serveFlags) effectiveConfig(getenv func(string) string) map[string]stri
 }
 
 // loopbackDefault puts an address without a host (":9901") on loopback:
-// the admin endpoint listens on every interface only when asked to
-// ("0.0.0.0:9901").
+// the admin and metrics endpoints listen on every interface only when
+// asked to ("0.0.0.0:9901"). (--grpc-addr and --http-addr instead refuse
+// an address off loopback without TLS or --plaintext.)
 func loopbackDefault(addr string) string {
 	if host, port, err := net.SplitHostPort(addr); err == nil && host == "" {
 		return net.JoinHostPort("127.0.0.1", port)

@@ -30,7 +30,7 @@ func TestAppRoleRenewalUnderLoad(t *testing.T) {
 	if err := client.Sys().EnableAuthWithOptions("approle", &vaultapi.EnableAuthOptions{Type: "approle"}); err != nil && !strings.Contains(err.Error(), "path is already in use") {
 		t.Fatal(err)
 	}
-	policy := `path "secret/data/` + base + `/keys/*" { capabilities = ["read"] }
+	policy := `path "secret/data/` + base + `/keys/+" { capabilities = ["read"] }
 path "secret/data/` + base + `/pepper" { capabilities = ["read"] }
 path "secret/data/` + base + `/journal" { capabilities = ["read"] }`
 	if err := client.Sys().PutPolicy("soak-"+base, policy); err != nil {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -27,6 +26,7 @@ import (
 
 type checkFlags struct {
 	addr, key, keyHeader string
+	keyFile              string
 	method, path, host   string
 	sourceIP             string
 	headers, context     []string
@@ -42,14 +42,15 @@ func newCheckCmd(e *env) *cobra.Command {
 		Use:   "check",
 		Short: "Send one real CheckRequest to a keygate server and print the decision",
 		Long: "Send one real CheckRequest, as Envoy would, and print the decision and headers.\n" +
-			"Exit status: 0 allowed, 1 denied, 2 error. Use --key - to read the key from stdin\n" +
-			"(or KEYGATE_KEY) so it stays out of shell history. The key is never printed.",
+			"Exit status: 0 allowed, 1 denied, 2 error. Give the key with --key-file, --key - (stdin)\n" +
+			"or KEYGATE_KEY, so it stays out of argv (ps) and shell history. The key is never printed.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return f.run(cmd.Context(), e) },
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&f.addr, "addr", "127.0.0.1:9191", "keygate gRPC address")
-	fs.StringVar(&f.key, "key", "", `API key to send ("-" reads it from stdin)`)
+	fs.StringVar(&f.key, "key", "", `API key to send: "-" reads one line from stdin; prefer that, --key-file or KEYGATE_KEY to a key on the command line (visible in ps)`)
+	fs.StringVar(&f.keyFile, "key-file", "", "file holding the API key to send (one line; a trailing newline is ignored)")
 	fs.StringVar(&f.keyHeader, "key-header", "x-api-key", "header to send the key in (authorization sends \"Bearer <key>\")")
 	fs.StringVar(&f.method, "method", "GET", "HTTP method")
 	fs.StringVar(&f.path, "path", "/", "HTTP path (with query, as Envoy sends it)")
@@ -98,13 +99,9 @@ func (f *checkFlags) run(ctx context.Context, e *env) error {
 // flag at once.
 func (f *checkFlags) request(stdin io.Reader) (*authv3.CheckRequest, error) {
 	var errs []error
-	key := f.key
-	if key == "-" {
-		line, err := bufio.NewReader(stdin).ReadString('\n')
-		if err != nil && !errors.Is(err, io.EOF) {
-			errs = append(errs, fmt.Errorf("--key -: reading stdin: %w", err))
-		}
-		key = strings.TrimRight(line, "\r\n")
+	key, err := f.rawKey(stdin)
+	if err != nil {
+		errs = append(errs, err)
 	}
 	headers := map[string]string{}
 	if key != "" {

@@ -49,8 +49,9 @@ func newFaultVault(t *testing.T) *faultVault {
 // usage writes (the matrix runs with --usage-interval 0).
 func (fv *faultVault) writePolicy(t *testing.T) {
 	t.Helper()
-	rules := fmt.Sprintf("path \"secret/data/%[1]s/*\" { capabilities = [\"read\"] }\n"+
-		"path \"secret/metadata/%[1]s/journal\" { capabilities = [\"read\"] }\n", fv.base)
+	rules := fmt.Sprintf("path \"secret/data/%[1]s/keys/+\" { capabilities = [\"read\"] }\n"+
+		"path \"secret/data/%[1]s/pepper\" { capabilities = [\"read\"] }\n"+
+		"path \"secret/data/%[1]s/journal\" { capabilities = [\"read\"] }\n", fv.base)
 	if err := fv.admin.Sys().PutPolicy(fv.policy, rules); err != nil {
 		t.Fatalf("put policy: %v", err)
 	}

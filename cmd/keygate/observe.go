@@ -33,8 +33,8 @@ type observeFlags struct {
 }
 
 func (o *observeFlags) register(fs *pflag.FlagSet) {
-	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "HTTP address serving Prometheus /metrics, e.g. 127.0.0.1:9090 (off when empty)")
-	fs.BoolVar(&o.metricsKeys, "metrics-key-requests", false, "export keygate_key_requests_total{key_id,tenant,result} (capped by --metrics-max-keys)")
+	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "HTTP address serving Prometheus /metrics, e.g. 127.0.0.1:9090; :PORT binds loopback, 0.0.0.0:PORT every interface (off when empty)")
+	fs.BoolVar(&o.metricsKeys, "metrics-key-requests", false, "export keygate_key_requests_total{key_id,tenant,result} (capped by --metrics-max-keys): shows key ids and tenants to whoever can scrape /metrics")
 	fs.IntVar(&o.metricsMaxKeys, "metrics-max-keys", 1000, `distinct key ids in keygate_key_requests_total; later keys count as "_other"`)
 	fs.StringVar(&o.auditLog, "audit-log", "stdout", `where audit lines go: "stdout", "stderr", a file path (appended), or "off"`)
 	fs.Float64Var(&o.auditSample, "audit-sample-allows", 1, "fraction of allow decisions written to the audit log (denies are always written)")
@@ -71,7 +71,7 @@ type observability struct {
 func (o *observeFlags) open(e *env) (*observability, error) {
 	ob := &observability{}
 	if o.metricsAddr != "" {
-		lis, err := net.Listen("tcp", o.metricsAddr)
+		lis, err := net.Listen("tcp", loopbackDefault(o.metricsAddr))
 		if err != nil {
 			return nil, fmt.Errorf("--metrics-addr: %w", err)
 		}

@@ -57,7 +57,7 @@ func TestObserve(t *testing.T) {
 	ok := ring.add(createKey(t, env, "--tenant", "acme", "--scopes", "orders:read"))
 	limited := ring.add(createKey(t, env, "--tenant", "globex", "--rate-limit", "1/hour"))
 	auditFile := filepath.Join(dir, "audit.log")
-	s := serve(t, env, ring.all, "--audit-log", auditFile, "--metrics-addr", "127.0.0.1:0", "--admin-addr", ":0",
+	s := serve(t, env, ring.all, "--audit-log", auditFile, "--metrics-addr", ":0", "--admin-addr", ":0",
 		"--metrics-key-requests", "--metrics-max-keys", "1")
 
 	want := map[string]int{}
@@ -81,7 +81,11 @@ func TestObserve(t *testing.T) {
 	}
 
 	checkAuditFile(t, auditFile, total, want, ring.all())
-	checkMetrics(t, s.logAddr(t, "serving metrics", "metrics_addr")+"/metrics", want, ring.all(), ok.ID)
+	metricsURL := s.logAddr(t, "serving metrics", "metrics_addr")
+	if !strings.HasPrefix(metricsURL, "http://127.0.0.1:") {
+		t.Errorf("--metrics-addr :0 listens on %s, want loopback", metricsURL)
+	}
+	checkMetrics(t, metricsURL+"/metrics", want, ring.all(), ok.ID)
 	admin := s.logAddr(t, "admin endpoint", "admin_addr")
 	if !strings.HasPrefix(admin, "http://127.0.0.1:") {
 		t.Errorf("--admin-addr :0 listens on %s, want loopback", admin)

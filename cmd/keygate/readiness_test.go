@@ -365,7 +365,7 @@ func appRole(t *testing.T, base string) (roleID, secretID string) {
 		t.Fatal(err)
 	}
 	var rules strings.Builder
-	for _, p := range []string{"keys/*", "pepper", "journal"} {
+	for _, p := range []string{"keys/+", "pepper", "journal"} {
 		fmt.Fprintf(&rules, "path \"secret/data/%s/%s\" { capabilities = [\"read\"] }\n", base, p)
 	}
 	name := "ready-" + base

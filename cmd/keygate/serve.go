@@ -60,7 +60,7 @@ func newServeCmd(e *env) *cobra.Command {
 	f.fs = fs
 	fs.StringVar(&f.grpcAddr, "grpc-addr", "127.0.0.1:9191", "gRPC listen address (HOST:PORT; use 0.0.0.0:9191 in a container)")
 	fs.StringVar(&f.httpAddr, "http-addr", "", "HTTP authorization listen address for Envoy http_service (/ext_authz), nginx auth_request, Caddy forward_auth, Traefik ForwardAuth (/auth); off when empty, e.g. 127.0.0.1:9192")
-	fs.StringVar(&f.adminAddr, "admin-addr", "", "HTTP address of the admin endpoint (POST /v1/evict?id=, /v1/purge); off when empty; keep it on loopback, e.g. 127.0.0.1:9901")
+	fs.StringVar(&f.adminAddr, "admin-addr", "", "HTTP address of the admin endpoint (POST /v1/evict?id=, /v1/purge with header X-Keygate-Admin: 1; GET /v1/cache, /v1/config, /debug/pprof/); off when empty; :PORT binds loopback; keep it there, e.g. 127.0.0.1:9901")
 	fs.StringVar(&f.routesFile, "routes-file", "", "YAML/JSON file mapping host/method/path prefix to required scopes (optional)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long in-flight Checks may finish after SIGTERM")
@@ -210,9 +210,9 @@ func (f *serveFlags) serve(ctx context.Context, log *slog.Logger, ls listeners, 
 	}
 	grp.Go(func() error { sweepCache(ctx, log, srv); return nil })
 	if ls.admin != nil {
-		grp.Go(func() error {
-			return serveAdmin(ctx, ls.admin, adminHandler(srv, log, func() map[string]string { return f.effectiveConfig(f.getenv) }), log)
-		})
+		config := func() map[string]string { return f.effectiveConfig(f.getenv) }
+		h := adminHandler(srv, log, config, isLoopbackAddr(ls.admin.Addr()))
+		grp.Go(func() error { return serveAdmin(ctx, ls.admin, h, log) })
 	}
 	if j, ok := store.keyStore.(journalReader); ok && f.journalPoll > 0 {
 		grp.Go(func() error {

@@ -196,3 +196,25 @@ func TestDeleteInvalidRecord(t *testing.T) {
 		t.Errorf("show after delete: %v", err)
 	}
 }
+
+// TestJournalWithShippedPolicies: the change journal works with exactly the
+// shipped policy files: the admin CLI appends to it and a server polls it
+// (both on the data path, no metadata grant), so a revocation beats a long
+// found-TTL.
+func TestJournalWithShippedPolicies(t *testing.T) {
+	var ring keyring
+	env := vaultEnv(t)
+	admin, srvEnv := policyEnv(t, env, "keygate-admin"), policyEnv(t, env, "keygate-server")
+	k := ring.add(createKey(t, admin, "--tenant", "acme"))
+	s := serve(t, srvEnv, ring.all, "--found-ttl", "1h", "--journal-poll", "100ms")
+	if o := s.decide(t, k.Key, checkFlags{}); o.status != 200 {
+		t.Fatalf("before revoke: %v", o)
+	}
+	mustCLI(t, admin, "keys", "revoke", k.ID)
+	eventually(t, 10*time.Second, "revocation applied through the journal", func() bool {
+		return s.decide(t, k.Key, checkFlags{}).reason == "revoked_key"
+	})
+	if strings.Contains(s.logs.String(), "cannot read the change journal") {
+		t.Errorf("the server could not read the journal:\n%s", redact(s.logs.String()))
+	}
+}

@@ -311,7 +311,12 @@ func TestAdminEvict(t *testing.T) {
 		t.Fatalf("revoked but still cached (journal off, found-ttl 30s): got %v, want the cached allow", o)
 	}
 	post := func(path string) (int, string) {
-		resp, err := http.Post(admin+path, "", nil)
+		req, err := http.NewRequest(http.MethodPost, admin+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set(adminHeader, adminHeaderValue)
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -15,8 +15,9 @@ import (
 )
 
 const (
-	grpcPortName = "grpc"
-	httpPortName = "http"
+	grpcPortName    = "grpc"
+	httpPortName    = "http"
+	metricsPortName = "metrics"
 	// keygate serve's --shutdown-timeout when the flag is not given.
 	defaultShutdownTimeout = 10 * time.Second
 )
@@ -111,7 +112,8 @@ func (b *bundle) servicePort(name string) (*corev1.ServicePort, error) {
 }
 
 // checkListen requires --flag to listen on all interfaces at the container
-// port named portName.
+// port named portName. The host must be written out: keygate binds a
+// host-less --metrics-addr or --admin-addr (":9090") to loopback.
 func (b *bundle) checkListen(c *corev1.Container, flagName, portName string) error {
 	addr, ok := flag(c.Args, flagName)
 	if !ok {
@@ -123,6 +125,9 @@ func (b *bundle) checkListen(c *corev1.Container, flagName, portName string) err
 	}
 	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() || host == "localhost" {
 		return fmt.Errorf("--%s=%s: loopback is unreachable from other pods", flagName, addr)
+	}
+	if host == "" {
+		return fmt.Errorf("--%s=%s: no host; write 0.0.0.0 (keygate binds a host-less metrics or admin address to loopback)", flagName, addr)
 	}
 	want, err := b.containerPort(portName)
 	if err != nil {

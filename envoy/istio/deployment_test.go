@@ -48,7 +48,8 @@ var deploymentChecks = []check{
 		if err != nil {
 			return err
 		}
-		return errors.Join(b.checkListen(c, "grpc-addr", grpcPortName), b.checkListen(c, "http-addr", httpPortName))
+		return errors.Join(b.checkListen(c, "grpc-addr", grpcPortName), b.checkListen(c, "http-addr", httpPortName),
+			b.checkListen(c, "metrics-addr", metricsPortName))
 	}},
 	{"probes use gRPC health on the grpc port", func(b *bundle) error {
 		c, err := b.container()

@@ -59,6 +59,8 @@ var textEdits = []textEdit{
 	// Checks.
 	{"one replica", manifestFile, "replicas: 2", "replicas: 1", "fewer than 2 replicas"},
 	{"loopback listener", manifestFile, "--grpc-addr=0.0.0.0:9191", "--grpc-addr=127.0.0.1:9191", "loopback"},
+	{"metrics on loopback by default", manifestFile, "--metrics-addr=0.0.0.0:9090", "--metrics-addr=:9090", "no host; write 0.0.0.0"},
+	{"metrics on loopback", manifestFile, "--metrics-addr=0.0.0.0:9090", "--metrics-addr=127.0.0.1:9090", "loopback is unreachable"},
 	{"listener off its port", manifestFile, "--http-addr=0.0.0.0:9192", "--http-addr=0.0.0.0:8080", "container port http is 9192"},
 	{"no shutdown delay", manifestFile, "            - --shutdown-delay=5s\n", "", "--shutdown-delay"},
 	{"grace too short", manifestFile, "terminationGracePeriodSeconds: 30", "terminationGracePeriodSeconds: 15", "terminationGracePeriodSeconds 15"},

@@ -267,7 +267,7 @@ func (b *bundle) scrapeRule(r networkingv1.NetworkPolicyIngressRule) (bool, erro
 	if len(r.From) != 1 || r.From[0].NamespaceSelector == nil || !maps.Equal(r.From[0].NamespaceSelector.MatchLabels, monitoringLabels) {
 		return false, nil
 	}
-	metrics, err := b.containerPort("metrics")
+	metrics, err := b.containerPort(metricsPortName)
 	if err != nil {
 		return true, fmt.Errorf("monitoring ingress rule, but no metrics container port: %w", err)
 	}

@@ -16,6 +16,10 @@
 # Nothing under sys/: the admin token cannot read or change policies,
 # mounts or auth methods. No "sudo", no "patch" (the CLI never patches).
 #
+# "+" matches exactly one path segment; "*" would also match everything
+# nested below. The CLI only ever touches keys/<id> and usage/<id>, with
+# <id> a checked 12-character key id, so "+" is all it needs.
+#
 # Paths assume the defaults: KV v2 mount "secret" (--vault-mount) and base
 # path "keygate" (--vault-base-path). A deployment that uses another mount
 # or base path must edit every path below (and keygate-server.hcl) to
@@ -25,14 +29,14 @@
 # keys list, and the read before every check-and-set update), update (keys
 # update, revoke, and rotate's change to the old key), delete (keys delete:
 # soft delete of the latest version).
-path "secret/data/keygate/keys/*" {
+path "secret/data/keygate/keys/+" {
   capabilities = ["create", "read", "update", "delete"]
 }
 
 # When each key was last used, written by the servers: read (keys list
 # --unused-for, keys show, keys audit) and delete (keys delete removes it
 # with the record). The admin never writes it.
-path "secret/data/keygate/usage/*" {
+path "secret/data/keygate/usage/+" {
   capabilities = ["read", "delete"]
 }
 
@@ -52,12 +56,8 @@ path "secret/data/keygate/pepper" {
 
 # The change journal: every CLI write appends a version with
 # check-and-set (create the first time, update afterwards), after reading
-# the current one.
+# the latest one on this data path, whose response says its version (the
+# cas value): no read of secret/metadata/keygate/journal is needed.
 path "secret/data/keygate/journal" {
   capabilities = ["create", "read", "update"]
-}
-
-# The journal's current_version, the cas value of the next append.
-path "secret/metadata/keygate/journal" {
-  capabilities = ["read"]
 }

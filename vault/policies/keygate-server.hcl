@@ -19,13 +19,17 @@
 #
 # vault/policies_test.go applies this file to a real Vault dev server and
 # checks what the token can and cannot do; it also fails if any stanza here
-# other than usage/+ grants more than "read".
+# other than usage/+ grants more than "read", or if a path uses "*".
+#
+# "+" matches exactly one path segment; "*" would also match everything
+# nested below (keys/<id>/anything). keygate only ever reads
+# keys/<id> with <id> a checked 12-character key id, so "+" is all it needs.
 
 # Key records. Lookup reads secret/data/keygate/keys/<id> on a cache miss.
 # "read" on the data path only: no "list" (the server looks up ids it is
 # given and never enumerates), and no metadata (the server does not need
 # version history; Lookup gets the latest version from the data path).
-path "secret/data/keygate/keys/*" {
+path "secret/data/keygate/keys/+" {
   capabilities = ["read"]
 }
 
@@ -35,18 +39,13 @@ path "secret/data/keygate/pepper" {
   capabilities = ["read"]
 }
 
-# The change journal: a KV v2 entry whose versions are the
-# journal, appended by the CLI with check-and-set. Each replica reads the
-# entries it has not seen yet (GET ...?version=N on the data path) ...
+# The change journal: a KV v2 entry whose versions are the journal,
+# appended by the CLI with check-and-set. Each replica polls the latest
+# version (every --journal-poll; the response's metadata says which
+# version it is) and reads the versions it has not seen yet (GET
+# ...?version=N), all on the data path: no read of
+# secret/metadata/keygate/journal is needed.
 path "secret/data/keygate/journal" {
-  capabilities = ["read"]
-}
-
-# ... and polls the metadata for current_version (one small read per
-# second) to learn whether anything changed, and whether it fell so far
-# behind (versions beyond max_versions were dropped) that it must drop its
-# cache.
-path "secret/metadata/keygate/journal" {
   capabilities = ["read"]
 }
 
