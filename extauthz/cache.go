@@ -45,6 +45,7 @@ type entry struct {
 	invalid error            // why the record cannot be used
 	allow   *allowParts      // prebuilt response parts for the record
 	fetched time.Time
+	gen     uint64 // the cache generation its read began at (see cache.expired)
 	// nextTry (unix nanos) throttles store reads for an expired entry
 	// whose refresh failed: until then it is served stale without a read.
 	nextTry atomic.Int64
@@ -71,10 +72,15 @@ type cache struct {
 	// outage every miss fails, and the log must not become the outage.
 	warnEvery rate.Sometimes
 
-	// gen counts evictions and purges. A read that started before one may
-	// have fetched what was just evicted, so it must not write its result.
+	// gen counts evictions, purges and expiries. A read that started
+	// before one may have fetched what was just evicted, so it must not
+	// write its result.
 	mu  sync.Mutex
 	gen uint64
+	// expired is the generation of the last expireAll: entries read at an
+	// older generation are not fresh (re-read on next use) but stay known
+	// and usable stale.
+	expired atomic.Uint64
 
 	// evictions counts found records dropped for space or by Evict/Purge.
 	evictions atomic.Uint64
@@ -123,7 +129,7 @@ func (c *cache) get(ctx context.Context, keyID string) (*entry, Source, policy.R
 // entry, if keyID has one.
 func (c *cache) peekAt(keyID string, now time.Time) (e *entry, source Source, reason policy.Reason, read bool) {
 	e, ok := c.found.Get(keyID)
-	if ok && now.Before(e.fetched.Add(c.cfg.FoundTTL)) {
+	if ok && now.Before(e.fetched.Add(c.cfg.FoundTTL)) && e.gen >= c.expired.Load() {
 		return e, SourceHit, e.reason(), false
 	}
 	if exp, ok := c.missing.Get(keyID); ok && now.Before(exp) {
@@ -197,7 +203,7 @@ func (c *cache) load(ctx context.Context, keyID string) fetchResult {
 	case err == nil:
 		// Keep only what decisions need: the full record (labels,
 		// metadata, source strings) would double each entry's size.
-		e := &entry{keyID: keyID, pol: rec.Compiled(), fetched: now}
+		e := &entry{keyID: keyID, pol: rec.Compiled(), fetched: now, gen: gen}
 		if e.allow, err = c.build(keyID, rec); err != nil {
 			e.pol, e.invalid = nil, err
 			c.log.Warn("key record cannot be served", "key_id", keyID, "err", err)
@@ -209,7 +215,7 @@ func (c *cache) load(ctx context.Context, keyID string) fetchResult {
 		return fetchResult{nil, SourceMiss, policy.UnknownKey}
 	case errors.Is(err, policy.ErrInvalidRecord):
 		c.log.Warn("invalid key record", "key_id", keyID, "err", err)
-		e := &entry{keyID: keyID, invalid: err, fetched: now}
+		e := &entry{keyID: keyID, invalid: err, fetched: now, gen: gen}
 		c.fill(gen, func() { c.found.Add(keyID, e) })
 		return fetchResult{e, SourceMiss, policy.InvalidRecord}
 	}
@@ -292,6 +298,20 @@ func (c *cache) sweep(now time.Time) (records, unknown int) {
 func (c *cache) purgeMissing() {
 	c.mu.Lock()
 	c.gen++
+	c.missing.Purge()
+	c.mu.Unlock()
+}
+
+// expireAll makes every cached record stale and forgets the unknown ids.
+// A record is re-read on its next use, but stays cached until then: a
+// known id (its refresh is not held to StoreReadRate), served stale if the
+// store fails within FoundTTL+StaleTTL of its read. A read in flight does
+// not write its result (it may predate the change that made the caller
+// expire everything).
+func (c *cache) expireAll() {
+	c.mu.Lock()
+	c.gen++
+	c.expired.Store(c.gen)
 	c.missing.Purge()
 	c.mu.Unlock()
 }

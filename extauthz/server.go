@@ -294,5 +294,14 @@ func (s *Server) Sweep() (records, unknown int) { return s.cache.sweep(s.cfg.Now
 // imported: found records stay.
 func (s *Server) PurgeUnknown() { s.cache.purgeMissing() }
 
+// ExpireAll makes every cached record be re-read from the store on its next
+// use, and forgets the ids cached as unknown, for when changes may have
+// been missed (a change feed that started late or lost entries). Unlike
+// Purge it keeps the records: their re-reads are not held to
+// Config.StoreReadRate, and one whose re-read fails is still served stale
+// within FoundTTL+StaleTTL of its last read. A read in flight does not
+// cache its result.
+func (s *Server) ExpireAll() { s.cache.expireAll() }
+
 // Purge drops every cached record.
 func (s *Server) Purge() { s.cache.purge() }

@@ -61,6 +61,9 @@
 // Lookup serves an immutable in-memory snapshot, swapped atomically by writes
 // from this Store and by Watch. Get, List and Peppers read the file itself,
 // so a CLI process sees other processes' writes.
+// OnChange reports, after each swap, the ids whose Lookup answer may have
+// changed (entries added, edited, removed, or made valid or invalid by a
+// pepper edit), so that a server can evict them from its cache at once.
 //
 // Writes take an exclusive flock on a sibling "<file>.lock" (left in place),
 // re-read the file (refusing it if it has problems), apply the change, check

@@ -2,6 +2,7 @@ package filestore
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -35,6 +36,11 @@ type state struct {
 	problems []error
 	versions map[string]int // an id without an entry is at version 1
 	peppers  policy.Peppers
+	// sums hold, for each valid key id in the keys section (valid record
+	// or not), the hash of its entry as decoded, and pepperSum that of the
+	// pepper section: what diff compares. Only parsed states have them.
+	sums      map[string][sha256.Size]byte
+	pepperSum [sha256.Size]byte
 }
 
 // check returns the state's problems joined, or nil if it has none.
@@ -88,6 +94,7 @@ func parse(data []byte) (*state, error) {
 		return nil, errors.Join(append(docErrs, st.problems...)...)
 	}
 	st.records, st.invalid, perr = parseKeys(entries, st.peppers)
+	st.sums, st.pepperSum = entrySums(entries), sha256.Sum256(top["pepper"])
 	st.problems = append(st.problems, perr...)
 	st.versions, perr = parseVersions(top["versions"], st.known)
 	st.problems = append(st.problems, perr...)

@@ -30,6 +30,7 @@ type Store struct {
 	// installed in the order their files were written.
 	installing chan struct{}
 	rename     func(oldpath, newpath string) error // os.Rename; tests inject failures
+	onChange   atomic.Pointer[func(Change)]        // see OnChange
 }
 
 // snapshot is what Lookup serves; never modified once stored.
@@ -265,7 +266,7 @@ func (s *Store) modify(ctx context.Context, change func(*state) error) error {
 	if err := writeFile(s.path, data, s.rename); err != nil {
 		return err
 	}
-	s.snap.Store(&snapshot{st: written, sum: sha256.Sum256(data)})
+	s.install(&snapshot{st: written, sum: sha256.Sum256(data)})
 	return nil
 }
 

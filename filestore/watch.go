@@ -82,7 +82,7 @@ func (s *Store) poll(w *watcher) {
 			"keys", len(s.snap.Load().st.records), "error", err)
 		return
 	}
-	s.snap.Store(&snapshot{st: st, sum: c.sum})
+	s.install(&snapshot{st: st, sum: c.sum})
 	w.bad = [sha256.Size]byte{}
 	s.logger.Info("key file reloaded", "path", s.path, "keys", len(st.records), "invalid", len(st.invalid))
 	s.logProblems(st)

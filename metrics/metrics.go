@@ -93,7 +93,7 @@ func New(cfg Config) *Metrics {
 		}, m.journalLag),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "keygate_journal_cache_purges_total",
-			Help: "Times this replica fell behind the change journal and dropped its whole cache.",
+			Help: "Times this replica fell behind the change journal (or it went back) and expired its whole cache: every cached key is re-read on its next use.",
 		}, func() float64 { return float64(m.journalPurge.Load()) }),
 	)
 	if cfg.KeyRequests {
@@ -137,7 +137,8 @@ func (m *Metrics) SetReady(ok bool) { m.ready.Store(ok) }
 // JournalRead records a successful read of the change journal at t.
 func (m *Metrics) JournalRead(t time.Time) { m.journalOK.Store(t.UnixNano()) }
 
-// JournalPurged records a whole-cache drop for falling behind the journal.
+// JournalPurged records a whole-cache expiry for falling behind the journal
+// (the metric keeps its old name, keygate_journal_cache_purges_total).
 func (m *Metrics) JournalPurged() { m.journalPurge.Add(1) }
 
 func (m *Metrics) journalLag() float64 {

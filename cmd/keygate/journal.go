@@ -23,7 +23,10 @@ type journalWriter interface {
 // watchJournal polls the change journal every interval and evicts the key
 // ids changed since the last poll, so CLI changes reach this replica within
 // one poll rather than one --found-ttl. When it cannot know what changed
-// (versions pruned, too far behind), it drops the whole cache.
+// (the first successful read: Checks may have cached keys before it, and a
+// change journaled since then is not in what it returns; versions pruned,
+// too far behind), it expires the whole cache: every record cached before
+// the read returned is re-read on its next use.
 func watchJournal(ctx context.Context, log *slog.Logger, j journalReader, srv *extauthz.Server, every time.Duration, ob *observability) {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -34,26 +37,23 @@ func watchJournal(ctx context.Context, log *slog.Logger, j journalReader, srv *e
 		case err != nil:
 			log.Warn("cannot read the change journal; changes take effect within --found-ttl", "err", err)
 		case !complete:
-			srv.Purge()
+			srv.ExpireAll()
 			ob.journalPurged()
 			ob.journalRead(time.Now())
 			why := "fell behind the change journal (versions pruned or too many at once)"
 			if latest < last {
 				why = "the change journal went back (Vault restored or restarted empty)"
 			}
-			log.Warn(why+": dropped the whole cache", "from_version", last, "to_version", latest)
+			log.Warn(why+": expired the whole cache (every cached key is re-read on its next use)",
+				"from_version", last, "to_version", latest)
 			last = latest
 		default:
-			ob.journalRead(time.Now())
-			for _, e := range entries {
-				if e.Op == journalOpNewKeys {
-					srv.PurgeUnknown() // however many keys: no need to name them
-				}
-				for _, id := range e.IDs {
-					srv.Evict(id)
-				}
-				log.Debug("journal", "version", e.Version, "op", e.Op, "keys", len(e.IDs))
+			if last < 0 {
+				srv.ExpireAll() // what Checks cached before this first read
+				log.Debug("change journal read first; keys cached before it are re-read on their next use", "version", latest)
 			}
+			ob.journalRead(time.Now())
+			applyJournal(log, srv, entries)
 			last = latest
 		}
 		select {
@@ -61,6 +61,19 @@ func watchJournal(ctx context.Context, log *slog.Logger, j journalReader, srv *e
 			return
 		case <-t.C:
 		}
+	}
+}
+
+// applyJournal evicts the ids the entries name.
+func applyJournal(log *slog.Logger, srv *extauthz.Server, entries []vault.JournalEntry) {
+	for _, e := range entries {
+		if e.Op == journalOpNewKeys {
+			srv.PurgeUnknown() // however many keys: no need to name them
+		}
+		for _, id := range e.IDs {
+			srv.Evict(id)
+		}
+		log.Debug("journal", "version", e.Version, "op", e.Op, "keys", len(e.IDs))
 	}
 }
 

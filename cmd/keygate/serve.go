@@ -205,6 +205,7 @@ func (f *serveFlags) serve(ctx context.Context, log *slog.Logger, ls listeners, 
 	if ls.tls != nil {
 		grp.Go(func() error { ls.tls.Run(ctx); return nil })
 	}
+	peppersChanged := evictChanges(store, srv, f.cfg.StoreReadBurst, log)
 	if store.watch != nil {
 		grp.Go(func() error { return store.watch(ctx) })
 	}
@@ -241,7 +242,7 @@ func (f *serveFlags) serve(ctx context.Context, log *slog.Logger, ls listeners, 
 				return nil
 			}
 		}
-		keepPeppers(ctx, log, store, srv, f.pepperRefresh, func() {
+		keepPeppers(ctx, log, store, srv, f.pepperRefresh, peppersChanged, func() {
 			setHealth(hs, healthpb.HealthCheckResponse_SERVING)
 			ob.setReady(true)
 			log.Info("ready")
@@ -293,8 +294,8 @@ func stopGracefully(g *grpc.Server, timeout time.Duration, log *slog.Logger) {
 
 // keepPeppers loads the store's HMAC peppers (retrying with backoff until
 // the store answers), installs the hasher, reports readiness once, and
-// refreshes every interval until ctx ends.
-func keepPeppers(ctx context.Context, log *slog.Logger, store keyStore, srv *extauthz.Server, every time.Duration, ready func()) {
+// refreshes every interval, and whenever changed fires, until ctx ends.
+func keepPeppers(ctx context.Context, log *slog.Logger, store keyStore, srv *extauthz.Server, every time.Duration, changed <-chan struct{}, ready func()) {
 	backoff, isReady := 100*time.Millisecond, false
 	for {
 		wait := every
@@ -314,6 +315,7 @@ func keepPeppers(ctx context.Context, log *slog.Logger, store keyStore, srv *ext
 		case <-ctx.Done():
 			return
 		case <-time.After(wait):
+		case <-changed:
 		}
 	}
 }

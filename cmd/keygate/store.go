@@ -70,6 +70,44 @@ type openedStore struct {
 	name string
 }
 
+// changeReporter is a store that reports what each reload changed (the
+// file store).
+type changeReporter interface {
+	OnChange(func(filestore.Change))
+}
+
+// evictChanges makes a store that reports its changes apply them to srv's
+// cache at once, rather than within --found-ttl: changed ids are evicted,
+// and a pepper change fires the returned channel (for keepPeppers; nil
+// for a store without reports). More ids than the store read burst expire
+// the whole cache instead: evicted ids are no longer known, so re-reading
+// many at once would be refused by --store-read-rate, while expired
+// records are re-read unlimited.
+func evictChanges(store *openedStore, srv *extauthz.Server, burst int, log *slog.Logger) <-chan struct{} {
+	r, ok := store.keyStore.(changeReporter)
+	if !ok {
+		return nil
+	}
+	peppers := make(chan struct{}, 1)
+	r.OnChange(func(c filestore.Change) {
+		if len(c.IDs) > burst {
+			srv.ExpireAll()
+		} else {
+			for _, id := range c.IDs {
+				srv.Evict(id)
+			}
+		}
+		if c.Peppers {
+			select {
+			case peppers <- struct{}{}:
+			default: // a reload is already due
+			}
+		}
+		log.Debug("key store changed: cache updated", "keys", len(c.IDs), "expired_all", len(c.IDs) > burst, "peppers", c.Peppers)
+	})
+	return peppers
+}
+
 // openStore opens the store named by --store. VAULT_ADDR, VAULT_TOKEN and
 // VAULT_NAMESPACE are read from the environment as the vault CLI does.
 func (f *storeFlags) open(ctx context.Context, e *env, log *slog.Logger, createFile bool) (*openedStore, error) {
