@@ -103,7 +103,7 @@ func (s *Server) checkRequestFromHTTP(r *http.Request) (*authv3.CheckRequest, st
 	default:
 		return nil, errNotEntryPoint
 	}
-	if headerLines(r.Header) > maxForwardedHeaders || headerBytes(r.Header) > s.cfg.MaxRequestBytes {
+	if headerLines(r.Header) > maxForwardedHeaders || len(uri)+headerBytes(r.Header) > s.cfg.MaxRequestBytes {
 		return &authv3.CheckRequest{Attributes: s.tooLarge}, ""
 	}
 	for name, values := range r.Header {

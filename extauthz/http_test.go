@@ -239,9 +239,13 @@ func TestHTTPModeTooLarge(t *testing.T) {
 		{name: "under the line limit", extra: many[:maxForwardedHeaders-10], status: 200}, // the client adds a few
 		{name: "over the line limit", extra: append(many, [2]string{"X-Api-Key", otherKey}), status: 413, reason: "request_too_large"},
 		{name: "over the byte limit", extra: [][2]string{{"X-Pad", strings.Repeat("a", 16<<10)}}, status: 413, reason: "request_too_large"},
+		{name: "a path over the byte limit", target: "/ext_authz/v1/" + strings.Repeat("a", 16<<10), status: 413, reason: "request_too_large"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			tc.target, tc.headers = "/ext_authz/v1", map[string]string{"X-Api-Key": testKey}
+			if tc.target == "" {
+				tc.target = "/ext_authz/v1"
+			}
+			tc.headers = map[string]string{"X-Api-Key": testKey}
 			resp := tc.do(t, ts)
 			body, _ := io.ReadAll(resp.Body)
 			if resp.StatusCode != tc.status {
