@@ -2,6 +2,7 @@ package extauthz
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -92,7 +93,8 @@ func FuzzCheck(f *testing.F) {
 // headers: it never panics, answers 200 only for the valid key, never
 // echoes a key, and every deny carries a reason.
 func FuzzHTTPCheck(f *testing.F) {
-	e := newEnv(f, withRoutes(f), importedKeys)
+	trusted := netip.MustParsePrefix("127.0.0.0/8")
+	e := newEnv(f, withRoutes(f), importedKeys, func(c *Config) { c.TrustedProxies = []netip.Prefix{trusted} })
 	e.put(testKey, cidrs("10.0.0.0/8"))
 	e.srv.OnDecision = nil
 	h := e.srv.HTTPHandler()
@@ -110,12 +112,15 @@ func FuzzHTTPCheck(f *testing.F) {
 				req.Header.Set(name, v)
 			}
 		}
+		req.RemoteAddr = "127.0.0.1:40000" // a trusted proxy
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
 		body := rec.Body.String()
 		switch {
 		case rec.Code == http.StatusOK && !strings.Contains(key, testKey):
 			t.Fatalf("200 without the valid key (key header %q)", key)
+		case rec.Code == http.StatusOK && !clientInside(xff, trusted, netip.MustParsePrefix("10.0.0.0/8")):
+			t.Fatalf("200 for a client outside 10.0.0.0/8 (X-Forwarded-For %q)", xff)
 		case rec.Code != http.StatusOK && rec.Code != http.StatusNotFound && rec.Header().Get(headerReason) == "":
 			t.Fatalf("deny %d without a reason", rec.Code)
 		case rec.Code < 400 && rec.Code != http.StatusOK:
@@ -126,4 +131,25 @@ func FuzzHTTPCheck(f *testing.F) {
 			t.Fatalf("answer echoes the credential")
 		}
 	})
+}
+
+// clientInside is the fuzz oracle for the client address: the rightmost
+// X-Forwarded-For entry that is not a trusted proxy (the leftmost if all
+// are) must be an address inside want.
+func clientInside(xff string, trusted, want netip.Prefix) bool {
+	entries := strings.Split(xff, ",")
+	for i := len(entries) - 1; i >= 0; i-- {
+		s := strings.TrimSpace(entries[i])
+		if h, _, err := net.SplitHostPort(s); err == nil {
+			s = h
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil || a.Zone() != "" {
+			return false
+		}
+		if a = a.Unmap(); !trusted.Contains(a) || i == 0 {
+			return want.Contains(a)
+		}
+	}
+	return false
 }
