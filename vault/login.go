@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"strings"
 	"time"
 
 	vaultapi "github.com/hashicorp/vault/api"
@@ -103,14 +102,7 @@ func loginError(err error) error {
 	if !errors.As(err, &re) {
 		return &Error{Op: "login", Err: err}
 	}
-	msg := strings.Join(strings.Fields(strings.Join(re.Errors, "; ")), " ")
-	if len(msg) > maxMessage {
-		msg = msg[:maxMessage] + "..."
-	}
-	if msg == "" {
-		msg = "no error message"
-	}
-	return &Error{Op: "login", Status: re.StatusCode, Err: errors.New(msg)}
+	return &Error{Op: "login", Status: re.StatusCode, Err: errors.New(summarize(re.Errors, ""))}
 }
 
 // watchFile (token method) polls the token file and installs a changed
