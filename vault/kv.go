@@ -40,14 +40,16 @@ type entry struct {
 	keys    []string
 }
 
-// readRaw makes one GET of a KV v2 path with the configured timeout,
-// reading at most limit bytes of the response. A 404 from the KV engine,
-// or a 200 whose data is null (deleted or destroyed version), is
-// found=false; every answer that says nothing about the entry is an
-// *Error.
-func (s *Store) readRaw(ctx context.Context, op, keyID, path string, params url.Values, limit int64) (entry, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
+// present reports whether the read found something: live data, names, or
+// a version (also a deleted one). The observer counts the rest as
+// not_found.
+func (e entry) present() bool { return e.found || e.keys != nil || e.version > 0 }
+
+// readKV makes one GET of a KV v2 path, reading at most limit bytes of the
+// response. A 404 from the KV engine, or a 200 whose data is null (deleted
+// or destroyed version), is found=false; every answer that says nothing
+// about the entry is an *Error.
+func (s *Store) readKV(ctx context.Context, op Operation, keyID, path string, params url.Values, limit int64) (entry, error) {
 	resp, err := s.client.Logical().ReadRawWithDataWithContext(ctx, path, params)
 	if resp == nil {
 		if err == nil {
@@ -71,7 +73,7 @@ func (s *Store) readRaw(ctx context.Context, op, keyID, path string, params url.
 	case int64(len(body)) > limit:
 		return entry{}, &Error{Op: op, KeyID: keyID, Status: status, Err: fmt.Errorf("response is over %d bytes", limit)}
 	}
-	return s.classify(op, keyID, status, body)
+	return s.parseKV(op, keyID, status, body)
 }
 
 func isVaultStatusError(err error) bool {
@@ -79,8 +81,8 @@ func isVaultStatusError(err error) bool {
 	return errors.As(err, &re)
 }
 
-// classify turns a complete response into an entry or an *Error.
-func (s *Store) classify(op, keyID string, status int, body []byte) (entry, error) {
+// parseKV turns a complete response into an entry or an *Error.
+func (s *Store) parseKV(op Operation, keyID string, status int, body []byte) (entry, error) {
 	var env kvEnvelope
 	decodeErr := json.Unmarshal(body, &env)
 	fail := func(err error) (entry, error) {
