@@ -242,7 +242,7 @@ func (a *Auth) noteForbidden(token string) {
 // ensure is called before each Store request. With Run active it only
 // says whether a token is there yet; without Run (one-shot commands) the
 // first request logs in inline.
-func (a *Auth) ensure(ctx context.Context, op, keyID string) error {
+func (a *Auth) ensure(ctx context.Context, op Operation, keyID string) error {
 	if a.static || a.client.Token() != "" {
 		return nil
 	}

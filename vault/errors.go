@@ -14,16 +14,16 @@ import (
 // Callers treat it as transient. It is never policy.ErrKeyNotFound or
 // policy.ErrInvalidRecord, and its text never contains the Vault token.
 type Error struct {
-	Op     string // "lookup", "get", "create", "update", "list", "peppers", "init pepper"
-	KeyID  string // the key id, "" for operations on no key
-	Status int    // HTTP status, 0 if no response arrived
-	Err    error  // the cause; for HTTP errors, Vault's messages
+	Op     Operation // what was asked of Vault
+	KeyID  string    // the key id, "" for operations on no key
+	Status int       // HTTP status, 0 if no response arrived
+	Err    error     // the cause; for HTTP errors, Vault's messages
 }
 
 func (e *Error) Error() string {
 	var b strings.Builder
 	b.WriteString("vault: ")
-	b.WriteString(e.Op)
+	b.WriteString(string(e.Op))
 	if e.KeyID != "" {
 		b.WriteString(" ")
 		b.WriteString(e.KeyID)

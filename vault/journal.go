@@ -42,7 +42,7 @@ func (s *Store) journalPath() string { return s.mount + "/data/" + s.base + "/jo
 func (s *Store) AppendJournal(ctx context.Context, op string, ids ...string) error {
 	for _, id := range ids {
 		if !policy.ValidID(id) {
-			return fmt.Errorf("vault: append journal: %w", ErrInvalidID)
+			return fmt.Errorf("vault: %s: %w", OpAppendJournal, ErrInvalidID)
 		}
 	}
 	data := JournalEntry{Op: op, IDs: ids, At: time.Now().UTC().Format(time.RFC3339)}
@@ -50,20 +50,20 @@ func (s *Store) AppendJournal(ctx context.Context, op string, ids ...string) err
 		if attempt > 0 { // another writer appended first: retry after a short random pause
 			select {
 			case <-ctx.Done():
-				return fmt.Errorf("vault: append journal: %w", ctx.Err())
+				return fmt.Errorf("vault: %s: %w", OpAppendJournal, ctx.Err())
 			case <-time.After(time.Duration(5+rand.IntN(20)) * time.Millisecond):
 			}
 		}
-		latest, err := s.read(ctx, "journal", "", s.journalPath(), nil, maxBody)
+		latest, err := s.read(ctx, OpJournal, "", s.journalPath(), nil, maxBody)
 		if err != nil {
 			return err
 		}
-		err = s.casWrite(ctx, "append journal", "", s.journalPath(), data, latest.version, policy.ErrConflict)
+		err = s.casWrite(ctx, OpAppendJournal, "", s.journalPath(), data, latest.version, policy.ErrConflict)
 		if !errors.Is(err, policy.ErrConflict) {
 			return err
 		}
 	}
-	return fmt.Errorf("vault: append journal: %w", policy.ErrConflict)
+	return fmt.Errorf("vault: %s: %w", OpAppendJournal, policy.ErrConflict)
 }
 
 // JournalSince returns the entries after version after, the latest version,
@@ -72,7 +72,7 @@ func (s *Store) AppendJournal(ctx context.Context, op string, ids ...string) err
 // means versions were pruned, the journal restarted, or the gap exceeds
 // maxJournalGap: the caller must assume any key changed.
 func (s *Store) JournalSince(ctx context.Context, after int) ([]JournalEntry, int, bool, error) {
-	latest, err := s.read(ctx, "journal", "", s.journalPath(), nil, maxBody)
+	latest, err := s.read(ctx, OpJournal, "", s.journalPath(), nil, maxBody)
 	switch {
 	case err != nil:
 		return nil, after, false, err
@@ -85,7 +85,7 @@ func (s *Store) JournalSince(ctx context.Context, after int) ([]JournalEntry, in
 	}
 	var out []JournalEntry
 	for v := after + 1; v < latest.version; v++ {
-		e, err := s.read(ctx, "journal", "", s.journalPath(), url.Values{"version": {strconv.Itoa(v)}}, maxBody)
+		e, err := s.read(ctx, OpJournal, "", s.journalPath(), url.Values{"version": {strconv.Itoa(v)}}, maxBody)
 		if err != nil {
 			return nil, after, false, err
 		}

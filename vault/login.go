@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"strings"
 	"time"
 
 	vaultapi "github.com/hashicorp/vault/api"
@@ -40,7 +39,7 @@ func (a *Auth) loginOnce(ctx context.Context) (*vaultapi.Secret, error) {
 		return nil, loginError(err)
 	case secret == nil || secret.Auth == nil || secret.Auth.ClientToken == "":
 		a.failures.Add(1)
-		return nil, &Error{Op: "login", Err: errors.New("Vault's answer has no token")}
+		return nil, &Error{Op: OpLogin, Err: errors.New("Vault's answer has no token")}
 	}
 	a.client.SetToken(secret.Auth.ClientToken)
 	a.logins.Add(1)
@@ -101,16 +100,9 @@ func readSecretFile(path, field string) (string, error) {
 func loginError(err error) error {
 	var re *vaultapi.ResponseError
 	if !errors.As(err, &re) {
-		return &Error{Op: "login", Err: err}
+		return &Error{Op: OpLogin, Err: err}
 	}
-	msg := strings.Join(strings.Fields(strings.Join(re.Errors, "; ")), " ")
-	if len(msg) > maxMessage {
-		msg = msg[:maxMessage] + "..."
-	}
-	if msg == "" {
-		msg = "no error message"
-	}
-	return &Error{Op: "login", Status: re.StatusCode, Err: errors.New(msg)}
+	return &Error{Op: OpLogin, Status: re.StatusCode, Err: errors.New(summarize(re.Errors, ""))}
 }
 
 // watchFile (token method) polls the token file and installs a changed

@@ -18,7 +18,7 @@ func (s *Store) pepperPath() string { return s.mount + "/data/" + s.base + "/pep
 // version is deleted, or that is malformed, is an error. Errors never
 // contain pepper bytes.
 func (s *Store) Peppers(ctx context.Context) (policy.Peppers, error) {
-	p, _, err := s.readPeppers(ctx, "peppers")
+	p, _, err := s.readPeppers(ctx, OpPeppers)
 	return p, err
 }
 
@@ -27,7 +27,7 @@ func (s *Store) Peppers(ctx context.Context) (policy.Peppers, error) {
 // entry it read, so concurrent rotations cannot lose a version: the loser
 // gets policy.ErrConflict. It returns the new pepper version.
 func (s *Store) InitPepper(ctx context.Context) (version int, err error) {
-	const op = "init pepper"
+	const op = OpInitPepper
 	p, kvVersion, err := s.readPeppers(ctx, op)
 	if err != nil {
 		return 0, err
@@ -53,7 +53,7 @@ func (s *Store) InitPepper(ctx context.Context) (version int, err error) {
 
 // readPeppers reads and decodes the pepper entry and returns its KV version
 // (0 if there is none) for a check-and-set write.
-func (s *Store) readPeppers(ctx context.Context, op string) (policy.Peppers, int, error) {
+func (s *Store) readPeppers(ctx context.Context, op Operation) (policy.Peppers, int, error) {
 	e, err := s.read(ctx, op, "", s.pepperPath(), nil, maxBody)
 	switch {
 	case err != nil:

@@ -3,10 +3,7 @@ package vault
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"net/url"
 	"strings"
 	"time"
@@ -70,15 +67,6 @@ func New(cfg Config) (*Store, error) {
 // the Store's lifetime and wait on Ready before reporting healthy.
 func (s *Store) Auth() *Auth { return s.auth }
 
-// noteForbidden passes a 403 to the token manager, which checks whether
-// the token (the one sent) is dead and logs in again.
-func (s *Store) noteForbidden(err error, token string) {
-	var e *Error
-	if errors.As(err, &e) && e.Status == http.StatusForbidden {
-		s.auth.noteForbidden(token)
-	}
-}
-
 func (s *Store) keyPath(keyID string) string {
 	return s.mount + "/data/" + s.base + "/keys/" + keyID
 }
@@ -90,193 +78,17 @@ func (s *Store) keyPath(keyID string) string {
 // could not answer, and the caller should treat the failure as transient.
 func (s *Store) Lookup(ctx context.Context, keyID string) (*policy.Record, error) {
 	if !policy.ValidID(keyID) {
-		return nil, fmt.Errorf("vault: lookup: %w: %w", policy.ErrKeyNotFound, ErrInvalidID)
+		return nil, fmt.Errorf("vault: %s: %w: %w", OpLookup, policy.ErrKeyNotFound, ErrInvalidID)
 	}
-	e, err := s.read(ctx, "lookup", keyID, s.keyPath(keyID), nil, maxBody)
-	if err != nil {
-		return nil, err
-	}
-	if !e.found {
-		return nil, fmt.Errorf("vault: key %s: %w", keyID, policy.ErrKeyNotFound)
-	}
-	rec, err := policy.ParseRecord(e.data)
-	if err != nil {
-		return nil, fmt.Errorf("vault: key %s: %w: %w", keyID, policy.ErrInvalidRecord, err)
-	}
-	return rec, nil
+	rec, _, err := s.readRecord(ctx, OpLookup, keyID, maxBody)
+	return rec, err
 }
 
-// kvEnvelope is the part of a KV v2 read response that keygate uses. The
-// record stays raw so that policy.ParseRecord decodes it strictly.
-type kvEnvelope struct {
-	Errors []string `json:"errors"`
-	Data   *struct {
-		Data     json.RawMessage `json:"data"`
-		Keys     []string        `json:"keys"` // LIST responses
-		Metadata *struct {
-			Version      int    `json:"version"`
-			DeletionTime string `json:"deletion_time"`
-			Destroyed    bool   `json:"destroyed"`
-		} `json:"metadata"`
-	} `json:"data"`
-}
-
-// entry is one KV v2 read: the data object of the latest version, if it is
-// live, and the latest version number (also when it is deleted, if Vault
-// said); or, for a LIST, the names.
-type entry struct {
-	data    json.RawMessage
-	version int
-	found   bool
-	keys    []string
-}
-
-// read GETs a KV v2 path with the configured timeout, reading at most
-// limit bytes of the response. A 404 from the KV engine, or a 200 whose
-// data is null (deleted or destroyed version), is found=false; every answer
-// that says nothing about the entry is an *Error.
-func (s *Store) read(ctx context.Context, op, keyID, path string, params url.Values, limit int64) (entry, error) {
-	if err := s.auth.ensure(ctx, op, keyID); err != nil {
-		return entry{}, err
-	}
-	token := s.client.Token()
-	start := time.Now()
-	e, err := s.readRaw(ctx, op, keyID, path, params, limit)
-	s.observed(op, start, e.found || e.keys != nil || e.version > 0, err)
-	s.noteForbidden(err, token)
-	return e, err
-}
-
-func (s *Store) readRaw(ctx context.Context, op, keyID, path string, params url.Values, limit int64) (entry, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-	resp, err := s.client.Logical().ReadRawWithDataWithContext(ctx, path, params)
-	if resp == nil {
-		if err == nil {
-			err = errors.New("no response")
-		}
-		return entry{}, &Error{Op: op, KeyID: keyID, Err: err}
-	}
-	defer resp.Body.Close()
-	status := resp.StatusCode
-	body, readErr := io.ReadAll(io.LimitReader(resp.Body, limit+1))
-	if readErr == nil && err != nil && !isVaultStatusError(err) {
-		readErr = err // vault/api failed reading an error response's body
-	}
-	switch {
-	case readErr != nil && ctx.Err() != nil && !errors.Is(readErr, ctx.Err()):
-		return entry{}, &Error{Op: op, KeyID: keyID, Status: status, Err: fmt.Errorf("reading the response: %w (%v)", ctx.Err(), readErr)}
-	case readErr != nil:
-		return entry{}, &Error{Op: op, KeyID: keyID, Status: status, Err: fmt.Errorf("reading the response: %w", readErr)}
-	case int64(len(body)) > limit && status == http.StatusOK && keyID != "":
-		return entry{}, fmt.Errorf("vault: key %s: %w: Vault's response is over %d bytes", keyID, policy.ErrInvalidRecord, limit)
-	case int64(len(body)) > limit:
-		return entry{}, &Error{Op: op, KeyID: keyID, Status: status, Err: fmt.Errorf("response is over %d bytes", limit)}
-	}
-	return s.classify(op, keyID, status, body)
-}
-
-func isVaultStatusError(err error) bool {
-	var re *vaultapi.ResponseError
-	return errors.As(err, &re)
-}
-
-// classify turns a complete response into an entry or an *Error.
-func (s *Store) classify(op, keyID string, status int, body []byte) (entry, error) {
-	var env kvEnvelope
-	decodeErr := json.Unmarshal(body, &env)
-	fail := func(err error) (entry, error) {
-		return entry{}, &Error{Op: op, KeyID: keyID, Status: status, Err: err}
-	}
-	switch {
-	case status != http.StatusOK && status != http.StatusNotFound:
-		return fail(s.vaultMessage(env.Errors, decodeErr, len(body)))
-	case decodeErr != nil:
-		return fail(fmt.Errorf("response is not a KV v2 JSON object: %w", decodeErr))
-	case status == http.StatusNotFound && len(env.Errors) > 0:
-		// "no handler for route": the mount or path is wrong, which says
-		// nothing about the key.
-		return fail(s.vaultMessage(env.Errors, nil, len(body)))
-	case status == http.StatusNotFound && env.Errors == nil && (env.Data == nil || !deleted(env)):
-		// Vault says "no such entry" as {"errors":[]}, and "deleted" as a
-		// 404 with deletion metadata; any other 404 (an API gateway's, a
-		// proxy's) says nothing about the key.
-		return fail(errors.New(`404 without Vault's "errors" field: not Vault's answer`))
-	case status == http.StatusOK && env.Data == nil:
-		return fail(errors.New(`response has no "data" object`))
-	case status == http.StatusOK && emptyData(env) && env.Data.Keys == nil && !deleted(env):
-		return fail(errors.New(`response has no data and no deletion metadata`))
-	}
-	var e entry
-	if env.Data != nil && env.Data.Metadata != nil {
-		e.version = env.Data.Metadata.Version
-	}
-	if env.Data != nil {
-		e.keys = env.Data.Keys
-	}
-	if status == http.StatusOK && env.Data != nil && len(env.Data.Data) > 0 && string(env.Data.Data) != "null" {
-		e.data, e.found = env.Data.Data, true
-	}
-	return e, nil
-}
-
-func emptyData(env kvEnvelope) bool {
-	return len(env.Data.Data) == 0 || string(env.Data.Data) == "null"
-}
-
-// deleted reports whether a KV v2 read is of a deleted or destroyed
-// version (null data with deletion metadata).
-func deleted(env kvEnvelope) bool {
-	m := env.Data.Metadata
-	return m != nil && (m.DeletionTime != "" || m.Destroyed)
-}
-
-// maxMessage bounds the Vault error text kept in an *Error.
-const maxMessage = 300
-
-// vaultMessage summarises Vault's error strings (or says the body was not
-// Vault's JSON), bounded in length and with the token removed.
-func (s *Store) vaultMessage(msgs []string, decodeErr error, size int) error {
-	if decodeErr != nil {
-		return fmt.Errorf("non-JSON response body (%d bytes)", size)
-	}
-	if len(msgs) == 0 {
-		return errors.New("no error message")
-	}
-	// One line: Vault's own multi-errors span several ("2 errors occurred:\n\t* ...").
-	msg := strings.Join(strings.Fields(strings.Join(msgs, "; ")), " ")
-	if token := s.client.Token(); token != "" {
-		msg = strings.ReplaceAll(msg, token, "[token]")
-	}
-	if len(msg) > maxMessage {
-		msg = msg[:maxMessage] + "..."
-	}
-	return errors.New(msg)
-}
-
-// apiError wraps an error from a vault/api call that went through
-// ResponseError (non-raw calls), keeping Vault's messages but not the
-// request URL or a raw body.
-func (s *Store) apiError(op, keyID string, err error) error {
-	var re *vaultapi.ResponseError
-	if !errors.As(err, &re) {
-		return &Error{Op: op, KeyID: keyID, Err: err}
-	}
-	var decodeErr error
-	if re.RawError {
-		decodeErr = errors.New("raw")
-	}
-	return &Error{Op: op, KeyID: keyID, Status: re.StatusCode, Err: s.vaultMessage(re.Errors, decodeErr, len(strings.Join(re.Errors, "")))}
-}
-
-// Get reads a key's record and its KV version for a later Update. A record
-// that does not parse is returned as an error wrapping
-// policy.ErrInvalidRecord together with its version, so it can be fixed.
-func (s *Store) Get(ctx context.Context, keyID string) (*policy.Record, int, error) {
-	if !policy.ValidID(keyID) {
-		return nil, 0, fmt.Errorf("vault: get: %w", ErrInvalidID)
-	}
-	e, err := s.read(ctx, "get", keyID, s.keyPath(keyID), nil, maxAdminBody)
+// readRecord reads and parses a key's record. No live record is
+// policy.ErrKeyNotFound; one that does not parse is an error wrapping
+// policy.ErrInvalidRecord, returned with its version.
+func (s *Store) readRecord(ctx context.Context, op Operation, keyID string, limit int64) (*policy.Record, int, error) {
+	e, err := s.read(ctx, op, keyID, s.keyPath(keyID), nil, limit)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -290,24 +102,35 @@ func (s *Store) Get(ctx context.Context, keyID string) (*policy.Record, int, err
 	return rec, e.version, nil
 }
 
+// Get reads a key's record and its KV version for a later Update. A record
+// that does not parse is returned as an error wrapping
+// policy.ErrInvalidRecord together with its version, so it can be fixed.
+func (s *Store) Get(ctx context.Context, keyID string) (*policy.Record, int, error) {
+	if !policy.ValidID(keyID) {
+		return nil, 0, fmt.Errorf("vault: %s: %w", OpGet, ErrInvalidID)
+	}
+	return s.readRecord(ctx, OpGet, keyID, maxAdminBody)
+}
+
 // Create writes a new key's record; it never overwrites: an existing entry
 // (even one whose latest version is deleted) is policy.ErrKeyExists.
 func (s *Store) Create(ctx context.Context, keyID string, rec *policy.Record) error {
-	return s.write(ctx, "create", keyID, rec, 0, policy.ErrKeyExists)
+	return s.writeRecord(ctx, OpCreate, keyID, rec, 0, policy.ErrKeyExists)
 }
 
 // Update replaces a key's record if its KV version is still version (from
 // Get); otherwise it returns policy.ErrConflict.
 func (s *Store) Update(ctx context.Context, keyID string, rec *policy.Record, version int) error {
 	if version < 1 {
-		return fmt.Errorf("vault: update %s: version %d: must be >= 1 (from Get)", keyID, version)
+		return fmt.Errorf("vault: %s %s: version %d: must be >= 1 (from Get)", OpUpdate, keyID, version)
 	}
-	return s.write(ctx, "update", keyID, rec, version, policy.ErrConflict)
+	return s.writeRecord(ctx, OpUpdate, keyID, rec, version, policy.ErrConflict)
 }
 
-// write validates rec and writes it with check-and-set cas; a CAS mismatch
-// is casErr. The record's fields are the KV data, so the Vault UI shows them.
-func (s *Store) write(ctx context.Context, op, keyID string, rec *policy.Record, cas int, casErr error) error {
+// writeRecord validates rec and writes it with check-and-set cas; a CAS
+// mismatch is casErr. The record's fields are the KV data, so the Vault UI
+// shows them.
+func (s *Store) writeRecord(ctx context.Context, op Operation, keyID string, rec *policy.Record, cas int, casErr error) error {
 	if !policy.ValidID(keyID) {
 		return fmt.Errorf("vault: %s: %w", op, ErrInvalidID)
 	}
@@ -327,42 +150,6 @@ func (s *Store) write(ctx context.Context, op, keyID string, rec *policy.Record,
 	return s.casWrite(ctx, op, keyID, s.keyPath(keyID), json.RawMessage(data), cas, casErr)
 }
 
-// casWrite PUTs data to a KV v2 data path with check-and-set.
-func (s *Store) casWrite(ctx context.Context, op, keyID, path string, data any, cas int, casErr error) error {
-	if err := s.auth.ensure(ctx, op, keyID); err != nil {
-		return err
-	}
-	body := map[string]any{"options": map[string]any{"cas": cas}, "data": data}
-	token := s.client.Token()
-	start := time.Now()
-	_, err := s.client.Logical().WriteWithContext(ctx, path, body)
-	s.observed(op, start, true, err)
-	if err == nil {
-		return nil
-	}
-	var re *vaultapi.ResponseError
-	if errors.As(err, &re) && re.StatusCode == http.StatusBadRequest && mentionsCAS(re.Errors) {
-		if keyID == "" {
-			return fmt.Errorf("vault: %s: %w", op, casErr)
-		}
-		return fmt.Errorf("vault: %s %s: %w", op, keyID, casErr)
-	}
-	err = s.apiError(op, keyID, err)
-	s.noteForbidden(err, token)
-	return err
-}
-
-// mentionsCAS recognises KV v2's "check-and-set parameter did not match the
-// current version" (the only signal Vault gives for a CAS mismatch).
-func mentionsCAS(msgs []string) bool {
-	for _, m := range msgs {
-		if strings.Contains(m, "check-and-set") {
-			return true
-		}
-	}
-	return false
-}
-
 // List returns the names of the key entries (sorted by Vault). Entries
 // written by hand may have names that are not valid key ids; sub-folders
 // are left out. No entries is nil, not an error; a missing mount is an
@@ -371,7 +158,7 @@ func (s *Store) List(ctx context.Context) ([]string, error) {
 	path := s.mount + "/metadata/" + s.base + "/keys"
 	// GET ?list=true is Vault's LIST; reading it raw (unlike
 	// Logical().List) tells "no entries" from "no such mount".
-	e, err := s.read(ctx, "list", "", path, url.Values{"list": {"true"}}, maxAdminBody)
+	e, err := s.read(ctx, OpList, "", path, url.Values{"list": {"true"}}, maxAdminBody)
 	if err != nil {
 		return nil, err
 	}

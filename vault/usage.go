@@ -30,24 +30,10 @@ func (s *Store) usagePath(keyID string) string {
 // first: replicas racing may move last_used back by at most one interval.
 func (s *Store) RecordUsage(ctx context.Context, keyID string, at time.Time) error {
 	if !policy.ValidID(keyID) {
-		return fmt.Errorf("vault: record usage: %w", ErrInvalidID)
+		return fmt.Errorf("vault: %s: %w", OpRecordUsage, ErrInvalidID)
 	}
-	if err := s.auth.ensure(ctx, "record usage", keyID); err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
 	body := map[string]any{"data": usageRecord{LastUsed: at.UTC().Format(time.RFC3339)}}
-	token := s.client.Token()
-	start := time.Now()
-	_, err := s.client.Logical().WriteWithContext(ctx, s.usagePath(keyID), body)
-	s.observed("record usage", start, true, err)
-	if err != nil {
-		err = s.apiError("record usage", keyID, err)
-		s.noteForbidden(err, token)
-		return err
-	}
-	return nil
+	return s.write(ctx, OpRecordUsage, keyID, s.usagePath(keyID), body)
 }
 
 // LastUsed returns when keyID was last used, and false if keygate never
@@ -55,9 +41,9 @@ func (s *Store) RecordUsage(ctx context.Context, keyID string, at time.Time) err
 // is an error naming the key.
 func (s *Store) LastUsed(ctx context.Context, keyID string) (time.Time, bool, error) {
 	if !policy.ValidID(keyID) {
-		return time.Time{}, false, fmt.Errorf("vault: last used: %w", ErrInvalidID)
+		return time.Time{}, false, fmt.Errorf("vault: %s: %w", OpLastUsed, ErrInvalidID)
 	}
-	e, err := s.read(ctx, "last used", keyID, s.usagePath(keyID), nil, maxBody)
+	e, err := s.read(ctx, OpLastUsed, keyID, s.usagePath(keyID), nil, maxBody)
 	if err != nil || !e.found {
 		return time.Time{}, false, err
 	}
@@ -81,11 +67,11 @@ func (s *Store) Delete(ctx context.Context, keyID string) error {
 	if _, _, err := s.Get(ctx, keyID); err != nil && !errors.Is(err, policy.ErrInvalidRecord) {
 		return err // not found, or Vault failed; an invalid record may be deleted
 	}
-	if err := s.softDelete(ctx, "delete", keyID, s.keyPath(keyID)); err != nil {
+	if err := s.softDelete(ctx, OpDelete, keyID, s.keyPath(keyID)); err != nil {
 		return err
 	}
 	// The usage entry may not exist; deleting it is then a no-op.
-	if err := s.softDelete(ctx, "delete usage", keyID, s.usagePath(keyID)); err != nil {
+	if err := s.softDelete(ctx, OpDeleteUsage, keyID, s.usagePath(keyID)); err != nil {
 		return fmt.Errorf("key %s is deleted, but %w: %w", keyID, ErrUsageKept, err)
 	}
 	return nil
@@ -93,19 +79,3 @@ func (s *Store) Delete(ctx context.Context, keyID string) error {
 
 // ErrUsageKept: Delete deleted the record but not its usage entry.
 var ErrUsageKept = errors.New("its usage entry is not")
-
-func (s *Store) softDelete(ctx context.Context, op, keyID, path string) error {
-	if err := s.auth.ensure(ctx, op, keyID); err != nil {
-		return err
-	}
-	token := s.client.Token()
-	start := time.Now()
-	_, err := s.client.Logical().DeleteWithContext(ctx, path)
-	s.observed(op, start, true, err)
-	if err != nil {
-		err = s.apiError(op, keyID, err)
-		s.noteForbidden(err, token)
-		return err
-	}
-	return nil
-}
