@@ -29,6 +29,24 @@ const (
 // client-sent copies before anything else runs.
 var identityHeaders = []string{"x-keygate-key-id", "x-keygate-tenant", "x-keygate-scopes", "x-keygate-reason"}
 
+// recordHeaders are the record header names the configs carry as their
+// example (keys ... --header x-plan=gold; keygate --strip-headers x-plan):
+// dropped like the identity headers, and copied upstream where the config
+// lists what it copies.
+var recordHeaders = []string{"x-plan"}
+
+// requestRemovals returns the header names a header_mutation filter removes
+// from requests.
+func requestRemovals(hm *headermutationv3.HeaderMutation) []string {
+	var removed []string
+	for _, m := range hm.GetMutations().GetRequestMutations() {
+		if r := m.GetRemove(); r != "" {
+			removed = append(removed, r)
+		}
+	}
+	return removed
+}
+
 // filterChain requires exactly these http filters, in this order.
 func filterChain(want ...proto.Message) policy {
 	return policy{"http filter chain", func(s *setup) error {
@@ -57,7 +75,7 @@ func checkTimeout(s *setup) time.Duration {
 // commonPolicies hold for every config that puts keygate in front of an
 // upstream, whichever way Envoy talks to keygate.
 var commonPolicies = []policy{
-	{"client-sent identity headers are dropped", func(s *setup) error {
+	{"client-sent identity and record headers are dropped", func(s *setup) error {
 		hm, f, err := filterOf[*headermutationv3.HeaderMutation](s)
 		if err != nil {
 			return err
@@ -65,13 +83,8 @@ var commonPolicies = []policy{
 		if f.GetDisabled() || f.GetIsOptional() {
 			return errors.New("header_mutation filter is disabled or optional")
 		}
-		var removed []string
-		for _, m := range hm.GetMutations().GetRequestMutations() {
-			if r := m.GetRemove(); r != "" {
-				removed = append(removed, r)
-			}
-		}
-		for _, h := range identityHeaders {
+		removed := requestRemovals(hm)
+		for _, h := range slices.Concat(identityHeaders, recordHeaders) {
 			if !slices.Contains(removed, h) {
 				return fmt.Errorf("header_mutation does not remove %s (removes %v)", h, removed)
 			}

@@ -107,6 +107,7 @@ func TestBrokenConfigIsRejected(t *testing.T) {
 		{"no path normalization", "normalize_path: true", "normalize_path: false", "normalize_path"},
 		{"underscores allowed", "headers_with_underscores_action: REJECT_REQUEST", "headers_with_underscores_action: ALLOW", "headers_with_underscores_action"},
 		{"identity header kept", "- remove: x-keygate-tenant\n", "- remove: x-keygate-tenants\n", "does not remove x-keygate-tenant"},
+		{"record header kept", "- remove: x-plan\n", "", "does not remove x-plan"},
 		{"strip filter disabled", "- name: envoy.filters.http.header_mutation\n", "- name: envoy.filters.http.header_mutation\n                    disabled: true\n", "disabled or optional"},
 	})
 	testMutations(t, configFile, envoyPolicies, stripOrderMutations)

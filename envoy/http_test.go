@@ -51,14 +51,27 @@ var httpPolicies = slices.Concat(commonPolicies, []policy{
 		if r.GetAllowedUpstreamHeadersToAppend() != nil {
 			return errors.New("allowed_upstream_headers_to_append set: identity headers must replace, never add to, a value")
 		}
-		return checkHeaders(r.GetAllowedUpstreamHeaders(), "copied upstream", []headerCase{
+		cases := []headerCase{
 			{"x-keygate-key-id", true},
 			{"x-keygate-tenant", true},
 			{"x-keygate-scopes", true},
+			{"x-plan", true},
 			{"x-keygate-reason", false},
 			{"x-envoy-auth-headers-to-remove", false},
 			{"set-cookie", false},
-		})
+		}
+		// Every record header the config drops from clients is one it
+		// must copy from keygate, or the key's value is lost too.
+		hm, _, err := filterOf[*headermutationv3.HeaderMutation](s)
+		if err != nil {
+			return err
+		}
+		for _, h := range requestRemovals(hm) {
+			if !slices.Contains(identityHeaders, h) {
+				cases = append(cases, headerCase{h, true})
+			}
+		}
+		return checkHeaders(r.GetAllowedUpstreamHeaders(), "copied upstream", cases)
 	}},
 	{"headers passed to the client on deny", func(s *setup) error {
 		r := s.extAuthz.GetHttpService().GetAuthorizationResponse()
@@ -157,6 +170,9 @@ func TestBrokenHTTPConfigIsRejected(t *testing.T) {
 		{"per-route scopes", "disabled: true", "check_settings:\n                                context_extensions:\n                                  keygate.scopes: admin", "context_extensions set"},
 		{"default connection limit", "max_connections: 10000", "max_connections: 1024", "max_connections"},
 		{"identity header kept", "- remove: x-keygate-scopes\n", "- remove: x-keygate-scope\n", "does not remove x-keygate-scopes"},
+		{"record header kept", "- remove: x-plan\n", "", "does not remove x-plan"},
+		{"record header not copied", "- exact: x-plan\n", "- exact: x-plans\n", `"x-plan" copied upstream`},
+		{"dropped record header not copied", "- remove: x-plan\n", "- remove: x-plan\n                          - remove: x-tier\n", `"x-tier" copied upstream`},
 		{"underscores allowed", "headers_with_underscores_action: REJECT_REQUEST", "headers_with_underscores_action: ALLOW", "headers_with_underscores_action"},
 	})
 	testMutations(t, httpConfigFile, httpPolicies, []mutation{

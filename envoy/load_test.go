@@ -149,6 +149,9 @@ func testPolicies(t *testing.T, file string, ps []policy) {
 		t.Run(p.name, func(t *testing.T) {
 			if err := p.check(s); err != nil {
 				t.Error(err)
+				if promise, ok := policyREADME[p.name]; ok {
+					t.Errorf("README.md promises: %s", promise)
+				}
 			}
 		})
 	}

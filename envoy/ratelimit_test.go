@@ -216,6 +216,8 @@ func TestBrokenRateLimitConfigIsRejected(t *testing.T) {
 		{"ext_authz fails open", "failure_mode_allow: false", "failure_mode_allow: true", "fails closed"},
 		{"rate limit service over HTTP/1.1", "explicit_http_config:\n            http2_protocol_options:\n              connection_keepalive:\n                interval: 30s\n                timeout: 5s\n      # Every", "use_downstream_protocol_config: {}\n      # Every", "cluster ratelimit"},
 		{"unknown @type", "ratelimit.v3.RateLimit\n", "ratelimit.v3.RateLimits\n", "RateLimits"},
+		{"record header kept", "- remove: x-plan\n", "", "does not remove x-plan"},
+		{"identity header kept", "- remove: x-keygate-key-id\n", "- remove: x-keygate-keyid\n", "does not remove x-keygate-key-id"},
 	})
 	testMutations(t, rateLimitConfigFile, rateLimitPolicies, []mutation{
 		stripOrderMutations[0],

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bufio"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -214,10 +216,27 @@ func (p *proxy) stop(t *testing.T, keys func() []string) {
 	}
 }
 
-// do sends a request through the proxy (with a small body unless GET) and
-// returns the response and its body.
-func (p *proxy) do(t *testing.T, method, path string, headers map[string]string) (*http.Response, string) {
+// proxyClientIP is the loopback address the test client connects from; the
+// proxies connect to keygate from 127.0.0.1, so keygate can tell the client
+// from the proxy.
+const proxyClientIP = "127.0.0.2"
+
+// clientDialer connects from proxyClientIP.
+var clientDialer = &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(proxyClientIP)}, Timeout: 5 * time.Second}
+
+// clientRequest is a request the test client sends through the proxy.
+type clientRequest struct {
+	method, path string            // GET and /v1/orders if ""
+	host         string            // Host header if not ""
+	headers      map[string]string // set canonically
+	raw          http.Header       // header lines sent as they are written, repeated or with underscores
+}
+
+// do sends r through the proxy from proxyClientIP (with a small body unless
+// GET) and returns the response and its body.
+func (p *proxy) do(t *testing.T, r clientRequest) (*http.Response, string) {
 	t.Helper()
+	method, path := cmp.Or(r.method, http.MethodGet), cmp.Or(r.path, "/v1/orders")
 	var reqBody io.Reader
 	if method != http.MethodGet {
 		reqBody = strings.NewReader(`{"item":"x"}`)
@@ -226,18 +245,51 @@ func (p *proxy) do(t *testing.T, method, path string, headers map[string]string)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for k, v := range headers {
+	for k, v := range r.headers {
 		req.Header.Set(k, v)
 	}
-	c := &http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Do(req)
+	for k, vs := range r.raw {
+		req.Header[k] = append(req.Header[k], vs...)
+	}
+	if r.host != "" {
+		req.Host = r.host
+	}
+	tr := &http.Transport{DialContext: clientDialer.DialContext, DisableKeepAlives: true}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr, Timeout: 5 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatalf("%s: %v", p.name, redact(err.Error()))
+	}
+	return readResponse(t, p.name, resp)
+}
+
+// doRaw writes request (CRLF line ends, the blank line included) to the
+// proxy from proxyClientIP, for request lines net/http does not send, and
+// returns the response and its body.
+func (p *proxy) doRaw(t *testing.T, request string) (*http.Response, string) {
+	t.Helper()
+	conn, err := clientDialer.Dial("tcp", strings.TrimPrefix(p.base, "http://"))
 	if err != nil {
 		t.Fatalf("%s: %v", p.name, err)
 	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(conn, request); err != nil {
+		t.Fatalf("%s: %v", p.name, err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("%s: %v", p.name, err)
+	}
+	return readResponse(t, p.name, resp)
+}
+
+func readResponse(t *testing.T, name string, resp *http.Response) (*http.Response, string) {
+	t.Helper()
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatalf("%s: reading body: %v", p.name, err)
+		t.Fatalf("%s: reading body: %v", name, err)
 	}
 	return resp, string(body)
 }
@@ -282,7 +334,10 @@ func startNginx(t *testing.T, keys func() []string, keygate, up string) *proxy {
 }
 
 // startCaddy runs envoy/caddy/Caddyfile unchanged: its addresses are
-// environment placeholders. Admin is off, HOME and XDG dirs are private.
+// environment placeholders. Admin is off, HOME and XDG dirs are private. The
+// site answers for 127.0.0.1 and api.example.com on the test's port (one
+// listener), so requests naming api.example.com reach forward_auth as they
+// would on a real site of that name.
 func startCaddy(t *testing.T, keys func() []string, keygate, up string) *proxy {
 	t.Helper()
 	bin := proxyBinary(t, "caddy", "KEYGATE_CADDY_BIN")
@@ -294,11 +349,21 @@ func startCaddy(t *testing.T, keys func() []string, keygate, up string) *proxy {
 		cmd.Dir = dir
 		cmd.Env = []string{
 			"HOME=" + dir, "XDG_CONFIG_HOME=" + dir + "/config", "XDG_DATA_HOME=" + dir + "/data",
-			"KEYGATE_SITE=http://" + listen, "KEYGATE_HTTP_ADDR=" + keygate, "KEYGATE_UPSTREAM=" + up,
+			"KEYGATE_SITE=http://" + listen + ", http://" + net.JoinHostPort(proxySiteHost, portOf(listen)),
+			"KEYGATE_HTTP_ADDR=" + keygate, "KEYGATE_UPSTREAM=" + up,
 			"CADDY_ADMIN=off", "CADDY_BIND=127.0.0.1",
 		}
 		return cmd
 	})
+}
+
+// proxySiteHost is the host name the proxied API answers for besides
+// 127.0.0.1.
+const proxySiteHost = "api.example.com"
+
+func portOf(hostport string) string {
+	_, port, _ := net.SplitHostPort(hostport)
+	return port
 }
 
 func readRepoFile(t *testing.T, path string) string {

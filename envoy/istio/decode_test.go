@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
+	networkingv1alpha3 "istio.io/api/networking/v1alpha3"
 	securityv1beta1 "istio.io/api/security/v1beta1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -24,6 +27,7 @@ const (
 	manifestFile = "keygate.yaml"
 	meshFile     = "mesh-config.yaml"
 	policyFile   = "authorization-policy.yaml"
+	stripFile    = "strip-headers.yaml"
 )
 
 // files are the configs under test, by name.
@@ -32,7 +36,7 @@ type files map[string][]byte
 func readFiles(t *testing.T) files {
 	t.Helper()
 	fs := files{}
-	for _, name := range []string{manifestFile, meshFile, policyFile} {
+	for _, name := range []string{manifestFile, meshFile, policyFile, stripFile} {
 		b, err := os.ReadFile(name)
 		if err != nil {
 			t.Fatal(err)
@@ -53,6 +57,8 @@ type bundle struct {
 	policyMeta     metav1.ObjectMeta
 	policy         *securityv1beta1.AuthorizationPolicy
 	mesh           *meshv1alpha1.MeshConfig
+	stripMeta      metav1.ObjectMeta
+	strip          *networkingv1alpha3.EnvoyFilter
 }
 
 func loadBundle(fs files) (*bundle, error) {
@@ -65,6 +71,9 @@ func loadBundle(fs files) (*bundle, error) {
 	}
 	if err := b.decodeMesh(fs[meshFile]); err != nil {
 		return nil, fmt.Errorf("%s: %w", meshFile, err)
+	}
+	if err := b.decodeEnvoyFilter(fs[stripFile]); err != nil {
+		return nil, fmt.Errorf("%s: %w", stripFile, err)
 	}
 	return b, nil
 }
@@ -141,26 +150,45 @@ func isBlank(doc string) bool {
 // are errors, not silently dropped.
 var strictProto = protojson.UnmarshalOptions{DiscardUnknown: false}
 
-// decodePolicy decodes an AuthorizationPolicy: the Kubernetes envelope
-// strictly, the spec with protojson into Istio's proto.
-func (b *bundle) decodePolicy(doc []byte) error {
-	var obj struct {
-		metav1.TypeMeta `json:",inline"`
-		Metadata        metav1.ObjectMeta `json:"metadata"`
-		Spec            json.RawMessage   `json:"spec"`
-	}
+// istioObject is an Istio resource as a file holds it: the Kubernetes
+// envelope, and the spec left for protojson.
+type istioObject struct {
+	metav1.TypeMeta `json:",inline"`
+	Metadata        metav1.ObjectMeta `json:"metadata"`
+	Spec            json.RawMessage   `json:"spec"`
+}
+
+// decodeIstio decodes an Istio resource: the envelope strictly, the spec
+// with protojson into spec; kind and one of apiVersions must match.
+func decodeIstio(doc []byte, kind string, apiVersions []string, spec proto.Message) (metav1.ObjectMeta, error) {
+	var obj istioObject
 	if err := yaml.UnmarshalStrict(doc, &obj); err != nil {
-		return err
+		return obj.Metadata, err
 	}
-	if obj.Kind != "AuthorizationPolicy" ||
-		(obj.APIVersion != "security.istio.io/v1" && obj.APIVersion != "security.istio.io/v1beta1") {
-		return fmt.Errorf("apiVersion %q kind %q, want security.istio.io/v1 AuthorizationPolicy", obj.APIVersion, obj.Kind)
+	if obj.Kind != kind || !slices.Contains(apiVersions, obj.APIVersion) {
+		return obj.Metadata, fmt.Errorf("apiVersion %q kind %q, want %s %s", obj.APIVersion, obj.Kind, apiVersions[0], kind)
 	}
-	b.policyMeta, b.policy = obj.Metadata, &securityv1beta1.AuthorizationPolicy{}
-	if err := strictProto.Unmarshal(obj.Spec, b.policy); err != nil {
-		return fmt.Errorf("spec: %w", err)
+	if err := strictProto.Unmarshal(obj.Spec, spec); err != nil {
+		return obj.Metadata, fmt.Errorf("spec: %w", err)
 	}
-	return nil
+	return obj.Metadata, nil
+}
+
+// decodePolicy decodes an AuthorizationPolicy.
+func (b *bundle) decodePolicy(doc []byte) error {
+	b.policy = &securityv1beta1.AuthorizationPolicy{}
+	var err error
+	b.policyMeta, err = decodeIstio(doc, "AuthorizationPolicy", []string{"security.istio.io/v1", "security.istio.io/v1beta1"}, b.policy)
+	return err
+}
+
+// decodeEnvoyFilter decodes an EnvoyFilter; its patch values (free-form
+// Structs in Istio's proto) are decoded by the checks, into Envoy's types.
+func (b *bundle) decodeEnvoyFilter(doc []byte) error {
+	b.strip = &networkingv1alpha3.EnvoyFilter{}
+	var err error
+	b.stripMeta, err = decodeIstio(doc, "EnvoyFilter", []string{"networking.istio.io/v1alpha3"}, b.strip)
+	return err
 }
 
 // decodeMesh decodes the meshConfig of istiod Helm values into Istio's

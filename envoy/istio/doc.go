@@ -6,5 +6,8 @@
 //     PodDisruptionBudget and NetworkPolicy for keygate itself;
 //   - mesh-config.yaml: the meshConfig extension providers (gRPC and HTTP);
 //   - authorization-policy.yaml: the CUSTOM AuthorizationPolicy that sends
-//     labelled workloads' requests to keygate.
+//     labelled workloads' requests to keygate;
+//   - strip-headers.yaml: the EnvoyFilter that drops client-sent keygate
+//     and record headers from those workloads' requests on every path, and
+//     rejects header names with underscores.
 package istio

@@ -7,11 +7,15 @@ import (
 	"strings"
 	"testing"
 
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/structpb"
+	networkingv1alpha3 "istio.io/api/networking/v1alpha3"
+	typev1beta1 "istio.io/api/type/v1beta1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
-var allChecks = slices.Concat(deploymentChecks, meshChecks)
+var allChecks = slices.Concat(deploymentChecks, meshChecks, stripChecks)
 
 func runChecks(b *bundle) error {
 	var errs []error
@@ -32,6 +36,9 @@ func TestConfigs(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			if err := c.fn(b); err != nil {
 				t.Error(err)
+				if promise, ok := checkREADME[c.name]; ok {
+					t.Errorf("README.md promises: %s", promise)
+				}
 			}
 		})
 	}
@@ -93,7 +100,27 @@ var textEdits = []textEdit{
 	{"HTTP port closed", manifestFile, "        - protocol: TCP\n          port: 9192\n", "", "no ingress rule admits {TCP 9192}"},
 	{"egress to the API server", manifestFile, "          port: 8200\n", "          port: 8200\n        - protocol: TCP\n          port: 443\n", "egress port {TCP 443}"},
 	{"policy outside the root namespace", policyFile, "namespace: istio-system", "namespace: default", "root namespace"},
+	// strip-headers.yaml.
+	{"unknown EnvoyFilter field", stripFile, "configPatches:", "configPatch:", "configPatch"},
+	{"unknown patch context", stripFile, stripInbound, strings.Replace(stripInbound, "SIDECAR_INBOUND", "SIDECAR_IN", 1), "SIDECAR_IN"},
+	{"strip on outbound instead", stripFile, stripInbound, strings.Replace(stripInbound, "SIDECAR_INBOUND", "SIDECAR_OUTBOUND", 1), "0 HTTP_FILTER patches for context SIDECAR_INBOUND"},
+	{"strip appended after ext_authz", stripFile, stripInbound, strings.Replace(stripInbound, "INSERT_FIRST", "ADD", 1), "must run before envoy.filters.http.ext_authz"},
+	{"strip inserted after ext_authz", stripFile, stripInbound, strings.Replace(stripInbound,
+		"http_connection_manager\n      patch:\n        operation: INSERT_FIRST",
+		"http_connection_manager\n              subFilter:\n                name: envoy.filters.http.ext_authz\n      patch:\n        operation: INSERT_AFTER", 1),
+		"must run before envoy.filters.http.ext_authz"},
+	{"strip on one port only", stripFile, stripInbound, strings.Replace(stripInbound, "listener:\n", "listener:\n          portNumber: 8080\n", 1), "narrower than every HTTP connection manager"},
+	{"strip filter elsewhere", stripFile, "namespace: istio-system", "namespace: default", "EnvoyFilter in namespace"},
+	{"strip filter for other workloads", stripFile, `      keygate.io/protected: "true"`, `      keygate.io/protect: "true"`, "workloadSelector"},
+	{"keygate forgets x-plan", manifestFile, "            - --strip-headers=x-plan\n", "", "keygate --strip-headers: record headers []"},
+	{"HTTP provider drops x-plan", meshFile, "          - x-plan\n", "", "keygate-http headersToUpstreamOnAllow: record headers []"},
+	{"HTTP provider copies an unstripped header", meshFile, "          - x-plan\n", "          - x-plan\n          - x-tier\n", "headersToUpstreamOnAllow: record headers [x-plan x-tier]"},
+	{"trusted proxies in the mesh", manifestFile, "            - --strip-headers=x-plan\n", "            - --strip-headers=x-plan\n            - --trusted-proxies=10.0.0.0/8\n", "--trusted-proxies=10.0.0.0/8"},
 }
+
+// stripInbound is the start of strip-headers.yaml's SIDECAR_INBOUND strip
+// patch, for edits aimed at it alone.
+const stripInbound = "context: SIDECAR_INBOUND\n        listener:\n          filterChain:\n            filter:\n              name: envoy.filters.network.http_connection_manager\n      patch:\n        operation: INSERT_FIRST"
 
 func TestBrokenTextIsRejected(t *testing.T) {
 	for _, tc := range textEdits {
@@ -167,6 +194,49 @@ var mutations = []struct {
 	{"no gRPC provider", func(b *bundle) {
 		b.mesh.ExtensionProviders = b.mesh.ExtensionProviders[1:]
 	}, `no gRPC provider "keygate"`},
+	{"strip filter keeps x-plan", func(b *bundle) {
+		l := stripValue(b, 0, "typed_config", "mutations", "request_mutations").GetListValue()
+		l.Values = l.Values[:len(l.Values)-1]
+	}, "SIDECAR_INBOUND: header_mutation does not remove x-plan"},
+	{"gateway strip filter keeps x-keygate-tenant", func(b *bundle) {
+		l := stripValue(b, 1, "typed_config", "mutations", "request_mutations").GetListValue()
+		l.Values = slices.Delete(l.Values, 1, 2)
+	}, "GATEWAY: header_mutation does not remove x-keygate-tenant"},
+	{"unknown field in a HeaderMutation", func(b *bundle) {
+		m := stripValue(b, 0, "typed_config", "mutations").GetStructValue()
+		m.Fields["request_mutation"] = m.Fields["request_mutations"]
+	}, "request_mutation"},
+	{"strip filter of another type", func(b *bundle) {
+		stripValue(b, 0, "typed_config").GetStructValue().Fields["@type"] = structpb.NewStringValue("type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutationPerRoute")
+	}, "want a HeaderMutation"},
+	{"strip filter optional", func(b *bundle) {
+		b.strip.ConfigPatches[0].Patch.Value.Fields["is_optional"] = structpb.NewBoolValue(true)
+	}, "disabled or optional"},
+	{"underscores allowed", func(b *bundle) {
+		stripValue(b, 2, "typed_config", "common_http_protocol_options").GetStructValue().Fields["headers_with_underscores_action"] = structpb.NewStringValue("ALLOW")
+	}, "SIDECAR_INBOUND: headers_with_underscores_action ALLOW"},
+	{"underscore setting replaces Istio's", func(b *bundle) {
+		b.strip.ConfigPatches[3].Patch.Operation = networkingv1alpha3.EnvoyFilter_Patch_REPLACE
+	}, "GATEWAY: NETWORK_FILTER operation REPLACE"},
+	{"a patch removing ext_authz", func(b *bundle) {
+		p := proto.Clone(b.strip.ConfigPatches[0]).(*networkingv1alpha3.EnvoyFilter_EnvoyConfigObjectPatch)
+		p.Match.Context = networkingv1alpha3.EnvoyFilter_SIDECAR_OUTBOUND
+		p.Patch = &networkingv1alpha3.EnvoyFilter_Patch{Operation: networkingv1alpha3.EnvoyFilter_Patch_REMOVE}
+		b.strip.ConfigPatches = append(b.strip.ConfigPatches, p)
+	}, "5 configPatches, want 4"},
+	{"strip filter by targetRefs", func(b *bundle) {
+		b.strip.TargetRefs = []*typev1beta1.PolicyTargetReference{{Kind: "Gateway", Name: "ingress"}}
+	}, "targetRefs"},
+}
+
+// stripValue returns the value at path in the patch value of
+// strip-headers.yaml's patch i.
+func stripValue(b *bundle, i int, path ...string) *structpb.Value {
+	v := structpb.NewStructValue(b.strip.GetConfigPatches()[i].GetPatch().GetValue())
+	for _, k := range path {
+		v = v.GetStructValue().GetFields()[k]
+	}
+	return v
 }
 
 func TestBrokenObjectsAreRejected(t *testing.T) {
