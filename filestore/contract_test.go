@@ -40,6 +40,7 @@ func TestStoreContract(t *testing.T) {
 				editFile(t, path, func(doc map[string]any) { doc["pepper"] = p.Doc() })
 			},
 			WritesRefusedWhileInvalid: true,
+			RefusesMissingPepper:      true,
 		}
 	})
 }

@@ -1,9 +1,9 @@
 // Package keyadmin is keygate's key lifecycle: issue, modify, rotate,
 // revoke, delete, import, audit, get and list, with every rule about them.
-// The CLI (cmd/keygate), the console and the Vault plugin call it; none
-// re-implements a rule. It never prints or logs, and a raw API key appears
-// only in Issued.RawKey (Issue, Rotate): never in an error, a journal entry
-// or a String/LogValue.
+// The CLI (cmd/keygate) calls it, as the console and the Vault plugin
+// will; none re-implements a rule. It never prints or logs, and a raw API
+// key appears only in Issued.RawKey (Issue, Rotate): never in an error, a
+// journal entry or a String/LogValue.
 //
 // It works on a Store (get with version, create-only, update with
 // check-and-set, soft delete, list, peppers). What only some stores can
@@ -26,8 +26,8 @@
 // # Stores
 //
 // storetest.Run is the Store contract; vault and filestore run it. Where
-// the two stores still differ, the difference is the store's and shows
-// only through the raw Store, never through a Service:
+// the two stores still differ, their storetest.Fixture says so and the
+// suite checks that they do:
 //
 //   - List: Vault lists deleted keys' entries too (Get says ErrNotFound;
 //     the Service leaves them out). The file store lists only live keys.
@@ -39,6 +39,9 @@
 //   - An hmac-sha256 record whose pepper version the store lacks: the file
 //     store refuses to write it, Vault stores it (it can never verify).
 //     Keys the Service issues always use the store's current pepper.
+//   - Deleted keys: Vault can restore them (Restorer); the file store
+//     keeps only their ids, in its versions section, so they are never
+//     reused.
 //   - Update racing a delete: the file store refuses an Update of a
 //     deleted key; Vault's check-and-set does not see a soft delete, so an
 //     Update at the version read before the delete writes the record back

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -285,6 +286,21 @@ func testPeppers(t *testing.T, f Fixture) {
 	if err != nil || p.Current != 2 || len(p.Versions[1]) < policy.MinPepperLen || len(p.Versions[2]) < policy.MinPepperLen ||
 		bytes.Equal(p.Versions[1], p.Versions[2]) {
 		t.Errorf("Peppers = current %d, %d versions, %v; want versions 1 and 2 (distinct), current 2", p.Current, len(p.Versions), err)
+	}
+}
+
+// testMissingPepper: a record hashed under a pepper version the store
+// lacks is refused, or stored, as the fixture says.
+func testMissingPepper(t *testing.T, f Fixture) {
+	ctx := ctxFor(t)
+	id, rec := newRecord(t, "acme")
+	rec.Hash = "hmac-sha256:v9:" + strings.Repeat("0", 64)
+	err := f.Store.Create(ctx, id, rec)
+	switch {
+	case f.RefusesMissingPepper && !errors.Is(err, keyadmin.ErrInvalidRecord):
+		t.Errorf("Create under a missing pepper: %v, want ErrInvalidRecord", err)
+	case !f.RefusesMissingPepper && err != nil:
+		t.Errorf("Create under a missing pepper: %v; the fixture says the store keeps it", err)
 	}
 }
 

@@ -45,6 +45,10 @@ type Fixture struct {
 	// WritesRefusedWhileInvalid: the store refuses every write while it
 	// holds a record that does not validate (the file store).
 	WritesRefusedWhileInvalid bool
+	// RefusesMissingPepper: the store refuses an hmac-sha256 record whose
+	// pepper version it does not hold (the file store); otherwise it
+	// stores it (Vault), though it can never verify.
+	RefusesMissingPepper bool
 	// UpdateRestoresDeleted: an Update at the version read before a Delete
 	// succeeds and makes the record live again (Vault: KV v2's
 	// check-and-set does not see a soft delete). Otherwise it fails.
@@ -72,6 +76,7 @@ func Run(t *testing.T, open func(t *testing.T) Fixture) {
 		{"List", testList},
 		{"Malformed", testMalformed},
 		{"Peppers", testPeppers},
+		{"MissingPepper", testMissingPepper},
 		{"Capabilities", testCapabilities},
 		{"ServiceIssueGetList", testServiceIssue},
 		{"ServiceModifyRevoke", testServiceModify},
