@@ -50,3 +50,18 @@ func TestKeysCLIErrors(t *testing.T) {
 		t.Error("a field without a flag kept its keyadmin text")
 	}
 }
+
+// Warnings after a written change read as they always have.
+func TestKeysPrintWarnings(t *testing.T) {
+	var stderr syncBuffer
+	k := &keysCtx{e: &env{stderr: &stderr}}
+	printWarnings(k, []error{
+		&keyadmin.JournalError{Op: keyadmin.JournalOpRevoke, Err: errors.New("HTTP 403")},
+		errors.New("key AAAAAAAAAAAA is deleted, but its usage entry is not: HTTP 503"),
+	})
+	want := "keygate: warning: the revoke is written, but the change journal could not be: replicas apply it within their --found-ttl instead of --journal-poll (HTTP 403)\n" +
+		"keygate: warning: key AAAAAAAAAAAA is deleted, but its usage entry is not: HTTP 503\n"
+	if stderr.String() != want {
+		t.Errorf("stderr:\n%s\nwant:\n%s", stderr.String(), want)
+	}
+}
