@@ -12,7 +12,7 @@
 //	    hash: sha256:...
 //	    tenant: acme
 //	    status: active   # ... and every other policy.Record field
-//	versions:            # optional; written by keygate
+//	versions:            # optional; written by keygate (deleted keys' too)
 //	  4VvXJ3tq9aBz: 3
 //
 // Loading is strict and reports every problem at once, each naming its place
@@ -55,6 +55,11 @@
 // otherwise it returns policy.ErrConflict. This is Vault KV v2's
 // check-and-set per record, so writers of different keys never conflict. A
 // hand edit that does not bump the version is invisible to check-and-set.
+// Delete removes the record but keeps (and bumps) its versions entry, as
+// Vault keeps a soft-deleted entry's metadata: a deleted key's id is never
+// reused (Create returns policy.ErrKeyExists), and Get, Lookup and Update
+// say policy.ErrKeyNotFound. A versions entry left by a hand-deleted key
+// reserves its id the same way.
 //
 // # Reading and writing
 //

@@ -34,7 +34,10 @@ type state struct {
 	// its place: invalid records, bad ids, bad versions, unknown top-level
 	// fields. A file with problems is served, but never rewritten.
 	problems []error
-	versions map[string]int // an id without an entry is at version 1
+	// versions holds each record's version (an id without an entry is at
+	// version 1), and the last version of each deleted key, which keeps
+	// its id from being reused.
+	versions map[string]int
 	peppers  policy.Peppers
 	// sums hold, for each valid key id in the keys section (valid record
 	// or not), the hash of its entry as decoded, and pepperSum that of the
@@ -96,7 +99,7 @@ func parse(data []byte) (*state, error) {
 	st.records, st.invalid, perr = parseKeys(entries, st.peppers)
 	st.sums, st.pepperSum = entrySums(entries), sha256.Sum256(top["pepper"])
 	st.problems = append(st.problems, perr...)
-	st.versions, perr = parseVersions(top["versions"], st.known)
+	st.versions, perr = parseVersions(top["versions"])
 	st.problems = append(st.problems, perr...)
 	return st, nil
 }
@@ -127,15 +130,6 @@ func parseTop(data []byte) (map[string]json.RawMessage, error) {
 		return nil, errors.New(`file: want a mapping with "keys:" at the top level`)
 	}
 	return top, nil
-}
-
-// known reports whether id is a key in the file, valid or not.
-func (st *state) known(id string) bool {
-	_, ok := st.records[id]
-	if !ok {
-		_, ok = st.invalid[id]
-	}
-	return ok
 }
 
 func parsePeppers(raw json.RawMessage) (policy.Peppers, []error) {
@@ -186,10 +180,11 @@ func parseKeys(entries map[string]json.RawMessage, peppers policy.Peppers) (map[
 	return records, invalid, problems
 }
 
-// parseVersions decodes the versions section, keeping the entries of known
-// ids. Its problems never stop records being served: versions only guard
-// writes.
-func parseVersions(raw json.RawMessage, known func(id string) bool) (map[string]int, []error) {
+// parseVersions decodes the versions section. An entry without a record
+// is a deleted key's (by keygate or by hand): it keeps the id from being
+// reused. Its problems never stop records being served: versions only
+// guard writes.
+func parseVersions(raw json.RawMessage) (map[string]int, []error) {
 	var in map[string]int
 	if isAbsent(raw) {
 		return map[string]int{}, nil
@@ -200,8 +195,8 @@ func parseVersions(raw json.RawMessage, known func(id string) bool) (map[string]
 	var errs []error
 	out := make(map[string]int, len(in))
 	for _, id := range slices.Sorted(maps.Keys(in)) {
-		if !known(id) {
-			continue // left by a hand-deleted key; dropped on the next write
+		if !policy.ValidID(id) {
+			continue // names no key; dropped on the next write
 		}
 		if in[id] < 1 {
 			errs = append(errs, fmt.Errorf("versions.%s: %d, must be >= 1", id, in[id]))
@@ -274,6 +269,7 @@ func strictDecode(data []byte, v any) error {
 // encode renders st as YAML (or indented JSON) with sorted keys.
 func encode(st *state, asJSON bool) ([]byte, error) {
 	doc := fileDoc{Keys: map[string]*policy.Record{}, Versions: map[string]int{}}
+	maps.Copy(doc.Versions, st.versions) // deleted keys' too
 	for id, rec := range st.records {
 		doc.Keys[id] = rec
 		doc.Versions[id] = st.version(id)

@@ -129,11 +129,15 @@ func (s *Store) Get(_ context.Context, id string) (*policy.Record, int, error) {
 }
 
 // Create stores rec at version 1 under a new id; policy.ErrKeyExists if the
-// id is taken. rec is validated first (errors wrap policy.ErrInvalidRecord).
+// id is taken, or was (a deleted key's id is never reused). rec is
+// validated first (errors wrap policy.ErrInvalidRecord).
 func (s *Store) Create(ctx context.Context, id string, rec *policy.Record) error {
 	return s.put(ctx, id, rec, func(st *state) error {
 		if _, ok := st.records[id]; ok {
 			return fmt.Errorf("key %s: %w", id, policy.ErrKeyExists)
+		}
+		if _, ok := st.versions[id]; ok {
+			return fmt.Errorf("key %s: %w (a deleted key's id is never reused)", id, policy.ErrKeyExists)
 		}
 		st.versions[id] = 1
 		return nil
@@ -156,8 +160,11 @@ func (s *Store) Update(ctx context.Context, id string, rec *policy.Record, versi
 	})
 }
 
-// Delete removes the record for id from the file (the file store keeps no
-// history); policy.ErrKeyNotFound if there is none.
+// Delete removes the record for id from the file; policy.ErrKeyNotFound
+// if there is none. The file keeps no history, but the id stays in the
+// versions section (one version on), so it is never reused: as with Vault's
+// soft delete, Create refuses it and an Update from before the delete is
+// refused.
 func (s *Store) Delete(ctx context.Context, id string) error {
 	if !policy.ValidID(id) {
 		return fmt.Errorf("key id: want %d base62 characters", policy.IDLen)
@@ -166,8 +173,8 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 		if _, ok := st.records[id]; !ok {
 			return fmt.Errorf("key %s: %w", id, policy.ErrKeyNotFound)
 		}
+		st.versions[id] = st.version(id) + 1
 		delete(st.records, id)
-		delete(st.versions, id)
 		return nil
 	})
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/keygate/keygate/internal/keyadmin"
 	"github.com/keygate/keygate/policy"
 )
 
@@ -22,70 +23,45 @@ type audited struct {
 
 func newAuditCmd(e *env) *cobra.Command {
 	var maxLifetime, unusedFor string
-	var opts policy.AuditOptions
+	var opts keyadmin.AuditOptions
 	cmd, _ := keysCommand(e, "audit", "Report risky keys: no expiry, long-lived, expired but active, unused, wide CIDRs, many or wildcard scopes",
 		cobra.NoArgs, false, func(ctx context.Context, k *keysCtx, _ []string) error {
 			var errs []error
-			var unused time.Duration
 			for _, f := range []struct {
 				flag, value string
 				into        *time.Duration
-			}{{"--max-lifetime", maxLifetime, &opts.MaxLifetime}, {"--unused-for", unusedFor, &unused}} {
+			}{{"--max-lifetime", maxLifetime, &opts.MaxLifetime}, {"--unused-for", unusedFor, &opts.UnusedFor}} {
 				if f.value == "" || f.value == "0" {
 					continue // default lifetime; no unused findings
 				}
 				var err error
-				if *f.into, err = parseLifetime(f.value); err != nil {
+				if *f.into, err = keyadmin.ParseLifetime(f.value); err != nil {
 					errs = append(errs, fmt.Errorf("%s: %w", f.flag, err))
 				}
 			}
 			if err := errors.Join(errs...); err != nil {
 				return err
 			}
-			if usageOf(k) == nil && unused > 0 {
+			if !k.svc.Caps().Usage && opts.UnusedFor > 0 {
 				fmt.Fprintf(k.e.stderr, "keygate: note: no \"unused\" findings: %v\n", errNoUsage)
 			}
-			report, err := auditKeys(ctx, k, opts, unused)
+			report, err := k.svc.Audit(ctx, opts)
 			if err != nil {
 				return err
 			}
-			if k.f.jsonOut {
-				return json.NewEncoder(k.e.stdout).Encode(report)
+			rows := make([]audited, 0, len(report))
+			for _, a := range report {
+				rows = append(rows, audited{ID: a.ID, Tenant: a.Tenant, Findings: a.Findings})
 			}
-			return printAudit(k, report)
+			if k.f.jsonOut {
+				return json.NewEncoder(k.e.stdout).Encode(rows)
+			}
+			return printAudit(k, rows)
 		})
 	cmd.Flags().StringVar(&maxLifetime, "max-lifetime", "365d", "remaining lifetime above which a key is long_lived")
 	cmd.Flags().StringVar(&unusedFor, "unused-for", "90d", "time without use after which an active key is unused (Vault store; never-used keys count from created_at; 0: off)")
 	cmd.Flags().IntVar(&opts.MaxScopes, "max-scopes", 10, "scope count above which a key has many_scopes")
 	return cmd
-}
-
-// auditKeys reads every key; a record that cannot be read is a finding too.
-func auditKeys(ctx context.Context, k *keysCtx, opts policy.AuditOptions, unusedFor time.Duration) ([]audited, error) {
-	rows, err := readKeys(ctx, k)
-	if err != nil {
-		return nil, err
-	}
-	report := []audited{}
-	for _, r := range rows {
-		if r.Error != "" {
-			report = append(report, audited{ID: r.ID, Findings: []policy.Finding{{Code: "unreadable", Detail: r.Error}}})
-			continue
-		}
-		f := policy.Audit(r.Record, k.now, opts)
-		switch {
-		case r.UsageError != "":
-			f = append(f, policy.Finding{Code: "usage_unreadable", Detail: r.UsageError})
-		case usageOf(k) != nil:
-			if u := policy.AuditUnused(r.Record, r.lastUsed, k.now, unusedFor); u != nil {
-				f = append(f, *u)
-			}
-		}
-		if len(f) > 0 {
-			report = append(report, audited{ID: r.ID, Tenant: r.Record.Tenant, Findings: f})
-		}
-	}
-	return report, nil
 }
 
 func printAudit(k *keysCtx, report []audited) error {

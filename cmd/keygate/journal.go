@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -13,11 +12,6 @@ import (
 // journalReader is a store with a change journal (Vault).
 type journalReader interface {
 	JournalSince(ctx context.Context, after int) ([]vault.JournalEntry, int, bool, error)
-}
-
-// journalWriter is a store the CLI records its changes in.
-type journalWriter interface {
-	AppendJournal(ctx context.Context, op string, ids ...string) error
 }
 
 // watchJournal polls the change journal every interval and evicts the key
@@ -82,20 +76,6 @@ func applyJournal(log *slog.Logger, srv *extauthz.Server, entries []vault.Journa
 // entry for any number of keys keeps a large import from pushing replicas
 // past the versions Vault keeps (which would drop their whole caches).
 const journalOpNewKeys = "new-keys"
-
-// recordChange appends a CLI change to the store's journal, if it keeps one.
-// The change itself is already written: a journal failure only means
-// replicas see it within --found-ttl, which the warning says.
-func recordChange(ctx context.Context, k *keysCtx, op string, ids ...string) {
-	w, ok := k.store.(*openedStore).keyStore.(journalWriter)
-	if !ok {
-		return
-	}
-	if err := w.AppendJournal(ctx, op, ids...); err != nil {
-		fmt.Fprintf(k.e.stderr, "keygate: warning: the %s is written, but the change journal could not be: "+
-			"replicas apply it within their --found-ttl instead of --journal-poll (%v)\n", op, err)
-	}
-}
 
 // sweepEvery is how often serve drops cache entries that can never be
 // served again (extauthz.Server.Sweep), so memory follows the keys in use.

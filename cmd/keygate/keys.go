@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/keygate/keygate/internal/keyadmin"
 	"github.com/keygate/keygate/policy"
 )
 
@@ -29,16 +30,12 @@ func (f *keysFlags) register(fs *pflag.FlagSet) {
 	fs.DurationVar(&f.timeout, "timeout", 30*time.Second, "overall timeout of the command")
 }
 
-// errNotID never repeats the argument: a user may have pasted the key itself.
-var errNotID = errors.New("the argument is not a key id (12 letters and digits: the id, not the key)")
-
 // keysCtx is what a keys command works with.
 type keysCtx struct {
-	e      *env
-	f      *keysFlags
-	store  keyStore // an *openedStore
-	format policy.Format
-	now    time.Time
+	e   *env
+	f   *keysFlags
+	svc *keyadmin.Service
+	now time.Time
 }
 
 // open validates the shared flags and opens the store.
@@ -62,8 +59,15 @@ func (f *keysFlags) open(ctx context.Context, e *env, createFile bool) (*keysCtx
 	if err := errors.Join(errs...); err != nil {
 		return nil, nil, nil, err
 	}
+	now := time.Now().UTC()
+	// The store itself, not the openedStore around it: keyadmin finds its
+	// optional capabilities (journal, usage, peppers, restore) by its methods.
+	svc, err := keyadmin.New(keyadmin.Config{Format: format, Hash: f.hash, Now: func() time.Time { return now }}, store.keyStore)
+	if err != nil {
+		return nil, nil, nil, err
+	}
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
-	return &keysCtx{e: e, f: f, store: store, format: format, now: time.Now().UTC()}, ctx, cancel, nil
+	return &keysCtx{e: e, f: f, svc: svc, now: now}, ctx, cancel, nil
 }
 
 func newKeysCmd(e *env) *cobra.Command {
@@ -75,7 +79,8 @@ func newKeysCmd(e *env) *cobra.Command {
 	return cmd
 }
 
-// keysCommand builds a keys subcommand whose body runs with an open store.
+// keysCommand builds a keys subcommand whose body runs with an open store;
+// keyadmin's errors are said in the CLI's terms (cliError).
 func keysCommand(e *env, use, short string, args cobra.PositionalArgs, createFile bool,
 	body func(ctx context.Context, k *keysCtx, args []string) error) (*cobra.Command, *keysFlags) {
 	f := &keysFlags{}
@@ -89,79 +94,67 @@ func keysCommand(e *env, use, short string, args cobra.PositionalArgs, createFil
 				return err
 			}
 			defer cancel()
-			return body(ctx, k, args)
+			return cliError(body(ctx, k, args))
 		},
 	}
 	f.register(cmd.Flags())
 	return cmd, f
 }
 
-// hasher returns the hasher for new keys (loading peppers for HMAC).
-func (k *keysCtx) hasher(ctx context.Context) (*policy.Hasher, error) {
-	var p policy.Peppers
-	if k.f.hash == policy.AlgHMACSHA256 {
-		var err error
-		if p, err = k.store.Peppers(ctx); err != nil {
-			return nil, fmt.Errorf("load pepper: %w", err)
-		}
+// errNoUsage says why key use is unknown with the file store.
+var errNoUsage = errors.New("the file store does not record when keys are used (Vault does, written by `keygate serve --usage-interval`)")
+
+// flagOf names the flag of a keyadmin field ("" if none says it).
+func flagOf(field string) string {
+	switch field {
+	case keyadmin.FieldHash:
+		return "--hash"
+	case keyadmin.FieldGrace:
+		return "--grace"
 	}
-	h, err := policy.NewHasher(k.f.hash, p)
-	if err != nil {
-		return nil, fmt.Errorf("--hash: %w", err)
-	}
-	return h, nil
+	return ""
 }
 
-// issue generates a key for rec, sets its hash and creates it in the store.
-// It retries on the (astronomically unlikely) id collision.
-func (k *keysCtx) issue(ctx context.Context, rec *policy.Record) (rawKey, keyID string, err error) {
-	h, err := k.hasher(ctx)
-	if err != nil {
-		return "", "", err
-	}
-	for range 3 {
-		if rawKey, keyID, err = k.format.Generate(); err != nil {
-			return "", "", err
+// cliError says a keyadmin error in the CLI's terms: its commands and
+// flags. Other errors pass unchanged.
+func cliError(err error) error {
+	switch e := err.(type) {
+	case *keyadmin.ForceError:
+		if e.Unreadable != nil {
+			return fmt.Errorf("%w\nits status cannot be read: pass --force to delete it anyway", e.Unreadable)
 		}
-		rec.Hash = h.Hash(rawKey).String()
-		if err = rec.Validate(); err != nil {
-			return "", "", err
+		return fmt.Errorf("key %s is active: revoke it first (keygate keys revoke %s), or pass --force to delete it while in use", e.KeyID, e.KeyID)
+	case *keyadmin.RotateError:
+		return fmt.Errorf("new key %s was created, but old key %s was NOT changed (finish with `keygate keys update %s --expires-at %s` or `keygate keys revoke %s`): %w",
+			e.NewID, e.OldID, e.OldID, e.GraceEnd.UTC().Format(time.RFC3339), e.OldID, e.Err)
+	case *keyadmin.FieldError:
+		switch {
+		case errors.Is(e, keyadmin.ErrNoRateLimit):
+			return errors.New("--rate-burst: the key has no rate limit; give --rate-limit too")
+		case e.Field == keyadmin.FieldUnusedFor && errors.Is(e, keyadmin.ErrUnsupported):
+			return fmt.Errorf("--unused-for: %w", errNoUsage)
+		case flagOf(e.Field) != "":
+			return fmt.Errorf("%s: %w", flagOf(e.Field), e.Err)
 		}
-		if err = k.store.Create(ctx, keyID, rec); !errors.Is(err, policy.ErrKeyExists) {
-			break
+	case interface{ Unwrap() []error }: // errors.Join
+		var errs []error
+		for _, err := range e.Unwrap() {
+			errs = append(errs, cliError(err))
 		}
+		return errors.Join(errs...)
 	}
-	if err != nil {
-		return "", "", fmt.Errorf("create key: %w", err)
-	}
-	return rawKey, keyID, nil
+	return err
 }
 
-// modify reads keyID, applies change and writes it back with check-and-set,
-// retrying a few times when another writer got there first.
-func (k *keysCtx) modify(ctx context.Context, keyID string, change func(*policy.Record) error) (*policy.Record, error) {
-	if !policy.ValidID(keyID) {
-		return nil, errNotID
+// printWarnings reports what failed after a change was written.
+func printWarnings(k *keysCtx, warnings []error) {
+	for _, w := range warnings {
+		var j *keyadmin.JournalError
+		if errors.As(w, &j) {
+			fmt.Fprintf(k.e.stderr, "keygate: warning: the %s is written, but the change journal could not be: "+
+				"replicas apply it within their --found-ttl instead of --journal-poll (%v)\n", j.Op, j.Err)
+			continue
+		}
+		fmt.Fprintf(k.e.stderr, "keygate: warning: %v\n", w)
 	}
-	for range 5 {
-		rec, ver, err := k.store.Get(ctx, keyID)
-		if err != nil {
-			return nil, err // the store names the key
-		}
-		if err := change(rec); err != nil {
-			return nil, err
-		}
-		rec.UpdatedAt = k.now.Format(time.RFC3339)
-		if err := rec.Validate(); err != nil {
-			return nil, err
-		}
-		err = k.store.Update(ctx, keyID, rec, ver)
-		if !errors.Is(err, policy.ErrConflict) {
-			if err != nil {
-				return nil, err
-			}
-			return rec, nil
-		}
-	}
-	return nil, fmt.Errorf("update key %s: %w", keyID, policy.ErrConflict)
 }

@@ -7,22 +7,19 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/keygate/keygate/policy"
+	"github.com/keygate/keygate/internal/keyadmin"
 )
 
-// listFilter selects keys for `keygate keys list`. Every filter given must
-// match; records that cannot be read are always listed (with their error).
-type listFilter struct {
+// listFlags select keys for `keygate keys list` (keyadmin.Filter).
+type listFlags struct {
 	tenant         string
 	status         string // active, revoked or expired
 	expiringWithin string
 	noExpiry       bool
 	unusedFor      string
-
-	within, unused time.Duration
 }
 
-func (f *listFilter) register(fs *pflag.FlagSet) {
+func (f *listFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.tenant, "tenant", "", "only keys of this tenant")
 	fs.StringVar(&f.status, "status", "", "only keys with this status: active, revoked or expired")
 	fs.StringVar(&f.expiringWithin, "expiring-within", "", "only active keys expiring within this time, e.g. 7d")
@@ -30,56 +27,31 @@ func (f *listFilter) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.unusedFor, "unused-for", "", "only keys not used for this long, e.g. 90d (never-used keys count from created_at; Vault store only)")
 }
 
-// check validates the filter flags, reporting every problem at once.
-func (f *listFilter) check() error {
+// filter reads the filter flags, reporting every problem at once.
+func (f *listFlags) filter() (keyadmin.Filter, error) {
 	var errs []error
-	switch f.status {
-	case "", policy.StatusActive, policy.StatusRevoked, "expired":
-	default:
-		errs = append(errs, fmt.Errorf("--status %q: want active, revoked or expired", f.status))
-	}
-	if f.expiringWithin != "" {
-		d, err := parseLifetime(f.expiringWithin)
+	filter := keyadmin.Filter{Tenant: f.tenant, NoExpiry: f.noExpiry}
+	if f.status != "" {
+		st, err := keyadmin.ParseStatus(f.status)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("--expiring-within: %w", err))
+			errs = append(errs, fmt.Errorf("--status %q: want active, revoked or expired", f.status))
 		}
-		f.within = d
+		filter.Status = st
 	}
-	if f.unusedFor != "" {
-		d, err := parseLifetime(f.unusedFor)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("--unused-for: %w", err))
+	for _, d := range []struct {
+		flag, value string
+		into        *time.Duration
+	}{{"--expiring-within", f.expiringWithin, &filter.ExpiringWithin}, {"--unused-for", f.unusedFor, &filter.UnusedFor}} {
+		if d.value == "" {
+			continue
 		}
-		f.unused = d
+		var err error
+		if *d.into, err = keyadmin.ParseLifetime(d.value); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", d.flag, err))
+		}
 	}
 	if f.noExpiry && f.expiringWithin != "" {
 		errs = append(errs, errors.New("--no-expiry and --expiring-within: give one at most"))
 	}
-	return errors.Join(errs...)
-}
-
-// keep reports whether a row passes the filter at time now.
-func (f *listFilter) keep(r listed, now time.Time) bool {
-	rec := r.Record
-	if rec == nil {
-		return true
-	}
-	exp := rec.ExpiresAtTime()
-	expired := !exp.IsZero() && !now.Before(exp)
-	status := rec.Status
-	if status == policy.StatusActive && expired {
-		status = "expired"
-	}
-	switch {
-	case f.tenant != "" && rec.Tenant != f.tenant,
-		f.status != "" && status != f.status,
-		f.noExpiry && !exp.IsZero(),
-		f.within > 0 && (status != policy.StatusActive || exp.IsZero() || exp.After(now.Add(f.within))):
-		return false
-	}
-	if f.unused > 0 && r.UsageError == "" { // unknown use: listed, with its error
-		since, known := policy.UnusedSince(rec, r.lastUsed)
-		return !known || now.Sub(since) > f.unused
-	}
-	return true
+	return filter, errors.Join(errs...)
 }

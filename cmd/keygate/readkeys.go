@@ -2,20 +2,19 @@ package main
 
 import (
 	"context"
-	"errors"
+	"encoding/json"
 	"fmt"
-	"sync"
+	"io"
+	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
+
+	"github.com/keygate/keygate/internal/keyadmin"
 	"github.com/keygate/keygate/policy"
 )
 
-// usageReader is a store that knows when keys were last used (Vault).
-type usageReader interface {
-	LastUsed(ctx context.Context, keyID string) (time.Time, bool, error)
-}
-
-// listed is one key as list and audit see it.
+// listed is one key as show, list and the write commands print it.
 type listed struct {
 	ID       string         `json:"id"`
 	Record   *policy.Record `json:"record,omitempty"`
@@ -23,73 +22,96 @@ type listed struct {
 	Error    string         `json:"error,omitempty"`     // the record could not be read
 	// UsageError: the record was read, but not when it was last used.
 	UsageError string `json:"usage_error,omitempty"`
-
-	lastUsed time.Time
 }
 
-// readParallel bounds the reads list and audit have in flight.
-const readParallel = 8
+func toListed(k keyadmin.Key) listed {
+	row := listed{ID: k.ID, Record: k.Record}
+	if k.Err != nil {
+		row.Error = k.Err.Error()
+	}
+	if !k.LastUsed.IsZero() {
+		row.LastUsed = k.LastUsed.Format(time.RFC3339)
+	}
+	if k.UsageErr != nil {
+		row.UsageError = k.UsageErr.Error()
+	}
+	return row
+}
 
-// readKeys reads every key's record (and its last use, if the store keeps
-// it), a few at a time, in the store's order. Deleted
-// keys (which Vault still lists) are left out; a key that cannot be read is
-// a row with its error.
-func readKeys(ctx context.Context, k *keysCtx) ([]listed, error) {
-	ids, err := k.store.List(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("list keys: %w", err)
-	}
-	usage := usageOf(k)
-	rows := make([]listed, len(ids))
-	gone := make([]bool, len(ids))
-	sem := make(chan struct{}, readParallel)
-	var wg sync.WaitGroup
-	for i, id := range ids {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			rows[i], gone[i] = readKey(ctx, k, usage, id)
-		}()
-	}
-	wg.Wait()
-	out := rows[:0]
-	for i, r := range rows {
-		if !gone[i] {
-			out = append(out, r)
+func newShowCmd(e *env) *cobra.Command {
+	cmd, _ := keysCommand(e, "show ID", "Print one key's record", cobra.ExactArgs(1), false,
+		func(ctx context.Context, k *keysCtx, args []string) error {
+			key, err := k.svc.Get(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			row := toListed(*key)
+			if k.f.jsonOut {
+				return json.NewEncoder(k.e.stdout).Encode(row)
+			}
+			out, _ := json.MarshalIndent(row.Record, "", "  ")
+			used := row.LastUsed
+			if used == "" && k.svc.Caps().Usage {
+				used = "never recorded"
+			}
+			if row.UsageError != "" {
+				used = "unknown (" + row.UsageError + ")"
+			}
+			if used != "" {
+				used = "last used: " + used + "\n"
+			}
+			_, err = fmt.Fprintf(k.e.stdout, "id: %s\n%s%s\n", args[0], used, out)
+			return err
+		})
+	return cmd
+}
+
+func newListCmd(e *env) *cobra.Command {
+	var lf listFlags
+	cmd, _ := keysCommand(e, "list", "List keys with tenant, status and expiry", cobra.NoArgs, false,
+		func(ctx context.Context, k *keysCtx, _ []string) error {
+			filter, err := lf.filter()
+			if err != nil {
+				return err
+			}
+			keys, err := k.svc.List(ctx, filter)
+			if err != nil {
+				return err
+			}
+			rows := make([]listed, 0, len(keys))
+			for _, key := range keys {
+				rows = append(rows, toListed(key))
+			}
+			if k.f.jsonOut {
+				return json.NewEncoder(k.e.stdout).Encode(rows)
+			}
+			return printList(k.e.stdout, rows, k.now)
+		})
+	lf.register(cmd.Flags())
+	return cmd
+}
+
+func printList(w io.Writer, rows []listed, now time.Time) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tTENANT\tNAME\tSTATUS\tEXPIRES\tLAST USED\tSCOPES")
+	for _, r := range rows {
+		if r.Record == nil {
+			fmt.Fprintf(tw, "%s\t-\t-\terror: %s\t-\t-\t-\n", r.ID, r.Error)
+			continue
 		}
-	}
-	return out, nil
-}
-
-// readKey reads one key; gone reports a deleted key.
-func readKey(ctx context.Context, k *keysCtx, usage usageReader, id string) (row listed, gone bool) {
-	rec, _, err := k.store.Get(ctx, id)
-	if errors.Is(err, policy.ErrKeyNotFound) {
-		return listed{}, true
-	}
-	row = listed{ID: id, Record: rec}
-	if err != nil {
-		row.Error = err.Error()
-		return row, false
-	}
-	if usage != nil {
-		at, ok, err := usage.LastUsed(ctx, id)
+		expires := r.Record.ExpiresAt
+		if expires == "" {
+			expires = "never"
+		}
+		used := r.LastUsed
 		switch {
-		case err != nil:
-			row.UsageError = err.Error()
-		case ok:
-			row.lastUsed, row.LastUsed = at, at.Format(time.RFC3339)
+		case r.UsageError != "":
+			used = "unknown: " + r.UsageError
+		case used == "":
+			used = "-"
 		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%v\n", r.ID, r.Record.Tenant, r.Record.Name,
+			keyadmin.EffectiveStatus(r.Record, now), expires, used, r.Record.Scopes)
 	}
-	return row, false
-}
-
-// errNoUsage explains why a usage filter cannot work on this store.
-var errNoUsage = errors.New("the file store does not record when keys are used (Vault does, written by `keygate serve --usage-interval`)")
-
-// usageOf returns the store's usage reader, or nil.
-func usageOf(k *keysCtx) usageReader {
-	u, _ := k.store.(*openedStore).keyStore.(usageReader)
-	return u
+	return tw.Flush()
 }

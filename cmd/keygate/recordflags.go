@@ -3,12 +3,12 @@ package main
 import (
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
 
+	"github.com/keygate/keygate/internal/keyadmin"
 	"github.com/keygate/keygate/policy"
 )
 
@@ -25,11 +25,10 @@ type recordFlags struct {
 	rate, quota                string
 	burst                      int
 	noRate, noQuota            bool
-	forUpdate                  bool
 }
 
 func (r *recordFlags) register(fs *pflag.FlagSet, forUpdate bool) {
-	r.fs, r.forUpdate = fs, forUpdate
+	r.fs = fs
 	fs.StringVar(&r.name, "name", "", "human label")
 	fs.StringVar(&r.tenant, "tenant", "", "tenant, sent upstream as x-keygate-tenant (required for create)")
 	fs.StringVar(&r.owner, "owner", "", "team or person responsible for the key")
@@ -54,86 +53,88 @@ func (r *recordFlags) register(fs *pflag.FlagSet, forUpdate bool) {
 	}
 }
 
-// apply writes the flags that were given into rec, reporting every bad flag
-// at once. For create every flag applies; for update only changed ones.
-func (r *recordFlags) apply(rec *policy.Record, now time.Time) error {
+// fields turns the flags that were given into record fields, reporting
+// every bad flag at once. The record rules (what may be combined with the
+// stored record, validation) are keyadmin's.
+func (r *recordFlags) fields() (keyadmin.Fields, error) {
+	var f keyadmin.Fields
 	var errs []error
-	set := func(name string) bool { return r.fs.Changed(name) }
-	if set("name") {
-		rec.Name = r.name
-	}
-	if set("tenant") {
-		rec.Tenant = r.tenant
-	}
-	if set("owner") {
-		rec.Owner = r.owner
-	}
-	if set("scopes") {
-		rec.Scopes = nonEmpty(r.scopes)
-	}
-	if set("cidrs") {
-		rec.AllowedCIDRs = nonEmpty(r.cidrs)
-	}
-	if set("referrers") {
-		rec.AllowedReferrers = nonEmpty(r.refs)
-	}
-	if set("hosts") {
-		rec.AllowedHosts = nonEmpty(r.hosts)
-	}
-	rec.Headers = mergePairs(&errs, "--header", rec.Headers, r.headers, r.removeHeaders)
-	rec.Metadata = mergePairs(&errs, "--metadata", rec.Metadata, r.metadata, r.removeMeta)
-	if set("not-before") {
-		rec.NotBefore = checkTime(&errs, "--not-before", r.notBefore)
-	}
-	switch {
-	case set("expires-in") && set("expires-at"), r.noExpiry && (set("expires-in") || set("expires-at")):
-		errs = append(errs, errors.New("--expires-in, --expires-at and --no-expiry: give one at most"))
-	case set("expires-in"):
-		d, err := parseLifetime(r.expiresIn)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("--expires-in: %w", err))
+	set := r.fs.Changed
+	for _, s := range []struct {
+		flag string
+		v    *string
+		dst  **string
+	}{{"name", &r.name, &f.Name}, {"tenant", &r.tenant, &f.Tenant}, {"owner", &r.owner, &f.Owner}} {
+		if set(s.flag) {
+			*s.dst = s.v
 		}
-		rec.ExpiresAt = now.Add(d).Format(time.RFC3339)
-	case set("expires-at"):
-		rec.ExpiresAt = checkTime(&errs, "--expires-at", r.expiresAt)
-	case r.noExpiry:
-		rec.ExpiresAt = ""
 	}
-	r.applyLimits(&errs, rec)
-	return errors.Join(errs...)
+	for _, l := range []struct {
+		flag string
+		v    []string
+		dst  **[]string
+	}{{"scopes", r.scopes, &f.Scopes}, {"cidrs", r.cidrs, &f.AllowedCIDRs}, {"referrers", r.refs, &f.AllowedReferrers}, {"hosts", r.hosts, &f.AllowedHosts}} {
+		if set(l.flag) {
+			v := nonEmpty(l.v)
+			*l.dst = &v
+		}
+	}
+	f.SetHeaders, f.RemoveHeaders = pairs(&errs, "--header", r.headers), r.removeHeaders
+	f.SetMetadata, f.RemoveMetadata = pairs(&errs, "--metadata", r.metadata), r.removeMeta
+	if set("not-before") {
+		f.NotBefore = checkTime(&errs, "--not-before", r.notBefore)
+	}
+	r.expiry(&errs, &f)
+	r.limits(&errs, &f)
+	return f, errors.Join(errs...)
 }
 
-// applyLimits sets or removes the rate limit and quota.
-func (r *recordFlags) applyLimits(errs *[]error, rec *policy.Record) {
+// expiry reads --expires-in, --expires-at and --no-expiry.
+func (r *recordFlags) expiry(errs *[]error, f *keyadmin.Fields) {
+	set := r.fs.Changed
+	switch {
+	case set("expires-in") && set("expires-at"), r.noExpiry && (set("expires-in") || set("expires-at")):
+		*errs = append(*errs, errors.New("--expires-in, --expires-at and --no-expiry: give one at most"))
+	case set("expires-in"):
+		d, err := keyadmin.ParseLifetime(r.expiresIn)
+		if err != nil {
+			*errs = append(*errs, fmt.Errorf("--expires-in: %w", err))
+		}
+		f.ExpiresIn = d
+	case set("expires-at"):
+		f.ExpiresAt = checkTime(errs, "--expires-at", r.expiresAt)
+	case r.noExpiry:
+		f.ExpiresAt = &time.Time{}
+	}
+}
+
+// limits reads the rate limit and quota flags.
+func (r *recordFlags) limits(errs *[]error, f *keyadmin.Fields) {
 	set := r.fs.Changed
 	switch {
 	case r.noRate && (set("rate-limit") || set("rate-burst")):
 		*errs = append(*errs, errors.New("--no-rate-limit with --rate-limit or --rate-burst: give one"))
 	case r.noRate:
-		rec.RateLimit = nil
+		f.RemoveRateLimit = true
 	case set("rate-limit"):
 		if n, per, err := policy.ParseRate(r.rate); err != nil {
 			*errs = append(*errs, fmt.Errorf("--rate-limit: %w", err))
 		} else {
-			rec.RateLimit = &policy.RateLimit{Requests: n, Per: per, Burst: r.burst}
+			f.RateLimit = &policy.RateLimit{Requests: n, Per: per, Burst: r.burst}
 		}
-	case set("rate-burst") && rec.RateLimit == nil:
-		*errs = append(*errs, errors.New("--rate-burst: the key has no rate limit; give --rate-limit too"))
 	case set("rate-burst"):
-		changed := *rec.RateLimit
-		changed.Burst = r.burst
-		rec.RateLimit = &changed
+		f.RateBurst = &r.burst
 	}
 	switch {
 	case r.noQuota && set("quota"):
 		*errs = append(*errs, errors.New("--no-quota with --quota: give one"))
 	case r.noQuota:
-		rec.Quota = nil
+		f.RemoveQuota = true
 	case set("quota"):
 		if n, per, err := policy.ParseRate(r.quota); err != nil {
 			*errs = append(*errs, fmt.Errorf("--quota: %w", err))
 		} else {
-			rec.Quota = &policy.Quota{Requests: n, Per: per}
+			f.Quota = &policy.Quota{Requests: n, Per: per}
 		}
 	}
 }
@@ -163,54 +164,14 @@ func pairs(errs *[]error, flag string, in []string) map[string]string {
 	return out
 }
 
-func mergePairs(errs *[]error, flag string, m map[string]string, in, remove []string) map[string]string {
-	for k, v := range pairs(errs, flag, in) {
-		if m == nil {
-			m = map[string]string{}
-		}
-		m[k] = v
-	}
-	for _, k := range remove {
-		delete(m, k)
-	}
-	if len(m) == 0 {
-		return nil
-	}
-	return m
-}
-
-func checkTime(errs *[]error, flag, s string) string {
+func checkTime(errs *[]error, flag, s string) *time.Time {
 	if s == "" {
-		return ""
+		return &time.Time{} // clears the field
 	}
 	t, err := time.Parse(time.RFC3339, s)
 	if err != nil {
 		*errs = append(*errs, fmt.Errorf("%s %q: want an RFC 3339 time like 2027-01-02T15:04:05Z", flag, s))
-		return s
+		return nil
 	}
-	return t.UTC().Format(time.RFC3339)
-}
-
-// parseLifetime accepts Go durations plus a "d" (day) unit: 90d, 36h, 1d12h.
-func parseLifetime(s string) (time.Duration, error) {
-	orig := s
-	var days time.Duration
-	if i := strings.IndexByte(s, 'd'); i > 0 {
-		n, err := strconv.Atoi(s[:i])
-		if err != nil || n < 0 {
-			return 0, fmt.Errorf("%q: want e.g. 90d, 12h or 1d12h", orig)
-		}
-		days, s = time.Duration(n)*24*time.Hour, s[i+1:]
-	}
-	var rest time.Duration
-	if s != "" {
-		var err error
-		if rest, err = time.ParseDuration(s); err != nil {
-			return 0, fmt.Errorf("%q: want e.g. 90d, 12h or 1d12h", orig)
-		}
-	}
-	if d := days + rest; d > 0 {
-		return d, nil
-	}
-	return 0, fmt.Errorf("%q: must be positive", orig)
+	return &t
 }
