@@ -61,7 +61,6 @@ func TestStoreContract(t *testing.T) {
 			},
 			// KV v2's check-and-set does not see a soft delete (see
 			// keyadmin's package doc).
-			UpdateRestoresDeleted: true,
 			RecordUse: func(t *testing.T, keyID string, at time.Time) {
 				if err := s.RecordUsage(ctx, keyID, at); err != nil {
 					t.Fatal(err)

@@ -2,9 +2,10 @@ package vault
 
 import "fmt"
 
-// RestoreHint says how an operator restores a key Delete soft-deleted:
-// KV v2 keeps its versions. It holds no secret.
+// RestoreHint says how an operator restores a key Delete deleted: KV v2
+// keeps its versions, the latest being Delete's soft-deleted marker, so the
+// one before it is the record. It holds no secret.
 func (s *Store) RestoreHint(keyID string) string {
-	return fmt.Sprintf("Vault keeps its versions: `vault kv metadata get -mount=%[1]s %[2]s/keys/%[3]s` shows the latest, "+
-		"`vault kv undelete -mount=%[1]s -versions=<latest> %[2]s/keys/%[3]s` restores it", s.mount, s.base, keyID)
+	return fmt.Sprintf("Vault keeps its versions: `vault kv metadata get -mount=%[1]s %[2]s/keys/%[3]s` lists them (the latest is "+
+		"keygate's deletion marker); `vault kv rollback -mount=%[1]s -version=<the one before it> %[2]s/keys/%[3]s` restores the record", s.mount, s.base, keyID)
 }

@@ -58,14 +58,24 @@ func (s *Store) LastUsed(ctx context.Context, keyID string) (time.Time, bool, er
 	return t, true, nil
 }
 
-// Delete soft-deletes the latest version of keyID's record and of its
-// usage entry: Lookup then reports policy.ErrKeyNotFound, and Vault keeps
-// the versions (`vault kv undelete` restores them; `vault kv metadata
-// delete` erases them, which keygate never does). Deleting a key that has
-// no live record is policy.ErrKeyNotFound.
+// Delete deletes keyID's record and its usage entry: Lookup then reports
+// policy.ErrKeyNotFound, and Vault keeps the versions (see RestoreHint;
+// `vault kv metadata delete` erases them, which keygate never does).
+// Deleting a key that has no live record is policy.ErrKeyNotFound.
+//
+// The record is first overwritten, with check-and-set on the version just
+// read, by a deletion marker, and the marker is soft-deleted: a soft delete
+// alone leaves KV v2's version where it was, so an Update from a read made
+// before the Delete would pass its check-and-set and bring the key back. A
+// change written between the read and the marker is policy.ErrConflict.
 func (s *Store) Delete(ctx context.Context, keyID string) error {
-	if _, _, err := s.Get(ctx, keyID); err != nil && !errors.Is(err, policy.ErrInvalidRecord) {
+	_, version, err := s.Get(ctx, keyID)
+	if err != nil && !errors.Is(err, policy.ErrInvalidRecord) {
 		return err // not found, or Vault failed; an invalid record may be deleted
+	}
+	marker := map[string]any{deletedMarker: time.Now().UTC().Format(time.RFC3339)}
+	if err := s.casWrite(ctx, OpDelete, keyID, s.keyPath(keyID), marker, version, policy.ErrConflict); err != nil {
+		return err
 	}
 	if err := s.softDelete(ctx, OpDelete, keyID, s.keyPath(keyID)); err != nil {
 		return err
@@ -76,6 +86,11 @@ func (s *Store) Delete(ctx context.Context, keyID string) error {
 	}
 	return nil
 }
+
+// deletedMarker is the one field of the version Delete writes (and then
+// soft-deletes) over a key's record. Undeleted by hand, it reads as an
+// invalid record, which denies.
+const deletedMarker = "keygate_deleted_at"
 
 // ErrUsageKept: Delete deleted the record but not its usage entry.
 var ErrUsageKept = errors.New("its usage entry is not")

@@ -66,8 +66,9 @@ func TestUsageBadEntries(t *testing.T) {
 }
 
 // TestDelete: a deleted key is unknown to Lookup and Get, stays listed by
-// Vault (soft delete) and can be restored with undelete; an invalid record
-// can be deleted; a missing key is ErrKeyNotFound.
+// Vault (soft delete) and can be restored by rolling back to the version
+// before Delete's marker; an update from a read made before the delete
+// fails; an invalid record can be deleted; a missing key is ErrKeyNotFound.
 func TestDelete(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
@@ -78,8 +79,15 @@ func TestDelete(t *testing.T) {
 	if err := f.store.RecordUsage(ctx, id, time.Now()); err != nil {
 		t.Fatal(err)
 	}
+	_, before, err := f.store.Get(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := f.store.Delete(ctx, id); err != nil {
 		t.Fatal(err)
+	}
+	if err := f.store.Update(ctx, id, rec, before); !errors.Is(err, policy.ErrConflict) {
+		t.Errorf("update from a read before the delete: %v, want ErrConflict (it would bring the key back)", err)
 	}
 	if _, err := f.store.Lookup(ctx, id); !errors.Is(err, policy.ErrKeyNotFound) {
 		t.Errorf("Lookup after delete: %v, want ErrKeyNotFound", err)
@@ -93,11 +101,11 @@ func TestDelete(t *testing.T) {
 	if err := f.store.Delete(ctx, id); !errors.Is(err, policy.ErrKeyNotFound) {
 		t.Errorf("delete twice: %v, want ErrKeyNotFound", err)
 	}
-	if err := f.kv.Undelete(ctx, f.keyPath(id), []int{1}); err != nil {
+	if _, err := f.kv.Rollback(ctx, f.keyPath(id), before); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.store.Lookup(ctx, id); err != nil {
-		t.Errorf("Lookup after vault kv undelete: %v", err)
+		t.Errorf("Lookup after vault kv rollback: %v", err)
 	}
 
 	bad, _ := newRecord(t)

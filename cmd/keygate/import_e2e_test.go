@@ -126,7 +126,7 @@ func checkImportRerun(t *testing.T, env envMap, path, changedID, deletedID strin
 	if got[changedID] != "differs" || got[deletedID] != "deleted" {
 		t.Errorf("re-run results %v, want %s differs and %s deleted", got, changedID, deletedID)
 	}
-	if !strings.Contains(stderr, "keys update "+changedID) || !strings.Contains(stderr, "undelete") {
+	if !strings.Contains(stderr, "keys update "+changedID) || !strings.Contains(stderr, "rollback") {
 		t.Errorf("re-run stderr does not say what to do:\n%s", stderr)
 	}
 }

@@ -69,7 +69,7 @@ func printImport(k *keysCtx, rows []keyadmin.ImportRow, dryRun, ok bool) error {
 		case r.Outcome == keyadmin.OutcomeDiffers:
 			fmt.Fprintf(k.e.stderr, "keygate: key %s was imported before with another record; not changed (use keygate keys update %s)\n", r.ID, r.ID)
 		case r.Outcome == keyadmin.OutcomeDeleted && restore:
-			fmt.Fprintf(k.e.stderr, "keygate: key %s was imported and then deleted; not re-created (Vault keeps its versions: vault kv undelete)\n", r.ID)
+			fmt.Fprintf(k.e.stderr, "keygate: key %s was imported and then deleted; not re-created (Vault keeps its versions: vault kv rollback)\n", r.ID)
 		case r.Outcome == keyadmin.OutcomeDeleted:
 			fmt.Fprintf(k.e.stderr, "keygate: key %s was imported and then deleted; not re-created (a deleted key's id is never reused)\n", r.ID)
 		}

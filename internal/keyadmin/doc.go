@@ -42,9 +42,7 @@
 //   - Deleted keys: Vault can restore them (Restorer); the file store
 //     keeps only their ids, in its versions section, so they are never
 //     reused.
-//   - Update racing a delete: the file store refuses an Update of a
-//     deleted key; Vault's check-and-set does not see a soft delete, so an
-//     Update at the version read before the delete writes the record back
-//     (the Service reads just before it writes, so only a delete landing
-//     between that read and the write can be undone this way).
+//   - Update racing a delete: both stores refuse an Update at a version
+//     read before the delete (Vault's Delete writes a deletion marker with
+//     check-and-set before its soft delete, so the version moves on).
 package keyadmin

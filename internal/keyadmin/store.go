@@ -62,7 +62,7 @@ type PepperRotator interface {
 }
 
 // Restorer is a store whose Delete keeps the key's history, so a deleted
-// key can be restored by an operator (Vault KV v2: `vault kv undelete`).
+// key can be restored by an operator (Vault KV v2: `vault kv rollback` to the version before the deletion marker).
 // RestoreHint says how, for people; it holds no secret.
 type Restorer interface {
 	RestoreHint(keyID string) string

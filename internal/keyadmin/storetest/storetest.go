@@ -49,10 +49,6 @@ type Fixture struct {
 	// pepper version it does not hold (the file store); otherwise it
 	// stores it (Vault), though it can never verify.
 	RefusesMissingPepper bool
-	// UpdateRestoresDeleted: an Update at the version read before a Delete
-	// succeeds and makes the record live again (Vault: KV v2's
-	// check-and-set does not see a soft delete). Otherwise it fails.
-	UpdateRestoresDeleted bool
 }
 
 // JournalEntry is one change journal entry.
