@@ -165,13 +165,8 @@ func (s *Server) check(ctx context.Context, req *authv3.CheckRequest, r *respond
 	if d.Reason = e.pol.Evaluate(&preq); d.Reason != policy.Allowed {
 		return r.deny(d.Reason)
 	}
-	if lim := e.pol.Limits(); lim != nil {
-		var retry time.Duration
-		// e.keyID, not keyID: the limiter keeps it, and keyID shares the
-		// raw key's memory.
-		if d.Reason, retry = s.limits.take(e.keyID, lim, now); d.Reason != policy.Allowed {
-			return limitedResponse(d.Reason, lim, retry)
-		}
+	if d.Reason, resp = s.limit(e, now); resp != nil {
+		return resp
 	}
 	return s.allow(e.allow, &in, r)
 }
