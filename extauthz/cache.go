@@ -115,15 +115,6 @@ func newCache(cfg *Config, store Store, log *slog.Logger, build func(string, *po
 	return c, nil
 }
 
-// get returns the entry for keyID, or the reason there is none usable.
-func (c *cache) get(ctx context.Context, keyID string) (*entry, Source, policy.Reason) {
-	e, source, reason, read := c.peekAt(keyID, c.cfg.Now())
-	if read {
-		return c.fetch(ctx, keyID)
-	}
-	return e, source, reason
-}
-
 // peekAt answers from the cache alone, at a time the caller already read.
 // read is true when the store must be read (fetch); e is then the expired
 // entry, if keyID has one.
