@@ -149,9 +149,6 @@ func (m *Metrics) journalLag() float64 {
 	return time.Since(time.Unix(0, last)).Seconds()
 }
 
-// Register adds further collectors (the cache, Vault auth, the audit log).
-func (m *Metrics) Register(cs ...prometheus.Collector) { m.reg.MustRegister(cs...) }
-
 // Handler serves /metrics in the Prometheus text (or OpenMetrics) format.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg, EnableOpenMetrics: true})
