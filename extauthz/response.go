@@ -158,8 +158,10 @@ var okStatus = &rpcstatus.Status{Code: int32(codes.OK)}
 // parts are already encoded: the denies whole, and an allow's headers and
 // dynamic metadata as the key's bytes (allowParts.headersWire and
 // metadataWire), which gRPC sends as unknown fields — on the wire, the same
-// fields. That saves encoding a map and the headers on every response:
-// ~2.3 µs of ~2.7 µs of an allow's encoding (BenchmarkAllowMarshal).
+// fields. That saves encoding a map and the headers on every response: an
+// allow encodes in about a fifth of the time, with 1 allocation instead of
+// 7 (BenchmarkAllowMarshal); decided and encoded, 6 instead of 21
+// (BenchmarkCheckMarshal).
 type responder struct {
 	denies [policy.NumReasons]*authv3.CheckResponse
 	// identify adds the key's headers to ok and its dynamic metadata to
