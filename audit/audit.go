@@ -79,7 +79,7 @@ type Logger struct {
 	cfg   Config
 	lines chan line
 
-	written, dropped, sampledOut atomic.Uint64
+	written, dropped atomic.Uint64
 }
 
 // New validates cfg and returns a Logger; start its Run.
@@ -95,7 +95,6 @@ func New(cfg Config) (*Logger, error) {
 // (counted by Dropped).
 func (l *Logger) Log(d extauthz.Decision) {
 	if d.Reason == policy.Allowed && l.cfg.SampleAllows < 1 && rand.Float64() >= l.cfg.SampleAllows {
-		l.sampledOut.Add(1)
 		return
 	}
 	select {
@@ -105,10 +104,11 @@ func (l *Logger) Log(d extauthz.Decision) {
 	}
 }
 
-// Written, Dropped and SampledOut count lines since start.
-func (l *Logger) Written() uint64    { return l.written.Load() }
-func (l *Logger) Dropped() uint64    { return l.dropped.Load() }
-func (l *Logger) SampledOut() uint64 { return l.sampledOut.Load() }
+// Written counts the lines written since start.
+func (l *Logger) Written() uint64 { return l.written.Load() }
+
+// Dropped counts the lines dropped since start because the buffer was full.
+func (l *Logger) Dropped() uint64 { return l.dropped.Load() }
 
 // Run writes queued lines until ctx ends, then what is still queued
 // (within DrainTimeout). It flushes whenever the queue is empty.

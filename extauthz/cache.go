@@ -72,9 +72,9 @@ type cache struct {
 	// outage every miss fails, and the log must not become the outage.
 	warnEvery rate.Sometimes
 
-	// gen counts evictions, purges and expiries. A read that started
-	// before one may have fetched what was just evicted, so it must not
-	// write its result.
+	// gen counts Evict, Purge, PurgeUnknown and ExpireAll calls. A read
+	// that started before one may have fetched what was just evicted, so
+	// it must not write its result.
 	mu  sync.Mutex
 	gen uint64
 	// expired is the generation of the last expireAll: entries read at an
@@ -82,25 +82,48 @@ type cache struct {
 	// and usable stale.
 	expired atomic.Uint64
 
-	// evictions counts found records dropped for space or by Evict/Purge.
-	evictions atomic.Uint64
+	// Records dropped since start, by cause (see CacheStats).
+	evictedSize, evictedSweep, evictedExplicit atomic.Uint64
 }
 
 // CacheStats is a snapshot of the cache, for metrics and the admin port.
+// The eviction counts are found records dropped since start, by cause.
+// Not counted: ExpireAll, which drops nothing (records are re-read on
+// their next use), and a record replaced by an unknown id when its re-read
+// finds the key gone.
 type CacheStats struct {
-	Records   int    // found records cached
-	Unknown   int    // not-found ids cached
-	Evictions uint64 // records dropped for space, evicted or purged, since start
+	Records int // found records cached
+	Unknown int // not-found ids cached
+
+	// SizeEvictions are records dropped to make room: the cache held
+	// Config.CacheSize records, and the least recently used one gave way.
+	// A steady rate means the cache is smaller than the keys in use, and
+	// each of them costs store reads.
+	SizeEvictions uint64
+	// SweepEvictions are records Sweep dropped: past FoundTTL+StaleTTL,
+	// their next use would have read the store anyway.
+	SweepEvictions uint64
+	// ExplicitEvictions are records dropped by Evict (the change journal,
+	// the file store's watch, the admin endpoint) or Purge.
+	ExplicitEvictions uint64
+	// Evictions is the sum of the three.
+	Evictions uint64
 }
 
-// CacheStats returns the cache's current sizes and eviction count.
+// CacheStats returns the cache's current sizes and eviction counts.
 func (s *Server) CacheStats() CacheStats {
-	return CacheStats{Records: s.cache.found.Len(), Unknown: s.cache.missing.Len(), Evictions: s.cache.evictions.Load()}
+	c := s.cache
+	st := CacheStats{Records: c.found.Len(), Unknown: c.missing.Len(),
+		SizeEvictions: c.evictedSize.Load(), SweepEvictions: c.evictedSweep.Load(), ExplicitEvictions: c.evictedExplicit.Load()}
+	st.Evictions = st.SizeEvictions + st.SweepEvictions + st.ExplicitEvictions
+	return st
 }
 
 func newCache(cfg *Config, store Store, log *slog.Logger, build func(string, *policy.Record) (*allowParts, error)) (*cache, error) {
 	c := &cache{cfg: cfg, store: store, log: log, build: build, warnEvery: rate.Sometimes{Interval: time.Second}}
-	found, err := lru.NewWithEvict(cfg.CacheSize, func(string, *entry) { c.evictions.Add(1) })
+	// No eviction callback: golang-lru calls it for Remove and Purge too,
+	// so each cause is counted where it happens instead.
+	found, err := lru.New[string, *entry](cfg.CacheSize)
 	if err != nil {
 		return nil, err
 	}
@@ -113,15 +136,6 @@ func newCache(cfg *Config, store Store, log *slog.Logger, build func(string, *po
 		c.limit = rate.NewLimiter(rate.Limit(cfg.StoreReadRate), cfg.StoreReadBurst)
 	}
 	return c, nil
-}
-
-// get returns the entry for keyID, or the reason there is none usable.
-func (c *cache) get(ctx context.Context, keyID string) (*entry, Source, policy.Reason) {
-	e, source, reason, read := c.peekAt(keyID, c.cfg.Now())
-	if read {
-		return c.fetch(ctx, keyID)
-	}
-	return e, source, reason
 }
 
 // peekAt answers from the cache alone, at a time the caller already read.
@@ -208,7 +222,7 @@ func (c *cache) load(ctx context.Context, keyID string) fetchResult {
 			e.pol, e.invalid = nil, err
 			c.log.Warn("key record cannot be served", "key_id", keyID, "err", err)
 		}
-		c.fill(gen, func() { c.found.Add(keyID, e); c.missing.Remove(keyID) })
+		c.fill(gen, func() { c.add(keyID, e); c.missing.Remove(keyID) })
 		return fetchResult{e, SourceMiss, e.reason()}
 	case errors.Is(err, policy.ErrKeyNotFound):
 		c.fill(gen, func() { c.found.Remove(keyID); c.missing.Add(keyID, now.Add(c.cfg.NotFoundTTL)) })
@@ -216,7 +230,7 @@ func (c *cache) load(ctx context.Context, keyID string) fetchResult {
 	case errors.Is(err, policy.ErrInvalidRecord):
 		c.log.Warn("invalid key record", "key_id", keyID, "err", err)
 		e := &entry{keyID: keyID, invalid: err, fetched: now, gen: gen}
-		c.fill(gen, func() { c.found.Add(keyID, e) })
+		c.fill(gen, func() { c.add(keyID, e) })
 		return fetchResult{e, SourceMiss, policy.InvalidRecord}
 	}
 	return c.failed(keyID, err)
@@ -226,6 +240,13 @@ func (c *cache) generation() uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.gen
+}
+
+// add caches a found record, counting the record it pushed out, if any.
+func (c *cache) add(keyID string, e *entry) {
+	if c.found.Add(keyID, e) {
+		c.evictedSize.Add(1)
+	}
 }
 
 // fill writes a read's result unless an eviction happened since it began.
@@ -260,7 +281,9 @@ func (c *cache) failed(keyID string, err error) fetchResult {
 func (c *cache) evict(keyID string) {
 	c.mu.Lock()
 	c.gen++
-	c.found.Remove(keyID)
+	if c.found.Remove(keyID) {
+		c.evictedExplicit.Add(1)
+	}
 	c.missing.Remove(keyID)
 	c.mu.Unlock()
 	c.flight.Forget(keyID)
@@ -280,11 +303,11 @@ func (c *cache) known(keyID string) bool {
 func (c *cache) sweep(now time.Time) (records, unknown int) {
 	keep := c.cfg.FoundTTL + max(c.cfg.StaleTTL, 0)
 	for _, id := range c.found.Keys() {
-		if e, ok := c.found.Peek(id); ok && !now.Before(e.fetched.Add(keep)) {
-			c.found.Remove(id)
+		if e, ok := c.found.Peek(id); ok && !now.Before(e.fetched.Add(keep)) && c.found.Remove(id) {
 			records++
 		}
 	}
+	c.evictedSweep.Add(uint64(records))
 	for _, id := range c.missing.Keys() {
 		if exp, ok := c.missing.Peek(id); ok && !now.Before(exp) {
 			c.missing.Remove(id)
@@ -316,11 +339,16 @@ func (c *cache) expireAll() {
 	c.mu.Unlock()
 }
 
-// purge drops everything.
+// purge drops everything. Records are removed one by one to count exactly
+// those dropped here, not ones a concurrent sweep took.
 func (c *cache) purge() {
 	c.mu.Lock()
 	c.gen++
-	c.found.Purge()
+	for _, id := range c.found.Keys() {
+		if c.found.Remove(id) {
+			c.evictedExplicit.Add(1)
+		}
+	}
 	c.missing.Purge()
 	c.mu.Unlock()
 }

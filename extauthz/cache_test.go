@@ -500,3 +500,13 @@ func TestCacheSweep(t *testing.T) {
 	}
 	mustOutcome(t, e, old, "allowed") // simply read again
 }
+
+// get is Check's cache stage alone: the entry for keyID, read from the
+// store on a miss, or the reason there is none usable.
+func (c *cache) get(ctx context.Context, keyID string) (*entry, Source, policy.Reason) {
+	e, source, reason, read := c.peekAt(keyID, c.cfg.Now())
+	if read {
+		return c.fetch(ctx, keyID)
+	}
+	return e, source, reason
+}

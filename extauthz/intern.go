@@ -42,10 +42,3 @@ func (in *interner[K, V]) drop(k K) {
 		delete(in.m, k)
 	}
 }
-
-// len is the number of live slots, for tests.
-func (in *interner[K, V]) len() int {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	return len(in.m)
-}

@@ -76,3 +76,10 @@ func BenchmarkCacheGetParallel(b *testing.B) {
 		}
 	})
 }
+
+// len is the number of live slots, of in.
+func (in *interner[K, V]) len() int {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return len(in.m)
+}

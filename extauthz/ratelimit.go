@@ -45,6 +45,22 @@ func newLimiter(size int) (*limiter, error) {
 	return &limiter{keys: keys}, nil
 }
 
+// limit charges one request to e's rate limit and quota, if it has any.
+// Over one, it returns the reason and the 429 to answer with.
+func (s *Server) limit(e *entry, now time.Time) (policy.Reason, *authv3.CheckResponse) {
+	lim := e.pol.Limits()
+	if lim == nil {
+		return policy.Allowed, nil
+	}
+	// e.keyID, not the request's: the limiter keeps it, and the request's
+	// shares the raw key's memory.
+	reason, retry := s.limits.take(e.keyID, lim, now)
+	if reason != policy.Allowed {
+		return reason, limitedResponse(reason, lim, retry)
+	}
+	return policy.Allowed, nil
+}
+
 // take admits one request of keyID at now under spec, or says which limit
 // it hit and when to retry.
 func (l *limiter) take(keyID string, spec *policy.Limits, now time.Time) (policy.Reason, time.Duration) {

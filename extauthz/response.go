@@ -27,9 +27,9 @@ type allowParts struct {
 	// headers are the shared headers set after x-keygate-key-id.
 	headers []*corev3.HeaderValueOption
 	// headersWire (all headers, as OkHttpResponse fields) and metadataWire
-	// (the dynamic_metadata field) are encoded once for gRPC responses: the
-	// wire path then encodes only what varies per request. In-process
-	// callers get messages built from headers, tenant and scopes instead.
+	// (the dynamic_metadata field) are encoded once for the wire responder:
+	// gRPC then encodes only what varies per request. The plain responder
+	// builds messages from headers, tenant and scopes instead.
 	headersWire, metadataWire []byte
 	tenant, scopes            *structpb.Value
 	// rateLimit and quota are the key's limits in the shape of Envoy's
@@ -151,11 +151,52 @@ func (p *allowParts) sets(name string) bool {
 
 var okStatus = &rpcstatus.Status{Code: int32(codes.OK)}
 
+// responder is how a Server answers one kind of caller, chosen where the
+// caller enters (Check, HTTPHandler, wireServer) rather than tested per
+// response. plain builds ordinary messages, for in-process callers (Check,
+// the HTTP mode). wire, for the gRPC service, returns messages whose fixed
+// parts are already encoded: the denies whole, and an allow's headers and
+// dynamic metadata as the key's bytes (allowParts.headersWire and
+// metadataWire), which gRPC sends as unknown fields — on the wire, the same
+// fields. That saves encoding a map and the headers on every response: an
+// allow encodes in about a fifth of the time, with 1 allocation instead of
+// 7 (BenchmarkAllowMarshal); decided and encoded, 6 instead of 21
+// (BenchmarkCheckMarshal).
+type responder struct {
+	denies [policy.NumReasons]*authv3.CheckResponse
+	// identify adds the key's headers to ok and its dynamic metadata to
+	// resp, the allow ok belongs to.
+	identify func(resp *authv3.CheckResponse, ok *authv3.OkHttpResponse, p *allowParts, keyID string)
+}
+
+// newResponders returns the plain and the wire responder.
+func newResponders() (plain, wire responder, err error) {
+	plain = responder{denies: denyResponses(), identify: identifyPlain}
+	wire = responder{identify: identifyWire}
+	wire.denies, err = preEncoded(plain.denies)
+	return plain, wire, err
+}
+
+// deny returns the prebuilt deny for reason.
+func (r *responder) deny(reason policy.Reason) *authv3.CheckResponse { return r.denies[reason] }
+
+func identifyPlain(resp *authv3.CheckResponse, ok *authv3.OkHttpResponse, p *allowParts, keyID string) {
+	ok.Headers = p.allHeaders(keyID)
+	resp.DynamicMetadata = p.metadata(keyID)
+}
+
+// identifyWire sets the encoded headers and dynamic_metadata fields. Encoded
+// fields may follow the others in any order.
+func identifyWire(resp *authv3.CheckResponse, ok *authv3.OkHttpResponse, p *allowParts, _ string) {
+	ok.ProtoReflect().SetUnknown(p.headersWire)
+	resp.ProtoReflect().SetUnknown(p.metadataWire)
+}
+
 // allow builds the OK response: the prebuilt headers, plus removal of the
 // credential headers, of every identity or record header name this key does
 // not set (see stripper) and of other client-sent x-keygate-* headers.
 // Envoy removes after setting, so nothing set is ever removed.
-func (s *Server) allow(p *allowParts, in *incoming, wire bool) *authv3.CheckResponse {
+func (s *Server) allow(p *allowParts, in *incoming, r *responder) *authv3.CheckResponse {
 	remove := s.strip.removals(p, in.from)
 	for _, name := range in.spoofed {
 		if !p.sets(name) && !slices.Contains(remove, name) {
@@ -164,15 +205,7 @@ func (s *Server) allow(p *allowParts, in *incoming, wire bool) *authv3.CheckResp
 	}
 	ok := &authv3.OkHttpResponse{HeadersToRemove: remove}
 	resp := &authv3.CheckResponse{Status: okStatus, HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: ok}}
-	if wire {
-		// Encoded fields may follow in any order: these bytes decode as
-		// the headers and dynamic_metadata fields.
-		ok.ProtoReflect().SetUnknown(p.headersWire)
-		resp.ProtoReflect().SetUnknown(p.metadataWire)
-	} else {
-		ok.Headers = p.allHeaders(in.keyID)
-		resp.DynamicMetadata = p.metadata(in.keyID)
-	}
+	r.identify(resp, ok, p, in.keyID)
 	return resp
 }
 

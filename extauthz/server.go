@@ -22,19 +22,19 @@ import (
 type Server struct {
 	authv3.UnimplementedAuthorizationServer
 
-	cfg        Config
-	format     policy.Format
-	hasher     atomic.Pointer[policy.Hasher]
-	cache      *cache
-	log        *slog.Logger
-	denies     [policy.NumReasons]*authv3.CheckResponse
-	deniesWire [policy.NumReasons]*authv3.CheckResponse // the same, pre-encoded
-	strip      *stripper
-	shared     shared
-	usage      *usage
-	limits     *limiter
-	callers    *callers                 // nil when UnknownKeyRate < 0
-	tooLarge   *authv3.AttributeContext // marks a CheckRequest over MaxRequestBytes (see codec)
+	cfg      Config
+	format   policy.Format
+	hasher   atomic.Pointer[policy.Hasher]
+	cache    *cache
+	log      *slog.Logger
+	plain    responder // for Check and the HTTP mode
+	wire     responder // for the gRPC service (see wireServer)
+	strip    *stripper
+	shared   shared
+	usage    *usage
+	limits   *limiter
+	callers  *callers                 // nil when UnknownKeyRate < 0
+	tooLarge *authv3.AttributeContext // marks a CheckRequest over MaxRequestBytes (see codec)
 	// OnDecision, if set, is called after every decision (metrics, audit).
 	OnDecision func(Decision)
 }
@@ -62,10 +62,10 @@ func NewServer(cfg Config, store Store, hasher *policy.Hasher, log *slog.Logger)
 	}
 	format, _ := policy.NewFormat(cfg.KeyPrefix) // checked by Validate
 	s := &Server{cfg: cfg, format: format, log: log,
-		denies: denyResponses(), strip: newStripper(&cfg), shared: newShared(), tooLarge: &authv3.AttributeContext{},
+		strip: newStripper(&cfg), shared: newShared(), tooLarge: &authv3.AttributeContext{},
 		usage: newUsage(cfg.TrackUsage, cfg.CacheSize)}
 	var err error
-	if s.deniesWire, err = preEncoded(s.denies); err != nil {
+	if s.plain, s.wire, err = newResponders(); err != nil {
 		return nil, fmt.Errorf("extauthz: %w", err)
 	}
 	s.hasher.Store(hasher)
@@ -82,7 +82,7 @@ func NewServer(cfg Config, store Store, hasher *policy.Hasher, log *slog.Logger)
 }
 
 // Register adds the Authorization service to g. Responses sent over gRPC
-// carry their dynamic metadata pre-encoded (see wireServer).
+// carry their fixed parts pre-encoded (see wireServer).
 func (s *Server) Register(g *grpc.Server) { authv3.RegisterAuthorizationServer(g, wireServer{s: s}) }
 
 // Check decides one request: extract key → parse/checksum (or, for an
@@ -90,24 +90,23 @@ func (s *Server) Register(g *grpc.Server) { authv3.RegisterAuthorizationServer(g
 // → verify hash → note the use → Evaluate → rate limit and quota →
 // response.
 func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
-	return s.check(ctx, req, false), nil
+	return s.check(ctx, req, &s.plain), nil
 }
 
-// wireServer is the Server as registered with gRPC. Its allow responses
-// carry the dynamic metadata as the key's pre-encoded bytes (an unknown
-// field to the Go message, the dynamic_metadata field on the wire), which
-// saves encoding a map on every response: ~1.4 µs of ~2.1 µs of response
-// encoding (BenchmarkGRPCCheck, BenchmarkAllowMarshal).
+// wireServer is the Server as registered with gRPC: it answers with the
+// wire responder, whose responses gRPC sends without encoding their fixed
+// parts again (see responder).
 type wireServer struct {
 	authv3.UnimplementedAuthorizationServer
 	s *Server
 }
 
 func (w wireServer) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
-	return w.s.check(ctx, req, true), nil
+	return w.s.check(ctx, req, &w.s.wire), nil
 }
 
-func (s *Server) check(ctx context.Context, req *authv3.CheckRequest, wire bool) (resp *authv3.CheckResponse) {
+// check is Check, answering with r's responses.
+func (s *Server) check(ctx context.Context, req *authv3.CheckRequest, r *responder) (resp *authv3.CheckResponse) {
 	var d Decision
 	var in incoming
 	var start time.Time
@@ -119,7 +118,7 @@ func (s *Server) check(ctx context.Context, req *authv3.CheckRequest, wire bool)
 	defer func() {
 		if p := recover(); p != nil {
 			s.log.Error("panic in Check", "key_id", d.KeyID, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-			d.Reason, resp = policy.InternalError, s.deny(policy.InternalError, wire)
+			d.Reason, resp = policy.InternalError, r.deny(policy.InternalError)
 		}
 		s.charge(ctx, &in, d.Reason, refund)
 		s.decided(ctx, &d, &in, start, ownID)
@@ -127,54 +126,49 @@ func (s *Server) check(ctx context.Context, req *authv3.CheckRequest, wire bool)
 
 	if req.GetAttributes() == s.tooLarge {
 		d.Reason = policy.RequestTooLarge
-		return s.deny(d.Reason, wire)
+		return r.deny(d.Reason)
 	}
 	in = readRequest(req, &s.cfg)
 	if d.Reason = in.reason; d.Reason != policy.Allowed {
-		return s.deny(d.Reason, wire)
+		return r.deny(d.Reason)
 	}
 	keyID, ok := s.identify(in.rawKey)
 	if !ok {
 		d.Reason = policy.MalformedKey
-		return s.deny(d.Reason, wire)
+		return r.deny(d.Reason)
 	}
 	d.KeyID, in.keyID = keyID, keyID
 	now := s.cfg.Now()
 	if s.callers.blockedAt(ctx, &in, now) && !s.cache.known(keyID) {
 		d.Reason = policy.CallerLimited
-		return s.deny(d.Reason, wire)
+		return r.deny(d.Reason)
 	}
 	routeScopes, reason := s.routeScopes(&in)
 	if d.Reason = reason; d.Reason != policy.Allowed {
-		return s.deny(d.Reason, wire)
+		return r.deny(d.Reason)
 	}
 	e, source, reason := s.lookup(ctx, &in, now, &refund)
 	if d.Source, d.Reason = source, reason; d.Reason != policy.Allowed {
-		return s.deny(d.Reason, wire)
+		return r.deny(d.Reason)
 	}
 	d.KeyID, ownID = e.keyID, true                                         // Decisions outlive the request (audit queue)
 	if in.underscored != nil && s.strip.collides(&s.cfg, in.underscored) { // after the lookup: the key's own headers count
 		d.Reason = policy.InvalidHeader
-		return s.deny(d.Reason, wire)
+		return r.deny(d.Reason)
 	}
 	if d.Reason = s.verify(in.rawKey, e.pol.Digest()); d.Reason != policy.Allowed {
-		return s.deny(d.Reason, wire)
+		return r.deny(d.Reason)
 	}
 	d.Tenant = e.pol.Tenant()
 	s.usage.note(e, now)
 	preq := in.policyRequest(now, routeScopes)
 	if d.Reason = e.pol.Evaluate(&preq); d.Reason != policy.Allowed {
-		return s.deny(d.Reason, wire)
+		return r.deny(d.Reason)
 	}
-	if lim := e.pol.Limits(); lim != nil {
-		var retry time.Duration
-		// e.keyID, not keyID: the limiter keeps it, and keyID shares the
-		// raw key's memory.
-		if d.Reason, retry = s.limits.take(e.keyID, lim, now); d.Reason != policy.Allowed {
-			return limitedResponse(d.Reason, lim, retry)
-		}
+	if d.Reason, resp = s.limit(e, now); resp != nil {
+		return resp
 	}
-	return s.allow(e.allow, &in, wire)
+	return s.allow(e.allow, &in, r)
 }
 
 // lookup finds in.keyID's cache entry, reading the store on a miss. An id
@@ -220,14 +214,6 @@ func (s *Server) identify(rawKey string) (keyID string, ok bool) {
 	}
 	keyID, err := policy.ImportedKeyID(rawKey)
 	return keyID, err == nil
-}
-
-// deny returns the prebuilt deny for reason: pre-encoded for gRPC.
-func (s *Server) deny(reason policy.Reason, wire bool) *authv3.CheckResponse {
-	if wire {
-		return s.deniesWire[reason]
-	}
-	return s.denies[reason]
 }
 
 // verify compares the key's hash with the record's in constant time. A

@@ -26,8 +26,9 @@ var (
 	checksDesc = prometheus.NewDesc("keygate_checks_total",
 		"Check decisions by result (allowed, denied) and reason code.", []string{"result", "reason"}, nil)
 	cacheDesc = prometheus.NewDesc("keygate_cache_events_total",
-		"Cache events: hit, negative_hit (a cached unknown id), miss (a store read), stale (served past found-ttl because the store failed), eviction.",
-		[]string{"event"}, nil)
+		"Cache events: hit, negative_hit (a cached unknown id), miss (a store read), stale (served past found-ttl because the store failed), "+
+			"eviction (a record dropped) by cause: size (the cache was full), sweep (past found-ttl plus stale-ttl), explicit (evicted by the change journal or the admin endpoint, or purged).",
+		[]string{"event", "cause"}, nil)
 	cacheSizeDesc = prometheus.NewDesc("keygate_cache_entries",
 		"Entries in the cache by kind (records, unknown).", []string{"kind"}, nil)
 )
@@ -53,18 +54,20 @@ func (c decisionCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for s, name := range eventNames {
 		if name != "" {
-			ch <- prometheus.MustNewConstMetric(cacheDesc, prometheus.CounterValue, float64(c.m.sources[s].Load()), name)
+			ch <- prometheus.MustNewConstMetric(cacheDesc, prometheus.CounterValue, float64(c.m.sources[s].Load()), name, "")
 		}
 	}
 	if stats := c.m.cacheStats.Load(); stats != nil {
 		st := (*stats)()
-		ch <- prometheus.MustNewConstMetric(cacheDesc, prometheus.CounterValue, float64(st.Evictions), "eviction")
+		for cause, n := range map[string]uint64{"size": st.SizeEvictions, "sweep": st.SweepEvictions, "explicit": st.ExplicitEvictions} {
+			ch <- prometheus.MustNewConstMetric(cacheDesc, prometheus.CounterValue, float64(n), "eviction", cause)
+		}
 		ch <- prometheus.MustNewConstMetric(cacheSizeDesc, prometheus.GaugeValue, float64(st.Records), "records")
 		ch <- prometheus.MustNewConstMetric(cacheSizeDesc, prometheus.GaugeValue, float64(st.Unknown), "unknown")
 	}
 }
 
-// WatchCache reports the server's cache sizes and evictions.
+// WatchCache reports the server's cache sizes and evictions by cause.
 func (m *Metrics) WatchCache(stats func() extauthz.CacheStats) { m.cacheStats.Store(&stats) }
 
 // Counters registers counters read from functions at scrape time (Vault

@@ -1,7 +1,7 @@
 // Package metrics exports keygate's Prometheus metrics. Labels come from
-// closed sets only (results, reason codes, cache events, Vault operations
-// and outcome classes); the one exception, per-key request counts, is
-// opt-in and capped. No metric ever carries a raw key.
+// closed sets only (results, reason codes, cache events and eviction
+// causes, Vault operations and outcome classes); the one exception, per-key
+// request counts, is opt-in and capped. No metric ever carries a raw key.
 //
 // The Check path pays for one histogram observation and a few atomic adds
 // per decision; counters are read at scrape time.
@@ -148,9 +148,6 @@ func (m *Metrics) journalLag() float64 {
 	}
 	return time.Since(time.Unix(0, last)).Seconds()
 }
-
-// Register adds further collectors (the cache, Vault auth, the audit log).
-func (m *Metrics) Register(cs ...prometheus.Collector) { m.reg.MustRegister(cs...) }
 
 // Handler serves /metrics in the Prometheus text (or OpenMetrics) format.
 func (m *Metrics) Handler() http.Handler {

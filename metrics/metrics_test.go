@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -48,12 +49,54 @@ keygate_key_requests_total{key_id="_other",result="allowed",tenant="_other"} 1
 		"keygate_checks_total,reason=allowed,result=allowed":            4,
 		"keygate_checks_total,reason=malformed_key,result=denied":       1,
 		"keygate_checks_total,reason=unknown_key,result=denied":         1,
-		"keygate_cache_events_total,event=hit":                          4,
-		"keygate_cache_events_total,event=miss":                         1,
+		"keygate_cache_events_total,cause=,event=hit":                   4,
+		"keygate_cache_events_total,cause=,event=miss":                  1,
 		"keygate_checks_total,reason=caller_rate_limited,result=denied": 0,
 	} {
 		if got[k] != v {
 			t.Errorf("%s = %v, want %v", k, got[k], v)
 		}
+	}
+}
+
+// TestCacheStats: evictions are event="eviction" with a cause label per
+// cause (the other events have none), and the cache sizes their own gauge.
+func TestCacheStats(t *testing.T) {
+	m := New(Config{})
+	m.WatchCache(func() extauthz.CacheStats {
+		return extauthz.CacheStats{Records: 7, Unknown: 3, SizeEvictions: 1, SweepEvictions: 2, ExplicitEvictions: 4, Evictions: 7}
+	})
+	m.Decision(extauthz.Decision{Reason: policy.UnknownKey, Source: extauthz.SourceNegative})
+	want := `
+# HELP keygate_cache_entries Entries in the cache by kind (records, unknown).
+# TYPE keygate_cache_entries gauge
+keygate_cache_entries{kind="records"} 7
+keygate_cache_entries{kind="unknown"} 3
+`
+	if err := testutil.GatherAndCompare(m.Gatherer(), strings.NewReader(want), "keygate_cache_entries"); err != nil {
+		t.Error(err)
+	}
+	got := map[string]float64{}
+	fams, err := m.Gatherer().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		if f.GetName() == "keygate_cache_events_total" {
+			for _, x := range f.GetMetric() {
+				key := ""
+				for _, l := range x.GetLabel() { // sorted by name: cause, event
+					key += "," + l.GetName() + "=" + l.GetValue()
+				}
+				got[key[1:]] = x.GetCounter().GetValue()
+			}
+		}
+	}
+	wantEvents := map[string]float64{
+		"cause=,event=hit": 0, "cause=,event=negative_hit": 1, "cause=,event=miss": 0, "cause=,event=stale": 0,
+		"cause=size,event=eviction": 1, "cause=sweep,event=eviction": 2, "cause=explicit,event=eviction": 4,
+	}
+	if !maps.Equal(got, wantEvents) {
+		t.Errorf("keygate_cache_events_total = %v, want %v", got, wantEvents)
 	}
 }

@@ -24,9 +24,9 @@ type series map[string]map[string]bool
 var targetLabels = map[string]bool{"job": true, "instance": true}
 
 // completeLabels are labels whose every value exported emits (every reason
-// code, cache event, result, cache kind, Vault class and gRPC code), so a
-// matcher on them may only use those values.
-var completeLabels = map[string]bool{"result": true, "reason": true, "event": true,
+// code, cache event and eviction cause, result, cache kind, Vault class and
+// gRPC code), so a matcher on them may only use those values.
+var completeLabels = map[string]bool{"result": true, "reason": true, "event": true, "cause": true,
 	"kind": true, "class": true, "grpc_code": true}
 
 // vaultClasses are the Vault outcome classes vault.Store reports.

@@ -52,6 +52,8 @@ var mistakes = []struct {
 		`reason="store_unavailable"`, `reason="store_unavailible"`, `never exports that value`},
 	{"misspelled class in a regexp", rulesFile,
 		`class!~"ok|not_found|invalid_record"`, `class!~"ok|notfound|invalid_record"`, `class="notfound"`},
+	{"misspelled eviction cause", rulesFile,
+		`cause="size"`, `cause="full"`, `never exports that value`},
 	{"label the metric lacks", rulesFile,
 		`event="stale"`, `evnt="stale"`, `has no label "evnt"`},
 	{"grouping by a missing label", rulesFile,

@@ -24,21 +24,10 @@ type Request struct {
 	Origin, Referer string
 }
 
-// Evaluate decides whether rec admits req. The key's hash must already have
-// been verified. A record that was not validated denies; so does one whose
-// status was changed to anything but active after validation.
-func Evaluate(rec *Record, req *Request) Reason {
-	switch {
-	case rec == nil || rec.c == nil:
-		return InvalidRecord
-	case rec.Status != StatusActive && req != nil && !req.Now.IsZero():
-		return Revoked
-	}
-	return rec.c.Evaluate(req)
-}
-
-// Evaluate decides whether the key admits req. Checks run in a fixed
-// order: validity, lifetime, host, source address, referrer, scopes.
+// Evaluate decides whether the key admits req; its hash must already have
+// been verified. Checks run in a fixed order: validity, lifetime, host,
+// source address, referrer, scopes. A nil Compiled (the Compiled of a
+// record that did not validate) denies with InvalidRecord.
 func (c *Compiled) Evaluate(req *Request) Reason {
 	if r := c.lifetime(req.Now); r != Allowed {
 		return r
@@ -75,9 +64,7 @@ func (c *Compiled) lifetime(now time.Time) Reason {
 	return Allowed
 }
 
-// HasScopes reports whether the key grants every scope in required.
-func (r *Record) HasScopes(required []string) bool { return hasScopes(r.Scopes, required) }
-
+// hasScopes reports whether have holds every scope in required.
 func hasScopes(have, required []string) bool {
 	for _, need := range required {
 		if !slices.Contains(have, need) {

@@ -55,7 +55,7 @@ func runEval(t *testing.T, tc evalCase) Reason {
 	if req.Now.IsZero() {
 		req.Now = testNow
 	}
-	return Evaluate(rec, &req)
+	return evaluate(rec, &req)
 }
 
 func TestEvaluateAllow(t *testing.T) {
@@ -248,26 +248,33 @@ func TestEvaluateDeny(t *testing.T) {
 
 func TestEvaluateInvalidRecord(t *testing.T) {
 	req := &Request{Now: testNow}
-	if got := Evaluate(nil, req); got != InvalidRecord {
+	if got := evaluate(nil, req); got != InvalidRecord {
 		t.Errorf("nil record: %v, want %v", got, InvalidRecord)
 	}
 	// A record built in code (or decoded with encoding/json directly) is
 	// not validated: deny, even though it looks fine.
-	if got := Evaluate(baseRecord(), req); got != InvalidRecord {
+	if got := evaluate(baseRecord(), req); got != InvalidRecord {
 		t.Errorf("unvalidated record: %v, want %v", got, InvalidRecord)
 	}
-	if got := Evaluate(&Record{}, req); got != InvalidRecord {
+	if got := evaluate(&Record{}, req); got != InvalidRecord {
 		t.Errorf("zero record: %v, want %v", got, InvalidRecord)
 	}
-	// Status is read live: revoking a validated record takes effect.
+	// A status change takes effect once validated (what a store does
+	// with every record it returns).
 	r := mustRecord(t, nil)
 	r.Status = StatusRevoked
-	if got := Evaluate(r, req); got != Revoked {
-		t.Errorf("revoked after Validate: %v, want %v", got, Revoked)
+	if err := r.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if got := evaluate(r, req); got != Revoked {
+		t.Errorf("revoked: %v, want %v", got, Revoked)
 	}
 	r.Status = "garbage"
-	if got := Evaluate(r, req); got == Allowed {
-		t.Errorf("unknown status after Validate: %v, want a deny", got)
+	if err := r.Validate(); err == nil {
+		t.Fatal("Validate accepted status \"garbage\"")
+	}
+	if got := evaluate(r, req); got != InvalidRecord {
+		t.Errorf("unknown status: %v, want %v", got, InvalidRecord)
 	}
 }
 
@@ -292,10 +299,10 @@ func TestEvaluateDoesNotAllocate(t *testing.T) {
 			rec := mustRecord(t, tc.rec)
 			req := tc.req
 			req.Now = testNow
-			if got := Evaluate(rec, &req); got != Allowed {
+			if got := evaluate(rec, &req); got != Allowed {
 				t.Fatalf("Evaluate = %v, want %v", got, Allowed)
 			}
-			if n := testing.AllocsPerRun(100, func() { Evaluate(rec, &req) }); n != 0 {
+			if n := testing.AllocsPerRun(100, func() { evaluate(rec, &req) }); n != 0 {
 				t.Errorf("Evaluate allocates %v times per call, want 0", n)
 			}
 		})
@@ -316,7 +323,7 @@ func TestEvaluateConcurrent(t *testing.T) {
 				req.ScopeList = "admin"
 			}
 			for range 500 {
-				got := Evaluate(rec, req)
+				got := evaluate(rec, req)
 				if want := map[bool]Reason{false: Allowed, true: ScopeDenied}[g%2 == 1]; got != want {
 					done <- fmt.Errorf("Evaluate = %v, want %v", got, want)
 					return
@@ -337,7 +344,7 @@ func TestEvaluateConcurrent(t *testing.T) {
 }
 
 func TestHasScopes(t *testing.T) {
-	r := mustRecord(t, scopes("a", "b"))
+	have := []string{"a", "b"}
 	for _, tt := range []struct {
 		need []string
 		want bool
@@ -345,8 +352,8 @@ func TestHasScopes(t *testing.T) {
 		{nil, true}, {[]string{}, true}, {[]string{"a"}, true}, {[]string{"b", "a"}, true},
 		{[]string{"c"}, false}, {[]string{"a", "c"}, false}, {[]string{""}, false}, {[]string{"A"}, false},
 	} {
-		if got := r.HasScopes(tt.need); got != tt.want {
-			t.Errorf("HasScopes(%q) = %v, want %v", tt.need, got, tt.want)
+		if got := hasScopes(have, tt.need); got != tt.want {
+			t.Errorf("hasScopes(%q) = %v, want %v", tt.need, got, tt.want)
 		}
 	}
 }
@@ -374,7 +381,7 @@ func BenchmarkEvaluate(b *testing.B) {
 			req.Now = testNow
 			b.ReportAllocs()
 			for b.Loop() {
-				if Evaluate(rec, &req) != Allowed {
+				if evaluate(rec, &req) != Allowed {
 					b.Fatal("denied")
 				}
 			}

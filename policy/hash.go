@@ -117,9 +117,6 @@ func NewHasher(alg string, peppers Peppers) (*Hasher, error) {
 	return &Hasher{alg: alg, peppers: Peppers{Current: peppers.Current, Versions: versions}}, nil
 }
 
-// Alg returns the algorithm used for new keys.
-func (h *Hasher) Alg() string { return h.alg }
-
 // Hash returns the digest to store for a new key.
 func (h *Hasher) Hash(rawKey string) Digest {
 	d := Digest{Alg: h.alg}

@@ -139,8 +139,8 @@ func TestHasherHashVerify(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if tt.h.Alg() != tt.wantAlg {
-				t.Errorf("Alg() = %q", tt.h.Alg())
+			if tt.h.alg != tt.wantAlg {
+				t.Errorf("alg = %q", tt.h.alg)
 			}
 			d := tt.h.Hash(rawKey)
 			if d.Alg != tt.wantAlg || d.PepperVersion != tt.wantVer || d.Sum != tt.wantSum {
@@ -180,7 +180,7 @@ func TestHasherLongKey(t *testing.T) {
 	} {
 		ok, err := h.Verify(long, h.Hash(long))
 		if !ok || err != nil {
-			t.Errorf("%s: Verify(long key) = %v, %v", h.Alg(), ok, err)
+			t.Errorf("%s: Verify(long key) = %v, %v", h.alg, ok, err)
 		}
 	}
 }

@@ -2,8 +2,10 @@ package policy
 
 import (
 	"encoding/json"
+	"fmt"
 	"hash/crc32"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +14,16 @@ import (
 // testHash is a syntactically valid digest for records whose hash is not
 // the point of the test.
 const testHash = "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+
+// evaluate is what a server does with a record a store returned: evaluate
+// its compiled part, nil (InvalidRecord) unless it validated.
+func evaluate(rec *Record, req *Request) Reason { return rec.Compiled().Evaluate(req) }
+
+// pattern is the regular expression README gives secret scanners: keys of f
+// as whole words.
+func pattern(f Format) string {
+	return fmt.Sprintf(`\b%s[0-9A-Za-z]{%d}\b`, regexp.QuoteMeta(f.prefix), bodyLen)
+}
 
 // testNow is the clock used by Evaluate tests.
 var testNow = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)

@@ -17,7 +17,8 @@ const (
 	MaxImportedKeyLen = 512
 )
 
-// ErrImportedKey: a credential that cannot be an imported key.
+// ErrImportedKey is the error for a credential that cannot be an imported
+// key.
 var ErrImportedKey = errors.New("an imported key must be 20-512 visible ASCII characters without commas")
 
 // ImportableKey reports whether rawKey could be an imported key: 20–512

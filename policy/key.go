@@ -66,12 +66,6 @@ func (f Format) HasPrefix(s string) bool { return strings.HasPrefix(s, f.prefix)
 // Len is the length of every key in this format.
 func (f Format) Len() int { return len(f.prefix) + bodyLen }
 
-// Pattern returns a regular expression matching keys of this format, for
-// secret scanners.
-func (f Format) Pattern() string {
-	return fmt.Sprintf(`\b%s[0-9A-Za-z]{%d}\b`, regexp.QuoteMeta(f.prefix), bodyLen)
-}
-
 // Parse checks prefix, length, alphabet and checksum and returns the public
 // key id. It does not allocate: the id is a substring of rawKey.
 func (f Format) Parse(rawKey string) (keyID string, err error) {

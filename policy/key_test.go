@@ -228,9 +228,9 @@ func TestPattern(t *testing.T) {
 	for _, prefix := range []string{"kg", "a", "abcdefghij"} {
 		t.Run(prefix, func(t *testing.T) {
 			f := mustFormat(t, prefix)
-			re, err := regexp.Compile(f.Pattern())
+			re, err := regexp.Compile(pattern(f))
 			if err != nil {
-				t.Fatalf("Pattern %q does not compile: %v", f.Pattern(), err)
+				t.Fatalf("pattern %q does not compile: %v", pattern(f), err)
 			}
 			for range 50 {
 				k, _ := mustGenerate(t, f)

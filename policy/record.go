@@ -65,7 +65,7 @@ type Record struct {
 	// found by hash. Its hash must be sha256.
 	Imported bool `json:"imported,omitempty"`
 
-	c *Compiled // set by Validate; Evaluate denies a record without it
+	c *Compiled // set by Validate; nil (which Evaluate denies) until then or after a failed one
 }
 
 // Compiled is the part of a validated record that decisions need, parsed
@@ -89,9 +89,6 @@ func (c *Compiled) Digest() Digest { return c.digest }
 
 // Tenant is the key's tenant.
 func (c *Compiled) Tenant() string { return c.tenant }
-
-// Scopes are the scopes the key grants (shared: do not modify).
-func (c *Compiled) Scopes() []string { return c.scopes }
 
 // ParseRecord decodes a JSON record strictly (unknown fields and wrong types
 // are errors naming the field) and validates it.

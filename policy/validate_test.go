@@ -290,7 +290,7 @@ func TestValidateFailureLeavesRecordUnusable(t *testing.T) {
 		t.Fatal("Validate accepted /33")
 	}
 	req := &Request{Now: testNow, SourceIP: mustAddr("192.0.2.1")}
-	if got := Evaluate(r, req); got != InvalidRecord {
+	if got := evaluate(r, req); got != InvalidRecord {
 		t.Errorf("Evaluate after a failed Validate = %v, want %v", got, InvalidRecord)
 	}
 }

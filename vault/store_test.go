@@ -92,7 +92,7 @@ func TestCreateLookup(t *testing.T) {
 	if diff := cmp.Diff(rec, got, ignoreCompiled); diff != "" {
 		t.Errorf("Lookup (-created +got):\n%s", diff)
 	}
-	if r := policy.Evaluate(got, &policy.Request{Now: time.Now(), RequiredScopes: []string{"orders:read"}}); r != policy.CIDRDenied {
+	if r := got.Compiled().Evaluate(&policy.Request{Now: time.Now(), RequiredScopes: []string{"orders:read"}}); r != policy.CIDRDenied {
 		t.Errorf("Evaluate of the looked-up record = %v, want %v (it must be validated)", r, policy.CIDRDenied)
 	}
 	// The record's fields are the KV data, so the Vault UI shows them.
