@@ -143,7 +143,9 @@ func TestCallerRefundForFoundKeys(t *testing.T) {
 // again are dropped with the LRU, and so are their flags: the blocked count
 // returns to zero and the one-atomic-load fast path comes back.
 func TestCallerFlagsPruned(t *testing.T) {
-	e := newEnv(t, callerLimit(0.001, 1))
+	// A long lookup timeout: 10,000 reads under -race on a loaded machine
+	// must not turn one into store_unavailable.
+	e := newEnv(t, callerLimit(0.001, 1), func(c *Config) { c.LookupTimeout = time.Minute })
 	f, _ := policy.NewFormat("kg")
 	for i := range maxCallers + 10 {
 		k, _, err := f.Generate() // well-formed, unknown
