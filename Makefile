@@ -2,8 +2,13 @@
 SHELL := /bin/bash
 GO    ?= go
 BIN   := bin/keygate
+# Build with the toolchain go.mod names (its `toolchain` line: the Go release
+# with the latest standard-library security fixes), downloaded through the
+# module proxy when the installed Go is older, even where the machine's Go
+# is set to GOTOOLCHAIN=local.
+export GOTOOLCHAIN := auto
 
-.PHONY: help run build test vet fuzz vault clean
+.PHONY: help run build test vet lint fuzz vault clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -20,6 +25,9 @@ test: vault ## everything: vet, race tests incl. real Vault, nginx and Caddy, sh
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
+
+lint: ## staticcheck and govulncheck at pinned versions (cached like Vault; part of `make test`)
+	@scripts/lint.sh
 
 fuzz: ## run every fuzz target for FUZZTIME each (default 1m)
 	@FUZZTIME=$${FUZZTIME:-1m} scripts/fuzz.sh

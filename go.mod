@@ -2,6 +2,8 @@ module github.com/keygate/keygate
 
 go 1.26.0
 
+toolchain go1.26.9
+
 require (
 	github.com/envoyproxy/go-control-plane/envoy v1.40.0
 	github.com/google/go-cmp v0.7.0

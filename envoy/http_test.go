@@ -28,6 +28,7 @@ var httpPolicies = slices.Concat(commonPolicies, []policy{
 	filterChain(&headermutationv3.HeaderMutation{}, &extauthzv3.ExtAuthz{}, &routerv3.Router{}),
 	{"ext_authz calls keygate over HTTP", checkHTTPService},
 	{"check request headers", func(s *setup) error {
+		//lint:ignore SA1019 the test asserts the deprecated field stays unset
 		if s.extAuthz.GetHttpService().GetAuthorizationRequest().GetAllowedHeaders() != nil {
 			return errors.New("http_service.authorization_request.allowed_headers is deprecated: use ext_authz allowed_headers")
 		}

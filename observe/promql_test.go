@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
 )
@@ -53,7 +54,7 @@ func checkExpr(exp map[string]series, what, expr string) (parser.Expr, []error) 
 			known[l] = true
 		}
 		for _, m := range vs.LabelMatchers {
-			if m.Name != labels.MetricName {
+			if m.Name != model.MetricNameLabel {
 				errs = append(errs, checkMatcher(s, what, vs.Name, m)...)
 			}
 		}

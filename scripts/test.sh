@@ -8,6 +8,7 @@ mkdir -p .run
 log=.run/test-output.log
 
 make --no-print-directory vet
+make --no-print-directory lint
 scripts/promtool.sh >/dev/null || echo "test.sh: scripts/promtool.sh failed; observe skips promtool (fails in CI)" >&2
 
 # The real nginx and Caddy of cmd/keygate/proxy_e2e_test.go (Caddy is built

@@ -39,7 +39,7 @@ func (a *Auth) loginOnce(ctx context.Context) (*vaultapi.Secret, error) {
 		return nil, loginError(err)
 	case secret == nil || secret.Auth == nil || secret.Auth.ClientToken == "":
 		a.failures.Add(1)
-		return nil, &Error{Op: OpLogin, Err: errors.New("Vault's answer has no token")}
+		return nil, &Error{Op: OpLogin, Err: errors.New("the login answer from Vault has no token")}
 	}
 	a.client.SetToken(secret.Auth.ClientToken)
 	a.logins.Add(1)

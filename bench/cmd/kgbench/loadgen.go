@@ -111,7 +111,7 @@ func checkOnce(ctx context.Context, addr string, req []byte) (string, error) {
 	defer cancel()
 	var resp []byte
 	if err := conn.Invoke(ctx, checkPath, req, &resp); err != nil {
-		return "", fmt.Errorf("Check: %w", err)
+		return "", fmt.Errorf("check: %w", err)
 	}
 	return outcome(resp), nil
 }
