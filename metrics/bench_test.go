@@ -38,7 +38,7 @@ func benchServer(b *testing.B) (*extauthz.Server, *authv3.CheckRequest) {
 	if err := rec.Validate(); err != nil {
 		b.Fatal(err)
 	}
-	srv, err := extauthz.NewServer(extauthz.Config{}, oneKey{id, rec}, h, slog.New(slog.DiscardHandler))
+	srv, err := extauthz.NewServer(extauthz.DefaultConfig(), oneKey{id, rec}, h, slog.New(slog.DiscardHandler))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -148,7 +148,7 @@ func TestAdminGuardOffLoopback(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := extauthz.NewServer(extauthz.Config{}, store, nil, log)
+	srv, err := extauthz.NewServer(extauthz.DefaultConfig(), store, nil, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -46,7 +46,8 @@ func newFileServer(t *testing.T, burst int) *fileServer {
 		}
 		f.raw, f.ids = append(f.raw, raw), append(f.ids, id)
 	}
-	cfg := extauthz.Config{FoundTTL: time.Hour, StoreReadRate: -1, UnknownKeyRate: -1}
+	cfg := extauthz.DefaultConfig()
+	cfg.FoundTTL, cfg.StoreReadRate, cfg.UnknownKeyRate = time.Hour, -1, -1
 	log := slog.New(slog.DiscardHandler)
 	if f.srv, err = extauthz.NewServer(cfg, f.fs, hasher, log); err != nil {
 		t.Fatal(err)

@@ -49,7 +49,7 @@ type serveFlags struct {
 }
 
 func newServeCmd(e *env) *cobra.Command {
-	f := &serveFlags{}
+	f := &serveFlags{cfg: extauthz.DefaultConfig()}
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve Envoy's ext_authz Check API (gRPC) with health and reflection",

@@ -10,6 +10,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/keygate/keygate/extauthz"
 	"github.com/keygate/keygate/policy"
 )
 
@@ -36,11 +37,8 @@ func (f *serveFlags) checkFlags() error {
 			errs = append(errs, fmt.Errorf("%s: must be > 0, got %d", n.flag, n.v))
 		}
 	}
-	switch {
-	case c.StaleTTL < 0:
+	if c.StaleTTL < 0 {
 		errs = append(errs, fmt.Errorf("--stale-ttl: must be >= 0 (0 disables), got %s", c.StaleTTL))
-	case c.StaleTTL == 0:
-		c.StaleTTL = -1
 	}
 	if f.usageInterval < 0 {
 		errs = append(errs, fmt.Errorf("--usage-interval: must be >= 0 (0 disables), got %s", f.usageInterval))
@@ -66,7 +64,7 @@ func (f *serveFlags) checkFlags() error {
 	switch f.unknownKeyPer {
 	case "peer":
 	case "client":
-		c.UnknownKeyPerClient = true
+		c.UnknownKeyPer = extauthz.PerClient
 	default:
 		errs = append(errs, fmt.Errorf("--unknown-key-per: %q: want peer or client", f.unknownKeyPer))
 	}
