@@ -57,3 +57,12 @@ keygate_key_requests_total{key_id="_other",result="allowed",tenant="_other"} 1
 		}
 	}
 }
+
+func TestConfigValidate(t *testing.T) {
+	if err := DefaultConfig().Validate(); err != nil {
+		t.Errorf("DefaultConfig: %v", err)
+	}
+	if err := (Config{MaxKeyIDs: 0}).Validate(); err == nil || !strings.Contains(err.Error(), "max-key-ids") {
+		t.Errorf("MaxKeyIDs 0: %v, want an error naming max-key-ids", err)
+	}
+}

@@ -32,7 +32,7 @@ func TestServeConfigErrors(t *testing.T) {
 		{"plain text off loopback needs --plaintext", envMap{}, []string{"--grpc-addr", "0.0.0.0:0", "--http-addr", ":0"},
 			[]string{"--grpc-addr 0.0.0.0:0 is not a loopback address", "--http-addr :0 is not a loopback address"}},
 		{"TLS flags", envMap{}, []string{"--tls-cert", "c.pem", "--tls-allowed-peers", "spiffe://a/*/b"},
-			[]string{"--tls-cert and --tls-key", "--tls-allowed-peers: needs --tls-client-ca", `--tls-allowed-peers "spiffe://a/*/b"`}},
+			[]string{"--tls-cert and --tls-key", "--tls-allowed-peers: needs --tls-client-ca", `--tls-allowed-peers[0]: "spiffe://a/*/b"`}},
 		{"gRPC limits", envMap{}, []string{"--max-request-bytes", "1000", "--grpc-max-streams", "0", "--grpc-max-connection-age", "10s",
 			"--grpc-keepalive-min-time", "1ms"}, []string{"--max-request-bytes", "--grpc-max-streams", "--grpc-max-connection-age", "--grpc-keepalive-min-time"}},
 		{"forwarding and stripping", envMap{}, []string{"--trusted-proxies", "10.0.0.0/8,10.1.2.3/8,nope", "--unknown-key-per", "ip",

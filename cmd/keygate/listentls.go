@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/keygate/keygate/internal/field"
 	"github.com/keygate/keygate/internal/servetls"
 )
 
@@ -37,7 +38,7 @@ func (t *tlsFlags) config() servetls.Config {
 // check refuses plain text on a non-loopback address unless --plaintext.
 func (t *tlsFlags) check(addrs map[string]string) error {
 	c := t.config()
-	errs := []error{c.Validate()}
+	errs := []error{field.Rename(c.Validate(), func(n string) string { return "--" + n })}
 	if t.reload == 0 {
 		errs = append(errs, errors.New("--tls-reload: must be > 0"))
 	}

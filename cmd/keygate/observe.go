@@ -95,8 +95,9 @@ func (o *observeFlags) open(e *env) (*observability, error) {
 		out, ob.auditOut = f, f
 	}
 	var err error
-	ob.audit, err = audit.New(audit.Config{Out: out, SampleAllows: o.auditSample, SampleAllowsSet: true,
-		Buffer: o.auditBuffer, KeepQuery: o.auditKeepQuery})
+	ac := audit.DefaultConfig()
+	ac.Out, ac.SampleAllows, ac.Buffer, ac.KeepQuery = out, o.auditSample, o.auditBuffer, o.auditKeepQuery
+	ob.audit, err = audit.New(ac)
 	if err != nil {
 		ob.close()
 		return nil, err
