@@ -39,12 +39,12 @@ type Config struct {
 // DefaultConfig has per-key counts off, capped at 1000 ids when on.
 func DefaultConfig() Config { return Config{MaxKeyIDs: 1000} }
 
-// Validate reports every problem as *field.Error values ("max-key-ids").
+// Validate reports every problem as *field.Error values ("max-keys").
 // It does not change c.
 func (c Config) Validate() error {
 	var l field.List
 	if c.MaxKeyIDs < 1 {
-		l.Addf("max-key-ids", "must be >= 1, got %d", c.MaxKeyIDs)
+		l.Addf("max-keys", "must be >= 1, got %d", c.MaxKeyIDs)
 	}
 	return l.Err()
 }

@@ -62,7 +62,7 @@ func TestConfigValidate(t *testing.T) {
 	if err := DefaultConfig().Validate(); err != nil {
 		t.Errorf("DefaultConfig: %v", err)
 	}
-	if err := (Config{MaxKeyIDs: 0}).Validate(); err == nil || !strings.Contains(err.Error(), "max-key-ids") {
+	if err := (Config{MaxKeyIDs: 0}).Validate(); err == nil || !strings.Contains(err.Error(), "max-keys") {
 		t.Errorf("MaxKeyIDs 0: %v, want an error naming max-key-ids", err)
 	}
 }

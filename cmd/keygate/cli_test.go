@@ -30,7 +30,7 @@ func TestServeConfigErrors(t *testing.T) {
 			[]string{"--http-addr", "127.0.0.1:notaport"}, []string{"--http-addr"}},
 		{"negative usage interval", envMap{}, []string{"--usage-interval", "-1h"}, []string{"--usage-interval"}},
 		{"plain text off loopback needs --plaintext", envMap{}, []string{"--grpc-addr", "0.0.0.0:0", "--http-addr", ":0"},
-			[]string{"--grpc-addr 0.0.0.0:0 is not a loopback address", "--http-addr :0 is not a loopback address"}},
+			[]string{"--grpc-addr: 0.0.0.0:0 is not a loopback address", "--http-addr: :0 is not a loopback address"}},
 		{"TLS flags", envMap{}, []string{"--tls-cert", "c.pem", "--tls-allowed-peers", "spiffe://a/*/b"},
 			[]string{"--tls-cert and --tls-key", "--tls-allowed-peers: needs --tls-client-ca", `--tls-allowed-peers[0]: "spiffe://a/*/b"`}},
 		{"gRPC limits", envMap{}, []string{"--max-request-bytes", "1000", "--grpc-max-streams", "0", "--grpc-max-connection-age", "10s",

@@ -3,85 +3,18 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
-	"time"
 
-	"github.com/keygate/keygate/extauthz"
-	"github.com/keygate/keygate/vault"
+	kgserver "github.com/keygate/keygate/internal/server"
 )
-
-// journalReader is a store with a change journal (Vault).
-type journalReader interface {
-	JournalSince(ctx context.Context, after int) ([]vault.JournalEntry, int, bool, error)
-}
 
 // journalWriter is a store the CLI records its changes in.
 type journalWriter interface {
 	AppendJournal(ctx context.Context, op string, ids ...string) error
 }
 
-// watchJournal polls the change journal every interval and evicts the key
-// ids changed since the last poll, so CLI changes reach this replica within
-// one poll rather than one --found-ttl. When it cannot know what changed
-// (the first successful read: Checks may have cached keys before it, and a
-// change journaled since then is not in what it returns; versions pruned,
-// too far behind), it expires the whole cache: every record cached before
-// the read returned is re-read on its next use.
-func watchJournal(ctx context.Context, log *slog.Logger, j journalReader, srv *extauthz.Server, every time.Duration, ob *observability) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	last := -1 // no successful poll yet
-	for {
-		entries, latest, complete, err := j.JournalSince(ctx, last)
-		switch {
-		case err != nil:
-			log.Warn("cannot read the change journal; changes take effect within --found-ttl", "err", err)
-		case !complete:
-			srv.ExpireAll()
-			ob.journalPurged()
-			ob.journalRead(time.Now())
-			why := "fell behind the change journal (versions pruned or too many at once)"
-			if latest < last {
-				why = "the change journal went back (Vault restored or restarted empty)"
-			}
-			log.Warn(why+": expired the whole cache (every cached key is re-read on its next use)",
-				"from_version", last, "to_version", latest)
-			last = latest
-		default:
-			if last < 0 {
-				srv.ExpireAll() // what Checks cached before this first read
-				log.Debug("change journal read first; keys cached before it are re-read on their next use", "version", latest)
-			}
-			ob.journalRead(time.Now())
-			applyJournal(log, srv, entries)
-			last = latest
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
-// applyJournal evicts the ids the entries name.
-func applyJournal(log *slog.Logger, srv *extauthz.Server, entries []vault.JournalEntry) {
-	for _, e := range entries {
-		if e.Op == journalOpNewKeys {
-			srv.PurgeUnknown() // however many keys: no need to name them
-		}
-		for _, id := range e.IDs {
-			srv.Evict(id)
-		}
-		log.Debug("journal", "version", e.Version, "op", e.Op, "keys", len(e.IDs))
-	}
-}
-
-// journalOpNewKeys is a journal entry that names no ids: keys were added
-// (keys import), so replicas forget the ids they cached as unknown. One
-// entry for any number of keys keeps a large import from pushing replicas
-// past the versions Vault keeps (which would drop their whole caches).
-const journalOpNewKeys = "new-keys"
+// journalOpNewKeys is the journal entry keys import appends: the server
+// reads it (kgserver.JournalOpNewKeys) as "forget cached unknown ids".
+const journalOpNewKeys = kgserver.JournalOpNewKeys
 
 // recordChange appends a CLI change to the store's journal, if it keeps one.
 // The change itself is already written: a journal failure only means
@@ -94,25 +27,5 @@ func recordChange(ctx context.Context, k *keysCtx, op string, ids ...string) {
 	if err := w.AppendJournal(ctx, op, ids...); err != nil {
 		fmt.Fprintf(k.e.stderr, "keygate: warning: the %s is written, but the change journal could not be: "+
 			"replicas apply it within their --found-ttl instead of --journal-poll (%v)\n", op, err)
-	}
-}
-
-// sweepEvery is how often serve drops cache entries that can never be
-// served again (extauthz.Server.Sweep), so memory follows the keys in use.
-const sweepEvery = time.Minute
-
-// sweepCache runs srv.Sweep every sweepEvery until ctx ends.
-func sweepCache(ctx context.Context, log *slog.Logger, srv *extauthz.Server) {
-	t := time.NewTicker(sweepEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if r, u := srv.Sweep(); r+u > 0 {
-				log.Debug("cache sweep", "records", r, "unknown_ids", u)
-			}
-		}
 	}
 }
