@@ -93,7 +93,7 @@ func (f *storeFlags) open(ctx context.Context, e *env, log *slog.Logger, createF
 	case strings.HasPrefix(spec, "file:"):
 		path := strings.TrimPrefix(spec, "file:")
 		if path == "" {
-			return nil, errors.New(`--store "file:": the path is missing (want file:PATH)`)
+			return nil, fmt.Errorf(`%s "file:": the path is missing (want file:PATH)`, e.flagName("store"))
 		}
 		var s *filestore.Store
 		var err error
@@ -110,7 +110,7 @@ func (f *storeFlags) open(ctx context.Context, e *env, log *slog.Logger, createF
 	case spec == "":
 		return nil, errors.New(`no key store: set --store (or KEYGATE_STORE) to "vault" or "file:PATH", or set VAULT_ADDR`)
 	}
-	return nil, fmt.Errorf(`--store %q: want "vault" or "file:PATH"`, spec)
+	return nil, fmt.Errorf(`%s %q: want "vault" or "file:PATH"`, e.flagName("store"), spec)
 }
 
 // openVault opens the Vault store with the auth flags; configuration
@@ -126,7 +126,7 @@ func (f *storeFlags) openVault(e *env, log *slog.Logger) (*openedStore, error) {
 	f.vaultAuth.apply(&cfg, e)
 	s, err := vault.New(cfg)
 	if err != nil {
-		return nil, f.vaultAuth.flagErrors(err)
+		return nil, f.vaultAuth.flagErrors(err, e)
 	}
 	o := &openedStore{keyStore: s, auth: s.Auth(), name: "vault"}
 	o.run = func(ctx context.Context) error { return s.Auth().Run(ctx, log) }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"regexp"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -68,20 +69,24 @@ func (f *vaultAuthFlags) apply(cfg *vault.Config, e *env) {
 }
 
 // flagErrors renames vault.Config fields in err to the flags and
-// environment variables that set them.
-func (f *vaultAuthFlags) flagErrors(err error) error {
+// environment variables that set them (a flag set from its KEYGATE_*
+// variable by that variable).
+func (f *vaultAuthFlags) flagErrors(err error, e *env) error {
 	var errs []error
-	for _, e := range unjoin(err) {
+	name := func(field string) string {
+		return flagRef.ReplaceAllStringFunc(f.flagName(field), func(flag string) string { return e.flagName(flag[2:]) })
+	}
+	for _, err := range unjoin(err) {
 		var ce *vault.ConfigError
-		if !errors.As(e, &ce) {
-			errs = append(errs, e)
+		if !errors.As(err, &ce) {
+			errs = append(errs, err)
 			continue
 		}
 		problem := ce.Problem
 		for _, field := range []string{"auth.method", "auth.token_file", "auth.secret_id_file", "auth.secret_id", "auth.min_backoff"} {
-			problem = strings.ReplaceAll(problem, field, f.flagName(field))
+			problem = strings.ReplaceAll(problem, field, name(field))
 		}
-		errs = append(errs, errors.New(f.flagName(ce.Field)+": "+problem))
+		errs = append(errs, errors.New(name(ce.Field)+": "+problem))
 	}
 	return errors.Join(errs...)
 }
@@ -108,6 +113,9 @@ func (f *vaultAuthFlags) flagName(field string) string {
 	}
 	return "vault " + strings.ReplaceAll(field, "_", "-")
 }
+
+// flagRef is a flag named in flagName's text.
+var flagRef = regexp.MustCompile(`--[a-z0-9-]+`)
 
 // unjoin splits an errors.Join error into its parts.
 func unjoin(err error) []error {
