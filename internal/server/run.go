@@ -48,7 +48,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.state.Load() == 0 {
 		return errors.New("server: Shutdown before Run")
 	}
-	s.requestStop()
+	s.stopOnce.Do(func() { close(s.stopReq) })
 	select {
 	case <-s.done:
 		return nil

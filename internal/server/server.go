@@ -95,14 +95,14 @@ type Server struct {
 	markStopped, stopBG context.CancelFunc
 	cut                 context.CancelFunc // ends hurry
 	stopReq, done       chan struct{}
-	requestStop         func()
+	stopOnce            sync.Once                                  // closes stopReq
 	pause               func(ctx context.Context, d time.Duration) // the shutdown delay (tests hold it)
 }
 
 // New validates cfg, loads the TLS files, opens the audit output and every
-// listener, and builds the Check server. Nothing
-// runs until Run, which also closes what New opened. Configuration errors
-// are *field.Error values named as serve's flags.
+// listener, and builds the Check server. Nothing runs until Run, which
+// also closes what New opened. Configuration errors are *field.Error
+// values named as serve's flags.
 func New(cfg Config, deps Deps) (*Server, error) {
 	if deps.Log == nil || deps.Store == nil {
 		return nil, errors.New("server: Deps.Log and Deps.Store are required")
@@ -155,6 +155,4 @@ func (s *Server) wire() {
 	s.stopped, s.markStopped = context.WithCancel(context.Background())
 	s.bg, s.stopBG = context.WithCancel(context.Background())
 	s.hurry, s.cut = context.WithCancel(context.Background())
-	var once sync.Once
-	s.requestStop = func() { once.Do(func() { close(s.stopReq) }) }
 }
