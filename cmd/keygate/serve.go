@@ -10,7 +10,7 @@ import (
 
 	"github.com/keygate/keygate/filestore"
 	"github.com/keygate/keygate/internal/field"
-	kgserver "github.com/keygate/keygate/internal/server"
+	kgserver "github.com/keygate/keygate/internal/server" // "server" is the e2e tests' type for a running serve
 	"github.com/keygate/keygate/vault"
 )
 
