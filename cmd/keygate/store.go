@@ -38,7 +38,6 @@ type storeFlags struct {
 	mount     string
 	basePath  string
 	timeout   time.Duration
-	namespace string
 	vaultAuth vaultAuthFlags
 }
 
