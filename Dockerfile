@@ -3,7 +3,7 @@
 # Build stage. --platform=$BUILDPLATFORM runs the Go toolchain natively and
 # cross-compiles for the target, so `docker buildx build --platform
 # linux/amd64,linux/arm64 .` needs no emulation.
-FROM --platform=$BUILDPLATFORM golang:1.26.9 AS build
+FROM --platform=$BUILDPLATFORM golang:1.26.10 AS build
 WORKDIR /src
 
 # Modules first: this layer is rebuilt only when go.mod or go.sum change,

@@ -2,7 +2,7 @@ module github.com/keygate/keygate
 
 go 1.26.0
 
-toolchain go1.26.9
+toolchain go1.26.10
 
 require (
 	github.com/envoyproxy/go-control-plane/envoy v1.40.0

@@ -11,7 +11,6 @@ package audit
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -20,19 +19,19 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/extauthz"
+	"github.com/keygate/keygate/internal/field"
 	"github.com/keygate/keygate/policy"
 )
 
-// Config configures a Logger. Zero values take the defaults.
+// Config configures a Logger. Start from DefaultConfig and set Out.
 type Config struct {
 	// Out receives the lines (the caller opens and closes it). Required.
 	Out io.Writer
-	// SampleAllows is the fraction of allow decisions written, 0 to 1.
-	// Denies are always written. Default 1 (every allow); set
-	// SampleAllowsSet to use 0.
-	SampleAllows    float64
-	SampleAllowsSet bool
-	// Buffer is how many lines may wait to be written. Default 8192.
+	// SampleAllows is the fraction of allow decisions written, 0 to 1 (0:
+	// none). Denies are always written. Default 1: every allow.
+	SampleAllows float64
+	// Buffer is how many lines may wait to be written, at least 1.
+	// Default 8192.
 	Buffer int
 	// KeepQuery keeps the path's query string. Default false: dropped.
 	KeepQuery bool
@@ -41,31 +40,28 @@ type Config struct {
 	DrainTimeout time.Duration
 }
 
-// Validate reports every problem at once.
-func (c *Config) Validate() error {
-	var errs []error
-	if c.Out == nil {
-		errs = append(errs, errors.New("audit: out: required"))
-	}
-	if c.SampleAllows < 0 || c.SampleAllows > 1 {
-		errs = append(errs, fmt.Errorf("audit: sample-allows: %v is not between 0 and 1", c.SampleAllows))
-	}
-	if c.Buffer < 0 {
-		errs = append(errs, fmt.Errorf("audit: buffer: %d is negative", c.Buffer))
-	}
-	return errors.Join(errs...)
+// DefaultConfig is the configuration without Out.
+func DefaultConfig() Config {
+	return Config{SampleAllows: 1, Buffer: 8192, DrainTimeout: 2 * time.Second}
 }
 
-func (c *Config) setDefaults() {
-	if c.SampleAllows == 0 && !c.SampleAllowsSet {
-		c.SampleAllows = 1
+// Validate reports every problem at once as *field.Error values ("out",
+// "sample-allows", "buffer", "drain-timeout"). It does not change c.
+func (c Config) Validate() error {
+	var l field.List
+	if c.Out == nil {
+		l.Addf("out", "required")
 	}
-	if c.Buffer == 0 {
-		c.Buffer = 8192
+	if !(c.SampleAllows >= 0 && c.SampleAllows <= 1) {
+		l.Addf("sample-allows", "%v is not between 0 and 1", c.SampleAllows)
 	}
-	if c.DrainTimeout == 0 {
-		c.DrainTimeout = 2 * time.Second
+	if c.Buffer < 1 {
+		l.Addf("buffer", "must be >= 1, got %d", c.Buffer)
 	}
+	if c.DrainTimeout <= 0 {
+		l.Addf("drain-timeout", "must be > 0, got %s", c.DrainTimeout)
+	}
+	return l.Err()
 }
 
 // line is a decision waiting to be written, with the time it was made.
@@ -84,7 +80,6 @@ type Logger struct {
 
 // New validates cfg and returns a Logger; start its Run.
 func New(cfg Config) (*Logger, error) {
-	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

@@ -31,6 +31,12 @@ type syncBuf struct {
 func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
 func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
+func withCfg(mod func(*Config)) Config {
+	c := DefaultConfig()
+	mod(&c)
+	return c
+}
+
 func run(t *testing.T, cfg Config, decisions []extauthz.Decision) (*Logger, []map[string]any) {
 	t.Helper()
 	var out syncBuf
@@ -88,7 +94,7 @@ func mixed(n int) []extauthz.Decision {
 // TestBurst: every decision of a mixed burst becomes one JSON line with
 // every field, the right status, no query string and no key.
 func TestBurst(t *testing.T) {
-	l, lines := run(t, Config{}, mixed(1000))
+	l, lines := run(t, DefaultConfig(), mixed(1000))
 	if len(lines) != 1000 || l.Written() != 1000 || l.Dropped() != 0 {
 		t.Fatalf("%d lines, written %d, dropped %d; want 1000", len(lines), l.Written(), l.Dropped())
 	}
@@ -117,7 +123,7 @@ func TestBurst(t *testing.T) {
 // TestSamplingAndDrops: allows are sampled, denies never; a full buffer
 // drops lines and counts them, never blocking Log.
 func TestSamplingAndDrops(t *testing.T) {
-	l, lines := run(t, Config{SampleAllows: 0, SampleAllowsSet: true}, mixed(400))
+	l, lines := run(t, withCfg(func(c *Config) { c.SampleAllows = 0 }), mixed(400))
 	for _, ln := range lines {
 		if ln["decision"] == "allow" {
 			t.Fatal("allow written with SampleAllows 0")
@@ -126,12 +132,12 @@ func TestSamplingAndDrops(t *testing.T) {
 	if len(lines) != 300 || l.Dropped() != 0 {
 		t.Errorf("%d lines, %d dropped; want the 300 denies, none dropped", len(lines), l.Dropped())
 	}
-	_, lines = run(t, Config{SampleAllows: 0.5}, mixed(4000))
+	_, lines = run(t, withCfg(func(c *Config) { c.SampleAllows = 0.5 }), mixed(4000))
 	if allows := len(lines) - 3000; allows < 350 || allows > 650 {
 		t.Errorf("%d of 1000 allows at 0.5", allows)
 	}
 
-	full, err := New(Config{Out: &syncBuf{}, Buffer: 4})
+	full, err := New(withCfg(func(c *Config) { c.Out, c.Buffer = &syncBuf{}, 4 }))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,15 +147,15 @@ func TestSamplingAndDrops(t *testing.T) {
 	if full.Dropped() != 6 {
 		t.Errorf("dropped %d of 10 with a buffer of 4, want 6", full.Dropped())
 	}
-	_, kept := run(t, Config{KeepQuery: true}, mixed(1))
+	_, kept := run(t, withCfg(func(c *Config) { c.KeepQuery = true }), mixed(1))
 	if p := kept[0]["path"].(string); p != "/v1/orders?api_key=<redacted>" {
 		t.Errorf("KeepQuery path %q: want the query kept and the key redacted", p)
 	}
 }
 
 func TestConfigErrors(t *testing.T) {
-	err := (&Config{SampleAllows: 2, Buffer: -1}).Validate()
-	for _, want := range []string{"out", "sample-allows", "buffer"} {
+	err := Config{SampleAllows: 2, Buffer: -1}.Validate()
+	for _, want := range []string{"out", "sample-allows", "buffer", "drain-timeout"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate: %v, want %q", err, want)
 		}

@@ -131,7 +131,7 @@ func TestCacheStaleIfError(t *testing.T) {
 }
 
 func TestCacheStaleDisabled(t *testing.T) {
-	e := newEnv(t, func(c *Config) { c.StaleTTL = -1 })
+	e := newEnv(t, func(c *Config) { c.StaleTTL = 0 })
 	mustOutcome(t, e, testKey, "allowed")
 	e.store.set(func(s *fakeStore) { s.err = errVaultDown })
 	e.clock.Advance(31 * time.Second)

@@ -42,7 +42,7 @@ func newCallers(cfg *Config) *callers {
 	if cfg.UnknownKeyRate < 0 {
 		return nil
 	}
-	c := &callers{limit: rate.Limit(cfg.UnknownKeyRate), burst: cfg.UnknownKeyBurst, byClient: cfg.UnknownKeyPerClient}
+	c := &callers{limit: rate.Limit(cfg.UnknownKeyRate), burst: cfg.UnknownKeyBurst, byClient: cfg.UnknownKeyPer == PerClient}
 	c.buckets, _ = lru.NewWithEvict(maxCallers, func(_ string, b *bucket) {
 		c.unflag(b) // called with c.mu held: every change of buckets is under it
 	})
@@ -65,7 +65,7 @@ func peerOf(ctx context.Context) string {
 }
 
 // who is the caller charged for in's request: its peer, or with
-// UnknownKeyPerClient the client address when there is one.
+// UnknownKeyPer PerClient the client address when there is one.
 func (c *callers) who(ctx context.Context, in *incoming) string {
 	if c.byClient && in.source != "" {
 		return "client " + in.source

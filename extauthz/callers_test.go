@@ -175,7 +175,7 @@ func TestCallerFlagsPruned(t *testing.T) {
 // TestCallerPerClient: with UnknownKeyPerClient, clients behind one proxy
 // have their own budgets; without a client address, the peer pays.
 func TestCallerPerClient(t *testing.T) {
-	e := newEnv(t, callerLimit(0.001, 1), func(c *Config) { c.UnknownKeyPerClient = true })
+	e := newEnv(t, callerLimit(0.001, 1), func(c *Config) { c.UnknownKeyPer = PerClient })
 	proxy := fromPeer("10.0.0.7")
 	check := func(source, rawKey, want string) {
 		t.Helper()

@@ -29,7 +29,8 @@ func TestLogsNeverContainRawKeys(t *testing.T) {
 	keys = append(keys, wrongSecretKey)
 
 	newServer := func(mod func(*Config)) *Server {
-		cfg := Config{Now: clock.Now, StoreReadRate: -1}
+		cfg := DefaultConfig()
+		cfg.Now, cfg.StoreReadRate = clock.Now, -1
 		mod(&cfg)
 		s, err := NewServer(cfg, store, testHasher, log)
 		if err != nil {

@@ -223,7 +223,8 @@ type env struct {
 func newEnv(t testing.TB, mods ...func(*Config)) *env {
 	t.Helper()
 	e := &env{t: t, store: newFakeStore(), clock: newFakeClock()}
-	cfg := Config{Now: e.clock.Now, StoreReadRate: -1, UnknownKeyRate: -1} // callers_test.go turns the caller limit on
+	cfg := DefaultConfig()
+	cfg.Now, cfg.StoreReadRate, cfg.UnknownKeyRate = e.clock.Now, -1, -1 // callers_test.go turns the caller limit on
 	for _, m := range mods {
 		m(&cfg)
 	}

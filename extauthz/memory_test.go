@@ -41,7 +41,8 @@ func BenchmarkCachedKeyHeap(b *testing.B) {
 }
 
 func heapPerKey(b *testing.B, n int, store Store) float64 {
-	cfg := Config{CacheSize: n, StoreReadRate: -1}
+	cfg := DefaultConfig()
+	cfg.CacheSize, cfg.StoreReadRate = n, -1
 	srv, err := NewServer(cfg, store, testHasher, discardLogger)
 	if err != nil {
 		b.Fatal(err)

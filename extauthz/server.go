@@ -52,11 +52,11 @@ type Decision struct {
 	RequestID, Method, Host, Path, SourceIP string
 }
 
-// NewServer validates cfg and returns a Server reading records from store
-// and verifying keys with hasher. hasher may be nil until the store's
-// peppers are loaded (SetHasher); until then every key denies 503.
+// NewServer validates cfg (start from DefaultConfig) and returns a Server
+// reading records from store and verifying keys with hasher. hasher may be
+// nil until the store's peppers are loaded (SetHasher); until then every
+// key denies 503.
 func NewServer(cfg Config, store Store, hasher *policy.Hasher, log *slog.Logger) (*Server, error) {
-	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

@@ -38,7 +38,7 @@ func benchServer(b *testing.B) (*extauthz.Server, *authv3.CheckRequest) {
 	if err := rec.Validate(); err != nil {
 		b.Fatal(err)
 	}
-	srv, err := extauthz.NewServer(extauthz.Config{}, oneKey{id, rec}, h, slog.New(slog.DiscardHandler))
+	srv, err := extauthz.NewServer(extauthz.DefaultConfig(), oneKey{id, rec}, h, slog.New(slog.DiscardHandler))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -56,8 +56,8 @@ func BenchmarkCheckObserved(b *testing.B) {
 	for _, mode := range []string{"none", "metrics", "audit", "both"} {
 		b.Run(mode, func(b *testing.B) {
 			srv, req := benchServer(b)
-			m := New(Config{})
-			al, err := audit.New(audit.Config{Out: io.Discard, Buffer: 1 << 16})
+			m := New(DefaultConfig())
+			al, err := audit.New(benchAudit())
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -89,4 +89,10 @@ func BenchmarkCheckObserved(b *testing.B) {
 			}
 		})
 	}
+}
+
+func benchAudit() audit.Config {
+	c := audit.DefaultConfig()
+	c.Out, c.Buffer = io.Discard, 1<<16
+	return c
 }

@@ -130,9 +130,6 @@ type keyCounter struct {
 const otherKeys = "_other"
 
 func newKeyCounter(max int) *keyCounter {
-	if max <= 0 {
-		max = 1000
-	}
 	return &keyCounter{max: max, known: make(map[string]string), vec: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "keygate_key_requests_total",
 		Help: "Checks of keys whose secret verified, by key id (never the key), tenant and result; past the cap on distinct ids, key_id and tenant are \"_other\".",

@@ -19,19 +19,34 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/keygate/keygate/extauthz"
+	"github.com/keygate/keygate/internal/field"
 	"github.com/keygate/keygate/policy"
 )
 
-// Config configures Metrics.
+// Config configures Metrics. Start from DefaultConfig.
 type Config struct {
-	// Version is reported by keygate_build_info.
+	// Version is reported by keygate_build_info. Default "".
 	Version string
 	// KeyRequests enables keygate_key_requests_total{key_id,tenant,result}.
 	// Default false.
 	KeyRequests bool
 	// MaxKeyIDs caps the distinct key ids of keygate_key_requests_total;
-	// later keys are counted under key_id="_other". Default 1000.
+	// later keys are counted under key_id="_other". At least 1. Default
+	// 1000.
 	MaxKeyIDs int
+}
+
+// DefaultConfig has per-key counts off, capped at 1000 ids when on.
+func DefaultConfig() Config { return Config{MaxKeyIDs: 1000} }
+
+// Validate reports every problem as *field.Error values ("max-keys").
+// It does not change c.
+func (c Config) Validate() error {
+	var l field.List
+	if c.MaxKeyIDs < 1 {
+		l.Addf("max-keys", "must be >= 1, got %d", c.MaxKeyIDs)
+	}
+	return l.Err()
 }
 
 // Metrics holds keygate's collectors on their own registry.
@@ -58,7 +73,8 @@ type Metrics struct {
 }
 
 // New returns Metrics with every keygate collector, Go runtime and process
-// collectors, and build info, registered.
+// collectors, and build info, registered. Call cfg.Validate first: New
+// takes cfg as it is.
 func New(cfg Config) *Metrics {
 	m := &Metrics{reg: prometheus.NewRegistry()}
 	checkTook := prometheus.NewHistogramVec(prometheus.HistogramOpts{

@@ -100,3 +100,12 @@ keygate_cache_entries{kind="unknown"} 3
 		t.Errorf("keygate_cache_events_total = %v, want %v", got, wantEvents)
 	}
 }
+
+func TestConfigValidate(t *testing.T) {
+	if err := DefaultConfig().Validate(); err != nil {
+		t.Errorf("DefaultConfig: %v", err)
+	}
+	if err := (Config{MaxKeyIDs: 0}).Validate(); err == nil || !strings.Contains(err.Error(), "max-keys") {
+		t.Errorf("MaxKeyIDs 0: %v, want an error naming max-key-ids", err)
+	}
+}

@@ -49,7 +49,7 @@ func (counts) Dropped() uint64      { return 0 }
 // collector its values, and returns every series name it exports.
 func exported(t *testing.T) map[string]series {
 	t.Helper()
-	m := metrics.New(metrics.Config{Version: "test", KeyRequests: true})
+	m := metrics.New(metrics.Config{Version: "test", KeyRequests: true, MaxKeyIDs: 1000})
 	m.VaultAuth(counts{})
 	m.Audit(counts{})
 	m.WatchCache(func() extauthz.CacheStats { return extauthz.CacheStats{} })

@@ -17,6 +17,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -34,6 +35,8 @@ type checkFlags struct {
 	jsonOut              bool
 	tlsCA                string // trust this CA and use TLS
 	tlsCert, tlsKey      string // client certificate for mutual TLS
+	markdown             bool   // --help-markdown
+	fs                   *pflag.FlagSet
 }
 
 func newCheckCmd(e *env) *cobra.Command {
@@ -48,25 +51,33 @@ func newCheckCmd(e *env) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error { return f.run(cmd.Context(), e) },
 	}
 	fs := cmd.Flags()
-	fs.StringVar(&f.addr, "addr", "127.0.0.1:9191", "keygate gRPC address")
-	fs.StringVar(&f.key, "key", "", `API key to send: "-" reads one line from stdin; prefer that, --key-file or KEYGATE_KEY to a key on the command line (visible in ps)`)
-	fs.StringVar(&f.keyFile, "key-file", "", "file holding the API key to send (one line; a trailing newline is ignored)")
-	fs.StringVar(&f.keyHeader, "key-header", "x-api-key", "header to send the key in (authorization sends \"Bearer <key>\")")
-	fs.StringVar(&f.method, "method", "GET", "HTTP method")
-	fs.StringVar(&f.path, "path", "/", "HTTP path (with query, as Envoy sends it)")
-	fs.StringVar(&f.host, "host", "localhost", "HTTP host (:authority)")
-	fs.StringVar(&f.sourceIP, "source-ip", "127.0.0.1", "client address Envoy reports")
-	fs.StringArrayVar(&f.headers, "header", nil, "extra request header NAME=VALUE (repeatable)")
-	fs.StringArrayVar(&f.context, "context", nil, "context extension NAME=VALUE, e.g. keygate.scopes=orders:read (repeatable)")
-	fs.DurationVar(&f.timeout, "timeout", 5*time.Second, "RPC timeout")
-	fs.BoolVar(&f.jsonOut, "json", false, "print the CheckResponse as JSON")
-	fs.StringVar(&f.tlsCA, "tls-ca", "", "PEM CA that signed keygate's certificate: connect with TLS (plain text when empty)")
+	fs.SortFlags = false // --help and the README list flags in this order
+	fs.StringVar(&f.addr, "addr", "127.0.0.1:9191", "keygate's gRPC address")
+	fs.StringVar(&f.tlsCA, "tls-ca", "", "PEM CA of keygate's certificate: connect with TLS (plain text when empty)")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "PEM client certificate for mutual TLS (with --tls-key and --tls-ca)")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM key of --tls-cert")
+	fs.StringVar(&f.keyFile, "key-file", "", "file holding the key to send (one line; its newline is dropped)")
+	fs.StringVar(&f.key, "key", "", `the key to send: "-" reads it from one line of stdin; "KEYGATE_KEY" passes it in the environment; `+
+		`on the command line every local user can see it (ps); omit every key source to test "missing_key"`)
+	fs.StringVar(&f.keyHeader, "key-header", "x-api-key", `header to send the key in; "authorization" sends "Bearer <key>"`)
+	fs.StringVar(&f.method, "method", "GET", "the request's method")
+	fs.StringVar(&f.path, "path", "/", "the request's path, with any query string, as Envoy sends it")
+	fs.StringVar(&f.host, "host", "localhost", "the request's host (:authority)")
+	fs.StringVar(&f.sourceIP, "source-ip", "127.0.0.1", `the peer address Envoy reports (for "allowed_cidrs")`)
+	fs.StringArrayVar(&f.headers, "header", nil, `extra request header NAME=VALUE, repeatable (e.g. "origin=https://app.example.com")`)
+	fs.StringArrayVar(&f.context, "context", nil, `context extension NAME=VALUE, repeatable (e.g. "keygate.scopes=orders:read")`)
+	fs.DurationVar(&f.timeout, "timeout", 5*time.Second, "RPC timeout")
+	fs.BoolVar(&f.jsonOut, "json", false, "print the CheckResponse as JSON")
+	fs.BoolVar(&f.markdown, "help-markdown", false, "print the flag table as Markdown, as in the README")
+	_ = fs.MarkHidden("help-markdown")
+	f.fs = fs
 	return cmd
 }
 
 func (f *checkFlags) run(ctx context.Context, e *env) error {
+	if f.markdown {
+		return writeFlagDocs(e.stdout, f.fs, checkDocs)
+	}
 	req, err := f.request(e.stdin)
 	if err := errors.Join(e.envErr, err); err != nil {
 		return err

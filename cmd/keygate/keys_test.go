@@ -7,13 +7,14 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/internal/keyadmin"
+	kgserver "github.com/keygate/keygate/internal/server"
 )
 
-// The journal's writer (keyadmin) and its reader (watchJournal) agree on
-// the entry that names new keys.
+// The journal's writer (keyadmin) and its reader (internal/server) agree
+// on the entry that names new keys.
 func TestJournalOpNewKeysAgrees(t *testing.T) {
-	if journalOpNewKeys != keyadmin.JournalOpNewKeys {
-		t.Errorf("reader's %q != writer's %q", journalOpNewKeys, keyadmin.JournalOpNewKeys)
+	if kgserver.JournalOpNewKeys != keyadmin.JournalOpNewKeys {
+		t.Errorf("reader's %q != writer's %q", kgserver.JournalOpNewKeys, keyadmin.JournalOpNewKeys)
 	}
 }
 

@@ -109,7 +109,6 @@ var auditFields = []string{"time", "request_id", "key_id", "tenant", "method", "
 
 func checkAuditFile(t *testing.T, path string, total int, want map[string]int, keys []string) {
 	t.Helper()
-	var lines []map[string]any
 	eventually(t, 5*time.Second, "audit lines written", func() bool {
 		data, _ := os.ReadFile(path)
 		return strings.Count(string(data), "\n") >= total
@@ -140,7 +139,6 @@ func checkAuditFile(t *testing.T, path string, total int, want map[string]int, k
 			t.Errorf("audit path keeps the query: %q", p)
 		}
 		got[ln["reason"].(string)]++
-		lines = append(lines, ln)
 	}
 	for r, n := range want {
 		if got[r] != n {

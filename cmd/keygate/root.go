@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/keygate/keygate/internal/field"
 	"github.com/keygate/keygate/policy"
 )
 
@@ -19,10 +20,13 @@ type env struct {
 	// envErr holds bad KEYGATE_* values; commands report it together
 	// with their own validation errors.
 	envErr error
-	getenv func(string) string
-	stdin  io.Reader
-	stdout io.Writer
-	stderr io.Writer
+	// fromEnv are the flags set from their KEYGATE_* variable, so that
+	// errors name what the user set.
+	fromEnv map[string]bool
+	getenv  func(string) string
+	stdin   io.Reader
+	stdout  io.Writer
+	stderr  io.Writer
 }
 
 // run is the whole program: main only maps its error to an exit code.
@@ -34,7 +38,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRun: func(cmd *cobra.Command, _ []string) {
-			e.envErr = applyEnv(cmd, getenv)
+			e.fromEnv, e.envErr = applyEnv(cmd, getenv)
 		},
 	}
 	root.SetArgs(args)
@@ -52,9 +56,10 @@ func envName(flag string) string {
 }
 
 // applyEnv sets every flag not given on the command line from its KEYGATE_*
-// variable, reporting every bad value at once.
-func applyEnv(cmd *cobra.Command, getenv func(string) string) error {
+// variable, and returns the flags it set and every bad value at once.
+func applyEnv(cmd *cobra.Command, getenv func(string) string) (map[string]bool, error) {
 	var errs []error
+	set := map[string]bool{}
 	cmd.Flags().VisitAll(func(f *pflag.Flag) {
 		if f.Changed || f.Name == "help" {
 			return
@@ -63,18 +68,30 @@ func applyEnv(cmd *cobra.Command, getenv func(string) string) error {
 		if v == "" {
 			return
 		}
+		set[f.Name] = true
 		if err := cmd.Flags().Set(f.Name, v); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", envName(f.Name), err))
 		}
 	})
-	return errors.Join(errs...)
+	return set, errors.Join(errs...)
+}
+
+// flagName is how errors name the flag called name: its KEYGATE_*
+// variable if that is what set it, else --name.
+func (e *env) flagName(name string) string {
+	if e.fromEnv[name] {
+		return envName(name)
+	}
+	return "--" + name
 }
 
 // newLogger builds the JSON logger every command uses.
 func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+		var fl field.List
+		fl.Addf("log-level", "%q: want debug, info, warn or error", level)
+		return nil, fl.Err()
 	}
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l, ReplaceAttr: redactAttr})), nil
 }

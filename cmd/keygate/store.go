@@ -10,8 +10,8 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/keygate/keygate/extauthz"
 	"github.com/keygate/keygate/filestore"
+	kgserver "github.com/keygate/keygate/internal/server"
 	"github.com/keygate/keygate/policy"
 	"github.com/keygate/keygate/vault"
 )
@@ -19,13 +19,12 @@ import (
 // keyStore is what the CLI and the server need from a store; the Vault and
 // file stores both provide it.
 type keyStore interface {
-	extauthz.Store
+	kgserver.Store
 	Get(ctx context.Context, keyID string) (*policy.Record, int, error)
 	Create(ctx context.Context, keyID string, rec *policy.Record) error
 	Update(ctx context.Context, keyID string, rec *policy.Record, version int) error
 	Delete(ctx context.Context, keyID string) error
 	List(ctx context.Context) ([]string, error)
-	Peppers(ctx context.Context) (policy.Peppers, error)
 }
 
 var (
@@ -39,17 +38,27 @@ type storeFlags struct {
 	mount     string
 	basePath  string
 	timeout   time.Duration
-	namespace string
 	vaultAuth vaultAuthFlags
 }
 
+// register adds the store flags, which serve and every command that opens
+// the store take; the README lists them in their own table.
 func (f *storeFlags) register(fs *pflag.FlagSet) {
-	fs.StringVar(&f.spec, "store", "", `key store: "vault" (default when VAULT_ADDR is set) or "file:PATH"`)
+	fs.StringVar(&f.spec, "store", "", `key store: "vault" or "file:PATH" (the embedded file store, reloaded on change)`)
+	docs(fs, "store", `"vault" if VAULT_ADDR is set`, "File store|#file-store")
 	fs.StringVar(&f.mount, "vault-mount", "secret", "Vault KV v2 mount")
-	fs.StringVar(&f.basePath, "vault-base-path", "keygate", "path under the mount; records live at <mount>/<base>/keys/<id>")
-	fs.DurationVar(&f.timeout, "vault-timeout", 2*time.Second, "timeout of one Vault request (hot-path reads also obey --lookup-timeout)")
+	fs.StringVar(&f.basePath, "vault-base-path", "keygate", `path under the mount: records at "<mount>/<base>/keys/<id>"`)
+	fs.DurationVar(&f.timeout, "vault-timeout", 2*time.Second, "timeout of one Vault request, without client retries (reads on the Check path also obey --lookup-timeout)")
 	f.vaultAuth.register(fs)
+	for _, name := range storeFlagNames {
+		_ = fs.SetAnnotation(name, docGroup, []string{storeGroup})
+	}
 }
+
+// storeFlagNames are the flags register adds.
+var storeFlagNames = []string{"store", "vault-mount", "vault-base-path", "vault-timeout", "vault-auth", "vault-token-file",
+	"vault-approle-role-id", "vault-approle-secret-id-file", "vault-approle-mount", "vault-k8s-role", "vault-k8s-jwt-file",
+	"vault-k8s-mount", "vault-ca-cert", "vault-client-cert", "vault-client-key"}
 
 // openedStore is a store plus what must run alongside it (file reloads,
 // Vault login and token renewal).
@@ -70,44 +79,6 @@ type openedStore struct {
 	name string
 }
 
-// changeReporter is a store that reports what each reload changed (the
-// file store).
-type changeReporter interface {
-	OnChange(func(filestore.Change))
-}
-
-// evictChanges makes a store that reports its changes apply them to srv's
-// cache at once, rather than within --found-ttl: changed ids are evicted,
-// and a pepper change fires the returned channel (for keepPeppers; nil
-// for a store without reports). More ids than the store read burst expire
-// the whole cache instead: evicted ids are no longer known, so re-reading
-// many at once would be refused by --store-read-rate, while expired
-// records are re-read unlimited.
-func evictChanges(store *openedStore, srv *extauthz.Server, burst int, log *slog.Logger) <-chan struct{} {
-	r, ok := store.keyStore.(changeReporter)
-	if !ok {
-		return nil
-	}
-	peppers := make(chan struct{}, 1)
-	r.OnChange(func(c filestore.Change) {
-		if len(c.IDs) > burst {
-			srv.ExpireAll()
-		} else {
-			for _, id := range c.IDs {
-				srv.Evict(id)
-			}
-		}
-		if c.Peppers {
-			select {
-			case peppers <- struct{}{}:
-			default: // a reload is already due
-			}
-		}
-		log.Debug("key store changed: cache updated", "keys", len(c.IDs), "expired_all", len(c.IDs) > burst, "peppers", c.Peppers)
-	})
-	return peppers
-}
-
 // openStore opens the store named by --store. VAULT_ADDR, VAULT_TOKEN and
 // VAULT_NAMESPACE are read from the environment as the vault CLI does.
 func (f *storeFlags) open(ctx context.Context, e *env, log *slog.Logger, createFile bool) (*openedStore, error) {
@@ -121,7 +92,7 @@ func (f *storeFlags) open(ctx context.Context, e *env, log *slog.Logger, createF
 	case strings.HasPrefix(spec, "file:"):
 		path := strings.TrimPrefix(spec, "file:")
 		if path == "" {
-			return nil, errors.New(`--store "file:": the path is missing (want file:PATH)`)
+			return nil, fmt.Errorf(`%s "file:": the path is missing (want file:PATH)`, e.flagName("store"))
 		}
 		var s *filestore.Store
 		var err error
@@ -138,7 +109,7 @@ func (f *storeFlags) open(ctx context.Context, e *env, log *slog.Logger, createF
 	case spec == "":
 		return nil, errors.New(`no key store: set --store (or KEYGATE_STORE) to "vault" or "file:PATH", or set VAULT_ADDR`)
 	}
-	return nil, fmt.Errorf(`--store %q: want "vault" or "file:PATH"`, spec)
+	return nil, fmt.Errorf(`%s %q: want "vault" or "file:PATH"`, e.flagName("store"), spec)
 }
 
 // openVault opens the Vault store with the auth flags; configuration
@@ -154,7 +125,7 @@ func (f *storeFlags) openVault(e *env, log *slog.Logger) (*openedStore, error) {
 	f.vaultAuth.apply(&cfg, e)
 	s, err := vault.New(cfg)
 	if err != nil {
-		return nil, f.vaultAuth.flagErrors(err)
+		return nil, f.vaultAuth.flagErrors(err, e)
 	}
 	o := &openedStore{keyStore: s, auth: s.Auth(), name: "vault"}
 	o.run = func(ctx context.Context) error { return s.Auth().Run(ctx, log) }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"regexp"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -30,17 +31,22 @@ type vaultAuthFlags struct {
 const secretIDEnv = "KEYGATE_VAULT_APPROLE_SECRET_ID"
 
 func (f *vaultAuthFlags) register(fs *pflag.FlagSet) {
-	fs.StringVar(&f.method, "vault-auth", vault.AuthToken, "Vault auth method: token (VAULT_TOKEN or --vault-token-file), approle or kubernetes")
-	fs.StringVar(&f.tokenFile, "vault-token-file", "", "file holding the Vault token (instead of VAULT_TOKEN); re-read when it changes")
-	fs.StringVar(&f.roleID, "vault-approle-role-id", "", "AppRole role id (--vault-auth approle)")
+	fs.StringVar(&f.method, "vault-auth", vault.AuthToken, `Vault auth method: "token", "approle" or "kubernetes"`)
+	docs(fs, "vault-auth", "", "Vault authentication|#vault-authentication")
+	fs.StringVar(&f.tokenFile, "vault-token-file", "", "file holding the token, used instead of VAULT_TOKEN; re-read every 5 s when it changes, "+
+		"and at once on a 403 (e.g. kept fresh by Vault Agent)")
+	fs.StringVar(&f.roleID, "vault-approle-role-id", "", `AppRole role id (required for "approle")`)
 	fs.StringVar(&f.secretIDFile, "vault-approle-secret-id-file", "", "file holding the AppRole secret id, read at each login (or set "+secretIDEnv+")")
 	fs.StringVar(&f.appRoleMount, "vault-approle-mount", vault.DefaultAppRoleMount, "AppRole auth mount path")
-	fs.StringVar(&f.k8sRole, "vault-k8s-role", "", "Vault role for Kubernetes auth (--vault-auth kubernetes)")
-	fs.StringVar(&f.k8sJWTFile, "vault-k8s-jwt-file", vault.DefaultJWTFile, "service-account token file for Kubernetes auth, read at each login")
+	fs.StringVar(&f.k8sRole, "vault-k8s-role", "", `Vault role (required for "kubernetes")`)
+	fs.StringVar(&f.k8sJWTFile, "vault-k8s-jwt-file", vault.DefaultJWTFile, "service-account token, read at each login")
 	fs.StringVar(&f.k8sMount, "vault-k8s-mount", vault.DefaultKubernetesPath, "Kubernetes auth mount path")
-	fs.StringVar(&f.caCert, "vault-ca-cert", "", "PEM CA file to verify Vault's certificate (default: VAULT_CACERT, else system roots)")
-	fs.StringVar(&f.clientCert, "vault-client-cert", "", "PEM client certificate for TLS to Vault (with --vault-client-key)")
+	fs.StringVar(&f.caCert, "vault-ca-cert", "", "PEM CA file to verify Vault's certificate")
+	docs(fs, "vault-ca-cert", `"VAULT_CACERT", else system roots`)
+	fs.StringVar(&f.clientCert, "vault-client-cert", "", "PEM client certificate for mutual TLS to Vault (with --vault-client-key)")
+	docs(fs, "vault-client-cert", `"VAULT_CLIENT_CERT"`)
 	fs.StringVar(&f.clientKey, "vault-client-key", "", "PEM key of --vault-client-cert")
+	docs(fs, "vault-client-key", `"VAULT_CLIENT_KEY"`)
 }
 
 // apply fills cfg's token, auth and TLS fields. VAULT_TOKEN is used only
@@ -63,20 +69,24 @@ func (f *vaultAuthFlags) apply(cfg *vault.Config, e *env) {
 }
 
 // flagErrors renames vault.Config fields in err to the flags and
-// environment variables that set them.
-func (f *vaultAuthFlags) flagErrors(err error) error {
+// environment variables that set them (a flag set from its KEYGATE_*
+// variable by that variable).
+func (f *vaultAuthFlags) flagErrors(err error, e *env) error {
 	var errs []error
-	for _, e := range unjoin(err) {
+	name := func(field string) string {
+		return flagRef.ReplaceAllStringFunc(f.flagName(field), func(flag string) string { return e.flagName(flag[2:]) })
+	}
+	for _, err := range unjoin(err) {
 		var ce *vault.ConfigError
-		if !errors.As(e, &ce) {
-			errs = append(errs, e)
+		if !errors.As(err, &ce) {
+			errs = append(errs, err)
 			continue
 		}
 		problem := ce.Problem
 		for _, field := range []string{"auth.method", "auth.token_file", "auth.secret_id_file", "auth.secret_id", "auth.min_backoff"} {
-			problem = strings.ReplaceAll(problem, field, f.flagName(field))
+			problem = strings.ReplaceAll(problem, field, name(field))
 		}
-		errs = append(errs, errors.New(f.flagName(ce.Field)+": "+problem))
+		errs = append(errs, errors.New(name(ce.Field)+": "+problem))
 	}
 	return errors.Join(errs...)
 }
@@ -103,6 +113,9 @@ func (f *vaultAuthFlags) flagName(field string) string {
 	}
 	return "vault " + strings.ReplaceAll(field, "_", "-")
 }
+
+// flagRef is a flag named in flagName's text.
+var flagRef = regexp.MustCompile(`--[a-z0-9-]+`)
 
 // unjoin splits an errors.Join error into its parts.
 func unjoin(err error) []error {

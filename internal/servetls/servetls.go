@@ -20,9 +20,11 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/keygate/keygate/internal/field"
 )
 
-// Config configures TLS for a listener. The zero value of Reload means 10s.
+// Config configures TLS for a listener. Start from DefaultConfig.
 type Config struct {
 	CertFile, KeyFile string // PEM server certificate (chain) and key; required
 	// ClientCAFile, if set, turns on mutual TLS: callers must present a
@@ -37,27 +39,32 @@ type Config struct {
 	Reload time.Duration
 }
 
-// Validate reports every problem at once, naming the flag.
-func (c *Config) Validate() error {
-	var errs []error
+// DefaultConfig is plain text (no files) with a 10s reload.
+func DefaultConfig() Config { return Config{Reload: 10 * time.Second} }
+
+// Validate reports every problem at once as *field.Error values named as
+// serve's flags (tls-cert, tls-key, tls-client-ca, tls-allowed-peers,
+// tls-reload). A Config without files is valid: it means plain text.
+func (c Config) Validate() error {
+	var l field.List
 	if (c.CertFile == "") != (c.KeyFile == "") {
-		errs = append(errs, errors.New("--tls-cert and --tls-key: give both"))
+		l.Add("give both", "tls-cert", "tls-key")
 	}
 	if c.CertFile == "" && (c.ClientCAFile != "" || len(c.AllowedPeers) > 0) {
-		errs = append(errs, errors.New("--tls-client-ca and --tls-allowed-peers need --tls-cert and --tls-key"))
+		l.Add("need --tls-cert and --tls-key", "tls-client-ca", "tls-allowed-peers")
 	}
 	if len(c.AllowedPeers) > 0 && c.ClientCAFile == "" {
-		errs = append(errs, errors.New("--tls-allowed-peers: needs --tls-client-ca (only verified client certificates have trusted SANs)"))
+		l.Addf("tls-allowed-peers", "needs --tls-client-ca (only verified client certificates have trusted SANs)")
 	}
-	for _, p := range c.AllowedPeers {
+	for i, p := range c.AllowedPeers {
 		if p == "" || p == "*" || strings.Contains(strings.TrimSuffix(p, "*"), "*") {
-			errs = append(errs, fmt.Errorf("--tls-allowed-peers %q: want a URI or DNS name, exact or with one trailing *", p))
+			l.Addf(fmt.Sprintf("tls-allowed-peers[%d]", i), "%q: want a URI or DNS name, exact or with one trailing *", p)
 		}
 	}
-	if c.Reload < 0 {
-		errs = append(errs, fmt.Errorf("--tls-reload: must be >= 0, got %s", c.Reload))
+	if c.Reload <= 0 {
+		l.Addf("tls-reload", "must be > 0, got %s", c.Reload)
 	}
-	return errors.Join(errs...)
+	return l.Err()
 }
 
 // material is one loaded generation of the files.
@@ -77,9 +84,6 @@ type Reloader struct {
 
 // New loads the files once; errors name the file.
 func New(cfg Config, log *slog.Logger) (*Reloader, error) {
-	if cfg.Reload == 0 {
-		cfg.Reload = 10 * time.Second
-	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

@@ -51,11 +51,16 @@ func TestValidate(t *testing.T) {
 		cfg  Config
 		want []string
 	}{
-		{Config{CertFile: "c"}, []string{"--tls-cert and --tls-key"}},
-		{Config{ClientCAFile: "ca"}, []string{"need --tls-cert"}},
-		{Config{CertFile: "c", KeyFile: "k", AllowedPeers: []string{"spiffe://x"}}, []string{"needs --tls-client-ca"}},
-		{Config{CertFile: "c", KeyFile: "k", ClientCAFile: "ca", AllowedPeers: []string{"*", "a*b*", ""}}, []string{`"*"`, `"a*b*"`, `""`}},
-		{Config{Reload: -time.Second}, []string{"--tls-reload"}},
+		{Config{CertFile: "c", Reload: time.Second}, []string{"tls-cert and tls-key: give both"}},
+		{Config{ClientCAFile: "ca", Reload: time.Second}, []string{"need --tls-cert"}},
+		{Config{CertFile: "c", KeyFile: "k", AllowedPeers: []string{"spiffe://x"}, Reload: time.Second}, []string{"needs --tls-client-ca"}},
+		{Config{CertFile: "c", KeyFile: "k", ClientCAFile: "ca", AllowedPeers: []string{"*", "a*b*", ""}, Reload: time.Second},
+			[]string{`[0]: "*"`, `[1]: "a*b*"`, `[2]: ""`}},
+		{Config{Reload: -time.Second}, []string{"tls-reload"}},
+		{Config{}, []string{"tls-reload"}},
+	}
+	if err := DefaultConfig().Validate(); err != nil {
+		t.Errorf("DefaultConfig: %v", err)
 	}
 	for _, tt := range tests {
 		err := tt.cfg.Validate()
@@ -76,6 +81,7 @@ func TestNewBadFiles(t *testing.T) {
 		"missing CA":   {CertFile: f.cert, KeyFile: f.key, ClientCAFile: f.ca + "x"},
 		"CA not PEM":   {CertFile: f.cert, KeyFile: f.key, ClientCAFile: f.key},
 	} {
+		cfg.Reload = time.Second
 		if _, err := New(cfg, log); err == nil {
 			t.Errorf("%s: loaded", name)
 		} else if strings.Contains(err.Error(), "PRIVATE KEY") {

@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"log/slog"
@@ -80,11 +80,4 @@ func loopbackHost(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
-}
-
-// isLoopbackAddr: the listener is on a loopback IP, so every legitimate
-// caller is local and names it by a loopback Host.
-func isLoopbackAddr(a net.Addr) bool {
-	tcp, ok := a.(*net.TCPAddr)
-	return ok && tcp.IP.IsLoopback()
 }

@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"context"
@@ -6,12 +6,26 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/extauthz"
-	"github.com/keygate/keygate/vault"
 )
 
-// journalReader is a store with a change journal (Vault).
-type journalReader interface {
-	JournalSince(ctx context.Context, after int) ([]vault.JournalEntry, int, bool, error)
+// JournalEntry is one change a store's journal reports.
+type JournalEntry struct {
+	Version int      // the journal version that recorded it
+	Op      string   // what the CLI did: "revoke", "update", ... or JournalOpNewKeys
+	IDs     []string // the key ids it changed
+}
+
+// JournalOpNewKeys is a journal entry that names no ids: keys were added
+// (keys import), so replicas forget the ids they cached as unknown. One
+// entry for any number of keys keeps a large import from pushing replicas
+// past the versions the store keeps (which would drop their whole caches).
+const JournalOpNewKeys = "new-keys"
+
+// Journal is a store's change journal (Vault): the entries after version
+// after, the latest version, and whether the entries are complete (false:
+// versions were pruned, or the journal went back).
+type Journal interface {
+	JournalSince(ctx context.Context, after int) (entries []JournalEntry, latest int, complete bool, err error)
 }
 
 // watchJournal polls the change journal every interval and evicts the key
@@ -21,7 +35,7 @@ type journalReader interface {
 // change journaled since then is not in what it returns; versions pruned,
 // too far behind), it expires the whole cache: every record cached before
 // the read returned is re-read on its next use.
-func watchJournal(ctx context.Context, log *slog.Logger, j journalReader, srv *extauthz.Server, every time.Duration, ob *observability) {
+func watchJournal(ctx context.Context, log *slog.Logger, j Journal, srv *extauthz.Server, every time.Duration, ob *observability) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	last := -1 // no successful poll yet
@@ -59,40 +73,14 @@ func watchJournal(ctx context.Context, log *slog.Logger, j journalReader, srv *e
 }
 
 // applyJournal evicts the ids the entries name.
-func applyJournal(log *slog.Logger, srv *extauthz.Server, entries []vault.JournalEntry) {
+func applyJournal(log *slog.Logger, srv *extauthz.Server, entries []JournalEntry) {
 	for _, e := range entries {
-		if e.Op == journalOpNewKeys {
+		if e.Op == JournalOpNewKeys {
 			srv.PurgeUnknown() // however many keys: no need to name them
 		}
 		for _, id := range e.IDs {
 			srv.Evict(id)
 		}
 		log.Debug("journal", "version", e.Version, "op", e.Op, "keys", len(e.IDs))
-	}
-}
-
-// journalOpNewKeys is a journal entry that names no ids: keys were added
-// (keys import), so replicas forget the ids they cached as unknown. One
-// entry for any number of keys keeps a large import from pushing replicas
-// past the versions Vault keeps (which would drop their whole caches).
-const journalOpNewKeys = "new-keys"
-
-// sweepEvery is how often serve drops cache entries that can never be
-// served again (extauthz.Server.Sweep), so memory follows the keys in use.
-const sweepEvery = time.Minute
-
-// sweepCache runs srv.Sweep every sweepEvery until ctx ends.
-func sweepCache(ctx context.Context, log *slog.Logger, srv *extauthz.Server) {
-	t := time.NewTicker(sweepEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if r, u := srv.Sweep(); r+u > 0 {
-				log.Debug("cache sweep", "records", r, "unknown_ids", u)
-			}
-		}
 	}
 }

@@ -1,10 +1,8 @@
-package main
+package server
 
 import (
 	"context"
-	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,43 +13,27 @@ import (
 )
 
 // fileServer is a Check server on a file store holding two active keys,
-// with evictChanges wired as serve wires it.
+// with evictChanges wired as Deps.OnChange wires it.
 type fileServer struct {
-	path    string
-	fs      *filestore.Store
+	*keyFile
 	srv     *extauthz.Server
-	raw     []string // raw keys, ids alike
-	ids     []string
 	peppers <-chan struct{}
 }
 
 func newFileServer(t *testing.T, burst int) *fileServer {
 	t.Helper()
-	ctx := context.Background()
-	f := &fileServer{path: filepath.Join(t.TempDir(), "keys.yaml")}
-	var err error
-	if f.fs, err = filestore.OpenOrCreate(ctx, f.path, nil); err != nil {
-		t.Fatal(err)
-	}
-	format, _ := policy.NewFormat(policy.DefaultPrefix)
+	f := &fileServer{keyFile: newKeyFile(t, 2)}
+	cfg := extauthz.DefaultConfig()
+	cfg.FoundTTL, cfg.StoreReadRate, cfg.UnknownKeyRate = time.Hour, -1, -1
 	hasher, _ := policy.NewHasher(policy.AlgSHA256, policy.Peppers{})
-	for range 2 {
-		raw, id, err := format.Generate()
-		if err != nil {
-			t.Fatal(err)
-		}
-		rec := &policy.Record{Hash: hasher.Hash(raw).String(), Tenant: "t", Status: policy.StatusActive}
-		if err := f.fs.Create(ctx, id, rec); err != nil {
-			t.Fatal(err)
-		}
-		f.raw, f.ids = append(f.raw, raw), append(f.ids, id)
-	}
-	cfg := extauthz.Config{FoundTTL: time.Hour, StoreReadRate: -1, UnknownKeyRate: -1}
-	log := slog.New(slog.DiscardHandler)
-	if f.srv, err = extauthz.NewServer(cfg, f.fs, hasher, log); err != nil {
+	var err error
+	if f.srv, err = extauthz.NewServer(cfg, f.fs, hasher, discard); err != nil {
 		t.Fatal(err)
 	}
-	f.peppers = evictChanges(&openedStore{keyStore: f.fs}, f.srv, burst, log)
+	onChange := func(apply func(StoreChange)) {
+		f.fs.OnChange(func(c filestore.Change) { apply(StoreChange{IDs: c.IDs, Peppers: c.Peppers}) })
+	}
+	f.peppers = evictChanges(onChange, f.srv, burst, discard)
 	for i := range f.raw {
 		if got := f.check(t, i); got != "allowed" {
 			t.Fatalf("key %d before any change: %s", i, got)
@@ -63,29 +45,11 @@ func newFileServer(t *testing.T, burst int) *fileServer {
 // check returns key i's decision: "allowed" or the deny reason.
 func (f *fileServer) check(t *testing.T, i int) string {
 	t.Helper()
-	cf := checkFlags{method: "GET", path: "/", host: "api.example.com", sourceIP: "10.1.2.3", keyHeader: "x-api-key", key: f.raw[i]}
-	req, err := cf.request(nil)
+	resp, err := f.srv.Check(context.Background(), checkRequest(f.raw[i]))
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := f.srv.Check(context.Background(), req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return toOutcome(resp).reason
-}
-
-func (f *fileServer) revoke(t *testing.T, i int) {
-	t.Helper()
-	ctx := context.Background()
-	rec, v, err := f.fs.Get(ctx, f.ids[i])
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec.Status = policy.StatusRevoked
-	if err := f.fs.Update(ctx, f.ids[i], rec, v); err != nil {
-		t.Fatal(err)
-	}
+	return reason(resp)
 }
 
 // TestEvictChanges: a changed id is evicted (the other stays cached); with
@@ -128,12 +92,19 @@ func TestEvictChangesPeppers(t *testing.T) {
 		t.Fatal(err)
 	}
 	pepper := "pepper: {current: 1, versions: {1: " + strings.Repeat("A", 43) + "=}}\n"
-	if err := writeFileBytes(f.path, append([]byte(pepper), data...)); err != nil {
+	if err := os.WriteFile(f.path, append([]byte(pepper), data...), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	select {
 	case <-f.peppers:
 	case <-time.After(10 * time.Second):
 		t.Fatal("a pepper edit did not wake the pepper reload within 10s")
+	}
+}
+
+// A store without change reports gets no channel.
+func TestEvictChangesNoReports(t *testing.T) {
+	if ch := evictChanges(nil, nil, 1, discard); ch != nil {
+		t.Error("a channel for a store that reports nothing")
 	}
 }

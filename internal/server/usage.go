@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"context"
@@ -12,18 +12,9 @@ import (
 	"github.com/keygate/keygate/extauthz"
 )
 
-// usageWriter is a store that records when keys were last used (Vault).
-type usageWriter interface {
+// UsageWriter is a store that records when keys were last used (Vault).
+type UsageWriter interface {
 	RecordUsage(ctx context.Context, keyID string, at time.Time) error
-}
-
-// usageSink returns the store's usage writer, if it keeps key use.
-func usageSink(store *openedStore) (usageWriter, bool) {
-	if store == nil {
-		return nil, false
-	}
-	w, ok := store.keyStore.(usageWriter)
-	return w, ok
 }
 
 // Bounds of the last-used write-back.
@@ -39,15 +30,17 @@ const (
 // within half the interval so Vault sees a trickle, not a burst. Writes that
 // fail are retried next round (the later use wins). When stopped closes
 // (the server no longer answers Checks), what is pending is written within
-// usageFinalTimeout, so a restart loses little.
-func writeUsage(ctx context.Context, stopped <-chan struct{}, log *slog.Logger, w usageWriter, srv *extauthz.Server, every time.Duration) {
+// usageFinalTimeout, or until final ends (a hurried shutdown), so a restart
+// loses little. ctx ending only cuts a round short: the loop ends with
+// stopped.
+func writeUsage(ctx, final context.Context, stopped <-chan struct{}, log *slog.Logger, w UsageWriter, srv *extauthz.Server, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	carry := map[string]time.Time{}
 	for {
 		select {
 		case <-stopped:
-			final, cancel := context.WithTimeout(context.WithoutCancel(ctx), usageFinalTimeout)
+			final, cancel := context.WithTimeout(final, usageFinalTimeout)
 			carry = usageRound(final, log, w, srv.TakeUsage, carry, 0)
 			cancel()
 			if len(carry) > 0 {
@@ -68,7 +61,7 @@ const usageWriters = 4
 // round could not write, and writes them spread over spread (0: at once)
 // until done, ctx ends or usageMaxFailures writes fail in a row (Vault is
 // down). It returns what is left to write.
-func usageRound(ctx context.Context, log *slog.Logger, w usageWriter, take func() (map[string]time.Time, uint64),
+func usageRound(ctx context.Context, log *slog.Logger, w UsageWriter, take func() (map[string]time.Time, uint64),
 	carry map[string]time.Time, spread time.Duration) map[string]time.Time {
 	taken, dropped := take()
 	if dropped > 0 {
@@ -104,7 +97,7 @@ func usageRound(ctx context.Context, log *slog.Logger, w usageWriter, take func(
 
 // writeBatch writes batch with usageWriters writers sharing lim, and
 // returns the ids written and the number of failed writes.
-func writeBatch(ctx context.Context, log *slog.Logger, w usageWriter, batch map[string]time.Time, lim *rate.Limiter) ([]string, int) {
+func writeBatch(ctx context.Context, log *slog.Logger, w UsageWriter, batch map[string]time.Time, lim *rate.Limiter) ([]string, int) {
 	var (
 		mu              sync.Mutex
 		written         []string
