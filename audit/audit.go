@@ -160,7 +160,7 @@ var cacheNames = [...]string{
 }
 
 // appendLine appends ln as one JSON object and a newline. Field order is
-// fixed; see README "Audit log" for the schema.
+// fixed; see docs/observability.md, "Audit log", for the schema.
 func (l *Logger) appendLine(b []byte, ln line) []byte {
 	d := ln.d
 	decision := "deny"

@@ -1,11 +1,12 @@
 package envoy
 
 import (
-	"os"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/keygate/keygate/internal/docs"
 )
 
 // policyREADME names, for each policy that keeps a README promise, the
@@ -32,11 +33,11 @@ var spaceRun = regexp.MustCompile(`\s+`)
 func collapseSpace(s string) string { return spaceRun.ReplaceAllString(s, " ") }
 
 func TestPoliciesCiteREADME(t *testing.T) {
-	data, err := os.ReadFile("../README.md")
+	text, err := docs.Text("..")
 	if err != nil {
 		t.Fatal(err)
 	}
-	readme := collapseSpace(string(data))
+	readme := collapseSpace(text)
 	var names []string
 	for _, p := range slices.Concat(envoyPolicies, httpPolicies, rateLimitPolicies) {
 		names = append(names, p.name)
@@ -46,7 +47,7 @@ func TestPoliciesCiteREADME(t *testing.T) {
 			t.Errorf("no policy named %q", name)
 		}
 		if !strings.Contains(readme, collapseSpace(sentence)) {
-			t.Errorf("policy %q: README.md does not say %q", name, sentence)
+			t.Errorf("policy %q: the documentation (README.md, docs/) does not say %q", name, sentence)
 		}
 	}
 }

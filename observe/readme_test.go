@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-// TestREADMELabelValues: where README's metrics table lists a label's
+// TestREADMELabelValues: where the metrics table (docs/observability.md) lists a label's
 // values (`label`: `a`, `b`; `other`: `c`), they are exactly the values
 // keygate exports (an empty value is no label to Prometheus).
 func TestREADMELabelValues(t *testing.T) {
@@ -16,7 +16,7 @@ func TestREADMELabelValues(t *testing.T) {
 	listed := regexp.MustCompile("^`([a-z_]+)`: (.+)$")
 	value := regexp.MustCompile("`([a-z_]+)`")
 	rows := 0
-	for _, line := range strings.Split(string(read(t, "../README.md")), "\n") {
+	for _, line := range strings.Split(string(read(t, "../docs/observability.md")), "\n") {
 		cells := strings.Split(line, " | ")
 		if len(cells) < 3 || !strings.HasPrefix(cells[0], "| `keygate_") {
 			continue
@@ -36,11 +36,11 @@ func TestREADMELabelValues(t *testing.T) {
 			slices.Sort(documented)
 			exported := slices.DeleteFunc(slices.Sorted(maps.Keys(exp[name][label])), func(v string) bool { return v == "" })
 			if !slices.Equal(documented, exported) {
-				t.Errorf("README lists %s{%s} values %v; keygate exports %v", name, label, documented, exported)
+				t.Errorf("docs/observability.md lists %s{%s} values %v; keygate exports %v", name, label, documented, exported)
 			}
 		}
 	}
 	if rows < 3 { // keygate_cache_events_total's event and cause, keygate_cache_entries' kind
-		t.Errorf("found %d label value lists in README.md's metrics table, want the cache events, causes and entries", rows)
+		t.Errorf("found %d label value lists in docs/observability.md's metrics table, want the cache events, causes and entries", rows)
 	}
 }

@@ -297,7 +297,7 @@ func (v *verdict) count(ft faultTimes, d decision) {
 	}
 }
 
-// faultTable is the markdown the matrix prints for the README.
+// faultTable is the markdown the matrix prints for docs/reliability.md.
 func faultTable(rows []rowResult) string {
 	out := "| fault | cached keys | uncached | revoked | recovery after removal (ms) | goroutines before/after |\n" +
 		"|---|---|---|---|---|---|\n"

@@ -16,13 +16,14 @@ import (
 // in Markdown. Annotations add what only the table needs.
 const (
 	docUnset   = "keygate_docs_unset" // what an empty default means ("off"), instead of "none"
-	docSee     = "keygate_docs_see"   // "Title|#anchor" links to README sections
+	docSee     = "keygate_docs_see"   // "Title|target" links, relative to docs/configuration.md where the serve table lives
 	docGroup   = "keygate_docs_group" // the table the flag is listed in ("" or storeGroup)
 	storeGroup = "store"
 )
 
-// docs annotates flag name for the README table: the text for an empty
-// default (unset, "" for "none") and links to sections ("Title|#anchor").
+// docs annotates flag name for the flag table: the text for an empty
+// default (unset, "" for "none") and links to sections ("Title|target",
+// target relative to docs/configuration.md, e.g. "../README.md#cache").
 func docs(fs *pflag.FlagSet, name, unset string, see ...string) {
 	if unset != "" {
 		_ = fs.SetAnnotation(name, docUnset, []string{unset})

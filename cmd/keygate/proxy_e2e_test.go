@@ -8,13 +8,15 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	kgdocs "github.com/keygate/keygate/internal/docs"
 )
 
 // End-to-end through real proxies: a client on 127.0.0.2 talks to nginx or
 // Caddy, which asks `keygate serve --http-addr` (GET /auth) from 127.0.0.1
 // and proxies allowed requests to an upstream that records what it
 // received. The proxies run the files under envoy/ that users copy. Each
-// case names the README sentence (section "Deploy with nginx / Caddy /
+// case names the sentence in docs/deploy.md (section "Deploy with nginx / Caddy /
 // Traefik") it protects; TestProxyCasesCiteREADME keeps them in step.
 
 func TestProxyNginx(t *testing.T) {
@@ -321,7 +323,11 @@ func (f *proxyFixture) keygateDown(t *testing.T, p *proxy) {
 // TestProxyCasesCiteREADME checks that every proxy case names a sentence
 // the README really says, so the doc and the tests change together.
 func TestProxyCasesCiteREADME(t *testing.T) {
-	readme := collapseSpace(readRepoFile(t, "README.md"))
+	text, err := kgdocs.Text("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := collapseSpace(text)
 	var cited []string
 	for _, c := range proxyAllow {
 		cited = append(cited, c.readme)
@@ -333,7 +339,7 @@ func TestProxyCasesCiteREADME(t *testing.T) {
 	slices.Sort(cited)
 	for _, s := range slices.Compact(cited) {
 		if s == "" || !strings.Contains(readme, collapseSpace(s)) {
-			t.Errorf("README.md does not say %q", s)
+			t.Errorf("the documentation (README.md, docs/) does not say %q", s)
 		}
 	}
 }

@@ -27,40 +27,40 @@ func (f *serveFlags) registerListeners(fs *pflag.FlagSet) {
 	fs.StringVar(&c.GRPCAddr, "grpc-addr", c.GRPCAddr, "gRPC listen address: Check, health and reflection (in a container, 0.0.0.0:9191)")
 	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "HTTP authorization listen address, for Envoy http_service (/ext_authz), nginx auth_request, "+
 		"Caddy forward_auth, Traefik ForwardAuth (/auth), e.g. 127.0.0.1:9192")
-	docs(fs, "http-addr", "off", "HTTP authorization mode|#http-authorization-mode")
+	docs(fs, "http-addr", "off", "HTTP authorization mode|../README.md#http-authorization-mode")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "Prometheus /metrics listen address; :PORT binds loopback, 0.0.0.0:PORT every interface")
-	docs(fs, "metrics-addr", "off", "Metrics|#metrics")
+	docs(fs, "metrics-addr", "off", "Metrics|observability.md#metrics")
 	fs.BoolVar(&c.Metrics.KeyRequests, "metrics-key-requests", c.Metrics.KeyRequests,
 		"export keygate_key_requests_total{key_id,tenant,result}: shows key ids and tenants to whoever can scrape /metrics")
 	fs.IntVar(&c.Metrics.MaxKeyIDs, "metrics-max-keys", c.Metrics.MaxKeyIDs, `distinct key ids in keygate_key_requests_total; later keys count as "_other"`)
 	fs.StringVar(&c.AuditLog, "audit-log", c.AuditLog, `where audit lines go: "stdout", "stderr", a file path (appended, mode 0600), or "off"`)
-	docs(fs, "audit-log", "", "Audit log|#audit-log")
+	docs(fs, "audit-log", "", "Audit log|observability.md#audit-log")
 	fs.Float64Var(&c.Audit.SampleAllows, "audit-sample-allows", c.Audit.SampleAllows, "fraction of allow decisions written to the audit log (denies always are)")
 	fs.IntVar(&c.Audit.Buffer, "audit-buffer", c.Audit.Buffer, "audit lines that may wait to be written; past it lines are dropped and counted")
 	fs.BoolVar(&c.Audit.KeepQuery, "audit-keep-query", c.Audit.KeepQuery, "keep the query string in audit lines' paths (dropped by default: it may carry secrets)")
 	fs.StringVar(&c.AdminAddr, "admin-addr", c.AdminAddr, "HTTP admin endpoint: cache evict and purge (POST with X-Keygate-Admin: 1), cache stats, "+
 		"effective config, pprof; :PORT binds loopback, keep it there; browsers' requests are refused")
-	docs(fs, "admin-addr", "off", "Serving|#serving-keygate-serve", "Debugging|#debugging")
+	docs(fs, "admin-addr", "off", "Serving|../README.md#serving-keygate-serve", "Debugging|observability.md#debugging")
 }
 
 func (f *serveFlags) registerCheck(fs *pflag.FlagSet) {
 	c := &f.cfg.Check
 	fs.Var(&routesFile{into: &c.Routes}, "routes-file", "routes file (YAML or JSON): the scopes each host, method and path prefix needs")
-	docs(fs, "routes-file", "none", "Route requirements|#route-requirements")
+	docs(fs, "routes-file", "none", "Route requirements|../README.md#route-requirements")
 	fs.StringVar(&c.KeyPrefix, "key-prefix", c.KeyPrefix, "API key prefix")
 	fs.StringVar(&c.KeyHeader, "key-header", c.KeyHeader, "header carrying a bare key")
 	fs.StringVar(&c.AuthHeader, "auth-header", c.AuthHeader, `header carrying "Bearer <key>" or "ApiKey <key>"`)
 	fs.BoolVar(&c.ImportedKeys, "imported-keys", c.ImportedKeys, "also accept keys migrated with keygate keys import (credentials in no keygate format, found by hash)")
-	docs(fs, "imported-keys", "", "Imported keys|#imported-keys")
+	docs(fs, "imported-keys", "", "Imported keys|../README.md#imported-keys")
 	fs.Float64Var(&c.UnknownKeyRate, "unknown-key-rate", c.UnknownKeyRate, "unknown keys a second one caller may send; past it, that caller's keys "+
 		"not cached as valid get 429 caller_rate_limited until its budget refills; negative: unlimited")
-	docs(fs, "unknown-key-rate", "", "Who may call keygate|#who-may-call-keygate")
+	docs(fs, "unknown-key-rate", "", "Who may call keygate|../README.md#who-may-call-keygate")
 	fs.IntVar(&c.UnknownKeyBurst, "unknown-key-burst", c.UnknownKeyBurst, "burst over --unknown-key-rate")
 	fs.Var(callerKeyValue{&c.UnknownKeyPer}, "unknown-key-per", `what --unknown-key-rate is counted per: "peer" (the calling proxy's address) `+
 		"or \"client\" (the client address: the source Envoy reports, or in HTTP mode the one --trusted-proxies lead to; the peer when there is none)")
 	fs.Var(&prefixList{into: &c.TrustedProxies}, "trusted-proxies", "HTTP mode: IPs or CIDRs of the proxies whose X-Forwarded-For is believed; "+
 		"none: the connecting peer is the client")
-	docs(fs, "trusted-proxies", "none", "Decisions|#the-request-keygate-judges-is-the-request-the-proxy-routes")
+	docs(fs, "trusted-proxies", "none", "Decisions|../README.md#the-request-keygate-judges-is-the-request-the-proxy-routes")
 	fs.StringSliceVar(&c.StripHeaders, "strip-headers", c.StripHeaders, "header names removed from every allowed request whose key does not set them, "+
 		"besides keygate's identity headers and every record header name already loaded: list the names your key records set")
 	docs(fs, "strip-headers", "none")
@@ -90,7 +90,7 @@ func (f *serveFlags) registerRuntime(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.JournalPoll, "journal-poll", c.JournalPoll, `(Vault) how often the change journal is read to evict keys the CLI changed; "0" disables`)
 	fs.DurationVar(&c.UsageInterval, "usage-interval", c.UsageInterval, "(Vault) how often when keys were last used is written back, "+
 		`at most once per key per interval per replica; "0" disables`)
-	docs(fs, "usage-interval", "", "Key use|#key-use")
+	docs(fs, "usage-interval", "", "Key use|vault.md#key-use")
 	fs.DurationVar(&c.ShutdownDelay, "shutdown-delay", c.ShutdownDelay, "keep serving (health NOT_SERVING) this long after SIGTERM, so Envoy drains first")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "grace for in-flight Checks on shutdown")
 }
@@ -98,7 +98,7 @@ func (f *serveFlags) registerRuntime(fs *pflag.FlagSet) {
 func (f *serveFlags) registerTLS(fs *pflag.FlagSet) {
 	c := &f.cfg.TLS
 	fs.StringVar(&c.CertFile, "tls-cert", c.CertFile, "PEM server certificate (chain) for the gRPC and HTTP listeners")
-	docs(fs, "tls-cert", "none", "Who may call keygate|#who-may-call-keygate")
+	docs(fs, "tls-cert", "none", "Who may call keygate|../README.md#who-may-call-keygate")
 	fs.StringVar(&c.KeyFile, "tls-key", c.KeyFile, "PEM key of --tls-cert")
 	docs(fs, "tls-key", "none")
 	fs.StringVar(&c.ClientCAFile, "tls-client-ca", c.ClientCAFile, "PEM CA bundle: require and verify client certificates (mutual TLS)")

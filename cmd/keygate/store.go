@@ -45,7 +45,7 @@ type storeFlags struct {
 // the store take; the README lists them in their own table.
 func (f *storeFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.spec, "store", "", `key store: "vault" or "file:PATH" (the embedded file store, reloaded on change)`)
-	docs(fs, "store", `"vault" if VAULT_ADDR is set`, "File store|#file-store")
+	docs(fs, "store", `"vault" if VAULT_ADDR is set`, "File store|vault.md#file-store")
 	fs.StringVar(&f.mount, "vault-mount", "secret", "Vault KV v2 mount")
 	fs.StringVar(&f.basePath, "vault-base-path", "keygate", `path under the mount: records at "<mount>/<base>/keys/<id>"`)
 	fs.DurationVar(&f.timeout, "vault-timeout", 2*time.Second, "timeout of one Vault request, without client retries (reads on the Check path also obey --lookup-timeout)")

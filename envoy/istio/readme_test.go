@@ -1,11 +1,12 @@
 package istio
 
 import (
-	"os"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/keygate/keygate/internal/docs"
 )
 
 // checkREADME names, for each check that keeps a README promise, the README
@@ -27,11 +28,11 @@ var spaceRun = regexp.MustCompile(`\s+`)
 func collapseSpace(s string) string { return spaceRun.ReplaceAllString(s, " ") }
 
 func TestChecksCiteREADME(t *testing.T) {
-	data, err := os.ReadFile("../../README.md")
+	text, err := docs.Text("../..")
 	if err != nil {
 		t.Fatal(err)
 	}
-	readme := collapseSpace(string(data))
+	readme := collapseSpace(text)
 	var names []string
 	for _, c := range allChecks {
 		names = append(names, c.name)
@@ -41,7 +42,7 @@ func TestChecksCiteREADME(t *testing.T) {
 			t.Errorf("no check named %q", name)
 		}
 		if !strings.Contains(readme, collapseSpace(sentence)) {
-			t.Errorf("check %q: README.md does not say %q", name, sentence)
+			t.Errorf("check %q: the documentation (README.md, docs/) does not say %q", name, sentence)
 		}
 	}
 }
