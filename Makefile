@@ -19,7 +19,7 @@ run: build ## serve on the embedded file store with demo keys (no Vault needed)
 build: ## build bin/keygate
 	$(GO) build -trimpath -o $(BIN) ./cmd/keygate
 
-test: vault ## everything: vet, race tests incl. real Vault, nginx and Caddy, short fuzzing, raw-key scan
+test: vault ## everything: vet, staticcheck, govulncheck, race tests incl. real Vault, nginx and Caddy, short fuzzing, raw-key scan
 	@scripts/test.sh
 
 vet:
