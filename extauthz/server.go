@@ -124,11 +124,7 @@ func (s *Server) check(ctx context.Context, req *authv3.CheckRequest, r *respond
 		s.decided(ctx, &d, &in, start, ownID)
 	}()
 
-	if req.GetAttributes() == s.tooLarge {
-		d.Reason = policy.RequestTooLarge
-		return r.deny(d.Reason)
-	}
-	in = readRequest(req, &s.cfg)
+	in = s.readRequest(req)
 	if d.Reason = in.reason; d.Reason != policy.Allowed {
 		return r.deny(d.Reason)
 	}
@@ -151,9 +147,8 @@ func (s *Server) check(ctx context.Context, req *authv3.CheckRequest, r *respond
 	if d.Source, d.Reason = source, reason; d.Reason != policy.Allowed {
 		return r.deny(d.Reason)
 	}
-	d.KeyID, ownID = e.keyID, true                                         // Decisions outlive the request (audit queue)
-	if in.underscored != nil && s.strip.collides(&s.cfg, in.underscored) { // after the lookup: the key's own headers count
-		d.Reason = policy.InvalidHeader
+	d.KeyID, ownID = e.keyID, true // Decisions outlive the request (audit queue)
+	if d.Reason = s.underscores(&in); d.Reason != policy.Allowed {
 		return r.deny(d.Reason)
 	}
 	if d.Reason = s.verify(in.rawKey, e.pol.Digest()); d.Reason != policy.Allowed {
@@ -169,6 +164,25 @@ func (s *Server) check(ctx context.Context, req *authv3.CheckRequest, r *respond
 		return resp
 	}
 	return s.allow(e.allow, &in, r)
+}
+
+// readRequest is readRequest, except for a CheckRequest the codec found
+// too large, which it marks (see codec).
+func (s *Server) readRequest(req *authv3.CheckRequest) incoming {
+	if req.GetAttributes() == s.tooLarge {
+		return incoming{reason: policy.RequestTooLarge}
+	}
+	return readRequest(req, &s.cfg)
+}
+
+// underscores is InvalidHeader when a header name with "_" reads, to a CGI
+// upstream, as one keygate reads or sets (see stripper.collides). It runs
+// after the lookup, so that the key's own record headers count.
+func (s *Server) underscores(in *incoming) policy.Reason {
+	if in.underscored != nil && s.strip.collides(&s.cfg, in.underscored) {
+		return policy.InvalidHeader
+	}
+	return policy.Allowed
 }
 
 // lookup finds in.keyID's cache entry, reading the store on a miss. An id
