@@ -67,7 +67,7 @@ func appRole(t *testing.T, root *vaultapi.Client, policy, ttl, maxTTL string) (m
 }
 
 // authFixture is a key written with the root token, and a Store for the
-// same base path using cfg's auth, its Run started.
+// same base path logging in as auth says, its Run started.
 type authFixture struct {
 	*fixture
 	id     string
@@ -77,9 +77,10 @@ type authFixture struct {
 	done   chan error
 }
 
-func startAuth(t *testing.T, f *fixture, id string, cfg Config) *authFixture {
+func startAuth(t *testing.T, f *fixture, id string, auth func(*AuthConfig)) *authFixture {
 	t.Helper()
-	cfg.Addr, cfg.BasePath, cfg.Timeout = f.vault.Addr, f.base, 5*time.Second
+	cfg := testConfig(f.vault.Addr, "", f.base)
+	auth(&cfg.Auth)
 	s, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -170,9 +171,9 @@ func TestAppRoleRenewAndRelogin(t *testing.T) {
 	if err := os.WriteFile(secretFile, []byte(secretID+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	af := startAuth(t, f, newKey(t, f), Config{Auth: AuthConfig{
-		Method: AuthAppRole, Mount: mount, RoleID: roleID, SecretIDFile: secretFile,
-	}})
+	af := startAuth(t, f, newKey(t, f), func(a *AuthConfig) {
+		a.Method, a.AppRoleMount, a.RoleID, a.SecretIDFile = AuthAppRole, mount, roleID, secretFile
+	})
 	const run, maxTTL = 25 * time.Second, 9 * time.Second
 	start := time.Now()
 	total, failed := af.lookupsFor(run)
@@ -205,9 +206,9 @@ func TestAppRoleReloginAfterRevoke(t *testing.T) {
 	defer goleak.VerifyNone(t, leakOpts()...)
 	root := f.vault.Client(t)
 	mount, roleID, secretID := appRole(t, root, readerPolicy(t, root, f.base), "1h", "2h")
-	af := startAuth(t, f, newKey(t, f), Config{Auth: AuthConfig{
-		Method: AuthAppRole, Mount: mount, RoleID: roleID, SecretID: secretID,
-	}})
+	af := startAuth(t, f, newKey(t, f), func(a *AuthConfig) {
+		a.Method, a.AppRoleMount, a.RoleID, a.SecretID = AuthAppRole, mount, roleID, secretID
+	})
 	defer af.stop(t, secretID)
 	if _, err := af.store.Lookup(context.Background(), af.id); err != nil {
 		t.Fatal(err)
@@ -264,7 +265,9 @@ func TestTokenFileRotation(t *testing.T) {
 	if err := os.WriteFile(file, []byte(first+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	af := startAuth(t, f, newKey(t, f), Config{Auth: AuthConfig{TokenFile: file, TokenFilePoll: 200 * time.Millisecond}})
+	af := startAuth(t, f, newKey(t, f), func(a *AuthConfig) {
+		a.TokenFile, a.TokenFilePoll = file, 200*time.Millisecond
+	})
 	defer af.stop(t, first, second)
 	if _, err := af.store.Lookup(context.Background(), af.id); err != nil {
 		t.Fatal(err)
@@ -296,7 +299,7 @@ func TestTokenFileRereadOn403(t *testing.T) {
 	if err := os.WriteFile(file, []byte(first), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	af := startAuth(t, f, newKey(t, f), Config{Auth: AuthConfig{TokenFile: file, TokenFilePoll: time.Hour}})
+	af := startAuth(t, f, newKey(t, f), func(a *AuthConfig) { a.TokenFile, a.TokenFilePoll = file, time.Hour })
 	defer af.stop(t, first, second)
 	if err := os.WriteFile(file, []byte(second), 0o600); err != nil {
 		t.Fatal(err)
@@ -316,9 +319,9 @@ func TestAppRoleLoginWithoutRun(t *testing.T) {
 	root := f.vault.Client(t)
 	mount, roleID, secretID := appRole(t, root, readerPolicy(t, root, f.base), "1h", "2h")
 	id := newKey(t, f)
-	s, err := New(Config{Addr: f.vault.Addr, BasePath: f.base, Auth: AuthConfig{
-		Method: AuthAppRole, Mount: mount, RoleID: roleID, SecretID: secretID,
-	}})
+	cfg := testConfig(f.vault.Addr, "", f.base)
+	cfg.Auth.Method, cfg.Auth.AppRoleMount, cfg.Auth.RoleID, cfg.Auth.SecretID = AuthAppRole, mount, roleID, secretID
+	s, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -342,10 +345,10 @@ func TestAppRoleBadSecretBacksOff(t *testing.T) {
 	defer goleak.VerifyNone(t, leakOpts()...)
 	root := f.vault.Client(t)
 	mount, roleID, _ := appRole(t, root, readerPolicy(t, root, f.base), "1h", "2h")
-	s, err := New(Config{Addr: f.vault.Addr, BasePath: f.base, Auth: AuthConfig{
-		Method: AuthAppRole, Mount: mount, RoleID: roleID, SecretID: "not-the-secret",
-		MinBackoff: 100 * time.Millisecond, MaxBackoff: 400 * time.Millisecond,
-	}})
+	cfg := testConfig(f.vault.Addr, "", f.base)
+	cfg.Auth.Method, cfg.Auth.AppRoleMount, cfg.Auth.RoleID, cfg.Auth.SecretID = AuthAppRole, mount, roleID, "not-the-secret"
+	cfg.Auth.MinBackoff, cfg.Auth.MaxBackoff = 100*time.Millisecond, 400*time.Millisecond
+	s, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

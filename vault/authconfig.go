@@ -3,6 +3,8 @@ package vault
 import (
 	"strings"
 	"time"
+
+	"github.com/keygate/keygate/internal/field"
 )
 
 // Auth methods for AuthConfig.Method.
@@ -12,28 +14,22 @@ const (
 	AuthKubernetes = "kubernetes"
 )
 
-// Defaults applied by Config.SetDefaults to AuthConfig.
-const (
-	DefaultAuthMethod     = AuthToken
-	DefaultTokenFilePoll  = 5 * time.Second
-	DefaultAppRoleMount   = "approle"
-	DefaultKubernetesPath = "kubernetes"
-	DefaultJWTFile        = "/var/run/secrets/kubernetes.io/serviceaccount/token"
-	DefaultMinBackoff     = 500 * time.Millisecond
-	DefaultMaxBackoff     = 30 * time.Second
-)
-
-// AuthConfig says how keygate gets its Vault token. Secrets (secret id,
-// JWT, token) never appear in errors or logs.
+// AuthConfig says how keygate gets its Vault token; its defaults are
+// DefaultConfig's. Settings of one method are ignored by the others, and
+// those with a default (the mounts, JWTFile) are checked only for their
+// method; the ones that are empty by default (RoleID, SecretID,
+// SecretIDFile, Role, TokenFile) are errors when set for another method.
+// Secrets (secret id, JWT, token) never appear in errors or logs.
 type AuthConfig struct {
-	// Method is "token" (Config.Token or TokenFile), "approle" or
-	// "kubernetes". Default "token".
+	// Method is AuthToken (Config.Token or TokenFile), AuthAppRole or
+	// AuthKubernetes. Default AuthToken.
 	Method string
 	// TokenFile (method token) is a file holding the token, used instead
 	// of Config.Token; it is re-read when it changes (polled every
 	// TokenFilePoll) and when Vault answers 403. Default "".
 	TokenFile string
-	// TokenFilePoll is how often TokenFile is checked. Default 5s.
+	// TokenFilePoll is how often TokenFile is checked; > 0 when TokenFile
+	// is set. Default 5s.
 	TokenFilePoll time.Duration
 	// RoleID (method approle) is the AppRole role id. Required for approle.
 	RoleID string
@@ -44,44 +40,24 @@ type AuthConfig struct {
 	// SecretIDFile (method approle) is a file holding the secret id, read
 	// at each login. Default "".
 	SecretIDFile string
-	// Mount is the auth method's mount path. Default "approle" or
-	// "kubernetes" by Method.
-	Mount string
+	// AppRoleMount (method approle) is the AppRole auth method's mount
+	// path. Default "approle".
+	AppRoleMount string
 	// Role (method kubernetes) is the Vault role to log in as. Required
 	// for kubernetes.
 	Role string
+	// KubernetesMount (method kubernetes) is the Kubernetes auth method's
+	// mount path. Default "kubernetes".
+	KubernetesMount string
 	// JWTFile (method kubernetes) is the service-account token file, read
-	// at each login. Default DefaultJWTFile.
+	// at each login. Default
+	// "/var/run/secrets/kubernetes.io/serviceaccount/token".
 	JWTFile string
 	// MinBackoff and MaxBackoff bound the capped exponential backoff (with
 	// jitter) between failed logins, and space out 403-driven re-logins.
-	// Defaults 500ms and 30s.
+	// MinBackoff > 0, MaxBackoff >= MinBackoff. Defaults 500ms and 30s.
 	MinBackoff time.Duration
 	MaxBackoff time.Duration
-}
-
-func (a *AuthConfig) setDefaults() {
-	if a.Method == "" {
-		a.Method = DefaultAuthMethod
-	}
-	if a.TokenFilePoll == 0 {
-		a.TokenFilePoll = DefaultTokenFilePoll
-	}
-	switch {
-	case a.Mount == "" && a.Method == AuthAppRole:
-		a.Mount = DefaultAppRoleMount
-	case a.Mount == "" && a.Method == AuthKubernetes:
-		a.Mount = DefaultKubernetesPath
-	}
-	if a.JWTFile == "" && a.Method == AuthKubernetes {
-		a.JWTFile = DefaultJWTFile
-	}
-	if a.MinBackoff == 0 {
-		a.MinBackoff = DefaultMinBackoff
-	}
-	if a.MaxBackoff == 0 {
-		a.MaxBackoff = DefaultMaxBackoff
-	}
 }
 
 // usesLogin reports whether keygate logs in (rather than being given a
@@ -90,57 +66,72 @@ func (a *AuthConfig) usesLogin() bool {
 	return a.Method == AuthAppRole || a.Method == AuthKubernetes
 }
 
-// check reports the Auth problems through bad, fields named "auth.*".
-func (a AuthConfig) check(bad func(field, format string, args ...any)) {
-	only := func(field, value, method string) {
+// loginMount is the mount of the method's login endpoint.
+func (a *AuthConfig) loginMount() string {
+	if a.Method == AuthKubernetes {
+		return a.KubernetesMount
+	}
+	return a.AppRoleMount
+}
+
+// check adds the Auth problems to l.
+func (a AuthConfig) check(l *field.List) {
+	only := func(name, value, method string) {
 		if value != "" && a.Method != method {
-			bad("auth."+field, "only with auth.method %q", method)
+			l.Addf(name, "only with --vault-auth %q", method)
 		}
 	}
 	switch a.Method {
-	case "", AuthToken, AuthAppRole, AuthKubernetes:
+	case AuthToken:
+		if a.TokenFile != "" && a.TokenFilePoll <= 0 {
+			l.Addf("vault-token-file-poll", "must be > 0, got %s", a.TokenFilePoll)
+		}
+	case AuthAppRole:
+		a.checkAppRole(l)
+	case AuthKubernetes:
+		a.checkKubernetes(l)
 	default:
-		bad("auth.method", "%q: want %q, %q or %q", a.Method, AuthToken, AuthAppRole, AuthKubernetes)
+		l.Addf("vault-auth", "%q: want %q, %q or %q", a.Method, AuthToken, AuthAppRole, AuthKubernetes)
 	}
-	only("token_file", a.TokenFile, AuthToken)
-	only("role_id", a.RoleID, AuthAppRole)
-	only("secret_id", a.SecretID, AuthAppRole)
-	only("secret_id_file", a.SecretIDFile, AuthAppRole)
-	only("role", a.Role, AuthKubernetes)
-	if a.Method == AuthAppRole {
-		a.checkAppRole(bad)
-	}
-	if a.Method == AuthKubernetes && a.Role == "" {
-		bad("auth.role", "required with auth.method %q", AuthKubernetes)
-	}
-	if a.usesLogin() && checkBasePath(a.Mount) != "" {
-		bad("auth.mount", "%q: want segments of letters, digits and . _ - separated by single slashes", a.Mount)
-	}
-	if a.Method == AuthKubernetes && a.JWTFile == "" {
-		bad("auth.jwt_file", "required with auth.method %q", AuthKubernetes)
-	}
-	if a.TokenFile != "" && a.TokenFilePoll <= 0 {
-		bad("auth.token_file_poll", "must be > 0")
-	}
+	only("vault-token-file", a.TokenFile, AuthToken)
+	only("vault-approle-role-id", a.RoleID, AuthAppRole)
+	only("vault-approle-secret-id", a.SecretID, AuthAppRole)
+	only("vault-approle-secret-id-file", a.SecretIDFile, AuthAppRole)
+	only("vault-k8s-role", a.Role, AuthKubernetes)
 	if a.MinBackoff <= 0 {
-		bad("auth.min_backoff", "must be > 0")
+		l.Addf("vault-min-backoff", "must be > 0, got %s", a.MinBackoff)
 	}
 	if a.MaxBackoff < a.MinBackoff {
-		bad("auth.max_backoff", "must be >= auth.min_backoff")
+		l.Addf("vault-max-backoff", "%s: must be >= --vault-min-backoff (%s)", a.MaxBackoff, a.MinBackoff)
 	}
 }
 
-func (a AuthConfig) checkAppRole(bad func(field, format string, args ...any)) {
+func (a AuthConfig) checkAppRole(l *field.List) {
 	switch {
 	case a.RoleID == "":
-		bad("auth.role_id", "required with auth.method %q", AuthAppRole)
+		l.Addf("vault-approle-role-id", "required with --vault-auth %q", AuthAppRole)
 	case strings.ContainsFunc(a.RoleID, isSpaceOrControl):
-		bad("auth.role_id", "contains whitespace or control characters")
+		l.Addf("vault-approle-role-id", "contains whitespace or control characters")
 	}
 	switch {
 	case a.SecretID != "" && a.SecretIDFile != "":
-		bad("auth.secret_id", "set auth.secret_id or auth.secret_id_file, not both")
+		l.Add("give one, not both", "vault-approle-secret-id", "vault-approle-secret-id-file")
 	case strings.ContainsFunc(a.SecretID, isSpaceOrControl):
-		bad("auth.secret_id", "contains whitespace or control characters")
+		l.Addf("vault-approle-secret-id", "contains whitespace or control characters")
+	}
+	if msg := checkPath(a.AppRoleMount); msg != "" {
+		l.Addf("vault-approle-mount", "%s", msg)
+	}
+}
+
+func (a AuthConfig) checkKubernetes(l *field.List) {
+	if a.Role == "" {
+		l.Addf("vault-k8s-role", "required with --vault-auth %q", AuthKubernetes)
+	}
+	if msg := checkPath(a.KubernetesMount); msg != "" {
+		l.Addf("vault-k8s-mount", "%s", msg)
+	}
+	if a.JWTFile == "" {
+		l.Addf("vault-k8s-jwt-file", "required with --vault-auth %q", AuthKubernetes)
 	}
 }

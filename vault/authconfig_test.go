@@ -1,103 +1,89 @@
 package vault
 
-import (
-	"errors"
-	"strings"
-	"testing"
-)
+import "testing"
 
-var authValidateTests = []struct {
-	name string
-	edit func(*Config)
-	want []string // one substring per expected problem; none means valid
-}{
+// Each method's required settings; the settings of the other methods,
+// defaults included, cause no error.
+var authValidateTests = []validateTest{
 	{"static token", func(*Config) {}, nil},
 	{"token file", func(c *Config) { c.Token, c.Auth.TokenFile = "", "/run/token" }, nil},
 	{"approle", func(c *Config) {
-		c.Token, c.Auth = "", AuthConfig{Method: AuthAppRole, RoleID: "r", SecretIDFile: "/run/sid"}
+		c.Token, c.Auth.Method, c.Auth.RoleID, c.Auth.SecretIDFile = "", AuthAppRole, "r", "/run/sid"
 	}, nil},
-	{"approle without secret id", func(c *Config) { c.Token, c.Auth = "", AuthConfig{Method: AuthAppRole, RoleID: "r"} }, nil},
-	{"kubernetes", func(c *Config) { c.Token, c.Auth = "", AuthConfig{Method: AuthKubernetes, Role: "keygate"} }, nil},
+	{"approle without secret id", func(c *Config) { c.Token, c.Auth.Method, c.Auth.RoleID = "", AuthAppRole, "r" }, nil},
+	{"kubernetes", func(c *Config) { c.Token, c.Auth.Method, c.Auth.Role = "", AuthKubernetes, "keygate" }, nil},
 	{"tls", func(c *Config) { c.CACert, c.ClientCert, c.ClientKey = "ca.pem", "c.pem", "k.pem" }, nil},
-	{"unknown method", func(c *Config) { c.Auth.Method = "ldap" }, []string{`vault: auth.method: "ldap"`}},
-	{"token and token file", func(c *Config) { c.Auth.TokenFile = "/t" }, []string{"vault: token: set token or auth.token_file"}},
-	{"no token", func(c *Config) { c.Token = "" }, []string{"vault: token: required"}},
-	{"token with approle", func(c *Config) { c.Auth = AuthConfig{Method: AuthAppRole, RoleID: "r"} }, []string{"vault: token: must be empty"}},
-	{"approle without role id", func(c *Config) { c.Token, c.Auth = "", AuthConfig{Method: AuthAppRole} }, []string{"vault: auth.role_id: required"}},
+
+	{"approle ignores kubernetes settings", func(c *Config) {
+		c.Token, c.Auth.Method, c.Auth.RoleID = "", AuthAppRole, "r"
+		c.Auth.KubernetesMount, c.Auth.JWTFile, c.Auth.TokenFilePoll = "", "", 0
+	}, nil},
+	{"kubernetes ignores approle settings", func(c *Config) {
+		c.Token, c.Auth.Method, c.Auth.Role = "", AuthKubernetes, "keygate"
+		c.Auth.AppRoleMount, c.Auth.TokenFilePoll = "/bad/", 0
+	}, nil},
+	{"token ignores login settings", func(c *Config) {
+		c.Auth.AppRoleMount, c.Auth.KubernetesMount, c.Auth.JWTFile, c.Auth.TokenFilePoll = "", "", "", 0
+	}, nil},
+
+	{"unknown method", func(c *Config) { c.Auth.Method = "ldap" }, []string{`vault-auth: "ldap"`}},
+	{"empty method is no default", func(c *Config) { c.Auth.Method = "" }, []string{`vault-auth: "": want "token", "approle" or "kubernetes"`}},
+	{"token and token file", func(c *Config) { c.Auth.TokenFile = "/t" }, []string{"vault-token and vault-token-file: give one, not both"}},
+	{"no token", func(c *Config) { c.Token = "" }, []string{"vault-token: required (or --vault-token-file)"}},
+	{"token file with zero poll", func(c *Config) { c.Token, c.Auth.TokenFile, c.Auth.TokenFilePoll = "", "/t", 0 },
+		[]string{"vault-token-file-poll: must be > 0, got 0s"}},
+	{"token with approle", func(c *Config) { c.Auth.Method, c.Auth.RoleID = AuthAppRole, "r" }, []string{"vault-token: must be empty"}},
+	{"approle without role id", func(c *Config) { c.Token, c.Auth.Method = "", AuthAppRole },
+		[]string{`vault-approle-role-id: required with --vault-auth "approle"`}},
 	{"approle both secret ids", func(c *Config) {
-		c.Token, c.Auth = "", AuthConfig{Method: AuthAppRole, RoleID: "r", SecretID: "s3cr3t-value", SecretIDFile: "/f"}
-	}, []string{"vault: auth.secret_id: set auth.secret_id or auth.secret_id_file"}},
+		c.Token, c.Auth.Method, c.Auth.RoleID, c.Auth.SecretID, c.Auth.SecretIDFile = "", AuthAppRole, "r", "s3cr3t-value", "/f"
+	}, []string{"vault-approle-secret-id and vault-approle-secret-id-file: give one, not both"}},
 	{"secret id with newline", func(c *Config) {
-		c.Token, c.Auth = "", AuthConfig{Method: AuthAppRole, RoleID: "r", SecretID: "s3cr3t-value\n"}
-	}, []string{"vault: auth.secret_id: contains whitespace"}},
-	{"bad mount", func(c *Config) {
-		c.Token, c.Auth = "", AuthConfig{Method: AuthAppRole, RoleID: "r", Mount: "/approle"}
-	}, []string{"vault: auth.mount:"}},
-	{"kubernetes without role", func(c *Config) { c.Token, c.Auth = "", AuthConfig{Method: AuthKubernetes} }, []string{"vault: auth.role: required"}},
-	{"role id with token method", func(c *Config) { c.Auth.RoleID = "r" }, []string{`vault: auth.role_id: only with auth.method "approle"`}},
-	{"k8s role with approle", func(c *Config) {
-		c.Token, c.Auth = "", AuthConfig{Method: AuthAppRole, RoleID: "r", Role: "x"}
-	}, []string{`vault: auth.role: only with auth.method "kubernetes"`}},
+		c.Token, c.Auth.Method, c.Auth.RoleID, c.Auth.SecretID = "", AuthAppRole, "r", "s3cr3t-value\n"
+	}, []string{"vault-approle-secret-id: contains whitespace"}},
+	{"approle bad mount", func(c *Config) {
+		c.Token, c.Auth.Method, c.Auth.RoleID, c.Auth.AppRoleMount = "", AuthAppRole, "r", "/approle"
+	}, []string{"vault-approle-mount:"}},
+	{"approle zero mount", func(c *Config) {
+		c.Token, c.Auth.Method, c.Auth.RoleID, c.Auth.AppRoleMount = "", AuthAppRole, "r", ""
+	}, []string{"vault-approle-mount: required"}},
+	{"kubernetes without role", func(c *Config) { c.Token, c.Auth.Method = "", AuthKubernetes },
+		[]string{`vault-k8s-role: required with --vault-auth "kubernetes"`}},
+	{"kubernetes zero mount and JWT file", func(c *Config) {
+		c.Token, c.Auth.Method, c.Auth.Role, c.Auth.KubernetesMount, c.Auth.JWTFile = "", AuthKubernetes, "keygate", "", ""
+	}, []string{"vault-k8s-mount: required", `vault-k8s-jwt-file: required with --vault-auth "kubernetes"`}},
+	{"role id with token method", func(c *Config) { c.Auth.RoleID = "r" }, []string{`vault-approle-role-id: only with --vault-auth "approle"`}},
+	{"secret id file with kubernetes", func(c *Config) {
+		c.Token, c.Auth.Method, c.Auth.Role, c.Auth.SecretIDFile = "", AuthKubernetes, "keygate", "/f"
+	}, []string{`vault-approle-secret-id-file: only with --vault-auth "approle"`}},
+	{"k8s role with approle", func(c *Config) { c.Token, c.Auth.Method, c.Auth.RoleID, c.Auth.Role = "", AuthAppRole, "r", "x" },
+		[]string{`vault-k8s-role: only with --vault-auth "kubernetes"`}},
 	{"backoff", func(c *Config) { c.Auth.MinBackoff, c.Auth.MaxBackoff = -1, -2 }, []string{
-		"vault: auth.min_backoff: must be > 0", "vault: auth.max_backoff: must be >= auth.min_backoff"}},
-	{"client cert without key", func(c *Config) { c.ClientCert = "c.pem" }, []string{"vault: client_cert: client_cert and client_key go together"}},
+		"vault-min-backoff: must be > 0", "vault-max-backoff: -2ns: must be >= --vault-min-backoff"}},
+	{"zero backoff", func(c *Config) { c.Auth.MinBackoff = 0 }, []string{"vault-min-backoff: must be > 0, got 0s"}},
+	{"client cert without key", func(c *Config) { c.ClientCert = "c.pem" }, []string{"vault-client-cert and vault-client-key: give both or neither"}},
 	{"several at once", func(c *Config) {
-		c.Token, c.Auth = "", AuthConfig{Method: AuthAppRole, TokenFile: "/t"}
-		c.ClientKey = "k.pem"
-	}, []string{"vault: auth.token_file: only with", "vault: auth.role_id: required", "vault: client_cert:"}},
+		c.Token, c.Auth.Method, c.Auth.TokenFile, c.ClientKey = "", AuthAppRole, "/t", "k.pem"
+	}, []string{"vault-token-file: only with", "vault-approle-role-id: required", "vault-client-cert and vault-client-key"}},
 }
 
 func TestAuthConfigValidate(t *testing.T) {
-	for _, tt := range authValidateTests {
-		t.Run(tt.name, func(t *testing.T) {
-			c := Config{Addr: "https://vault.example.com:8200", Token: "hvs.abc"}
-			tt.edit(&c)
-			c.SetDefaults()
-			err := c.Validate()
-			if len(tt.want) == 0 {
-				if err != nil {
-					t.Fatalf("Validate = %v, want nil", err)
-				}
-				return
-			}
-			if err == nil {
-				t.Fatalf("Validate = nil, want %q", tt.want)
-			}
-			if n := len(strings.Split(err.Error(), "\n")); n != len(tt.want) {
-				t.Errorf("Validate reported %d problems, want %d:\n%v", n, len(tt.want), err)
-			}
-			for _, w := range tt.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("Validate = %q, want it to contain %q", err, w)
-				}
-			}
-			for _, secret := range []string{"hvs.abc", c.Auth.SecretID} {
-				if secret != "" && strings.Contains(err.Error(), strings.TrimSpace(secret)) {
-					t.Errorf("Validate error %q contains a secret", err)
-				}
-			}
-			var ce *ConfigError
-			if !errors.As(err, &ce) || ce.Field == "" {
-				t.Errorf("Validate error is not a *ConfigError: %T", err)
-			}
-		})
-	}
+	runValidateTests(t, authValidateTests)
 }
 
-func TestAuthDefaults(t *testing.T) {
-	c := Config{Auth: AuthConfig{Method: AuthKubernetes}}
-	c.SetDefaults()
-	if c.Auth.Mount != "kubernetes" || c.Auth.JWTFile != DefaultJWTFile || c.Auth.MinBackoff != DefaultMinBackoff || c.Auth.MaxBackoff != DefaultMaxBackoff {
-		t.Errorf("kubernetes defaults = %+v", c.Auth)
+func TestLoginMount(t *testing.T) {
+	a := DefaultConfig().Auth
+	for method, want := range map[string]string{AuthAppRole: "approle", AuthKubernetes: "kubernetes"} {
+		a.Method = method
+		if got := a.loginMount(); got != want {
+			t.Errorf("%s: loginMount() = %q, want %q", method, got, want)
+		}
 	}
-	c = Config{Auth: AuthConfig{Method: AuthAppRole}}
-	c.SetDefaults()
-	if c.Auth.Mount != "approle" || c.Auth.JWTFile != "" {
-		t.Errorf("approle defaults = %+v", c.Auth)
-	}
-	c = Config{}
-	c.SetDefaults()
-	if c.Auth.Method != AuthToken || c.Auth.Mount != "" || c.Auth.TokenFilePoll != DefaultTokenFilePoll {
-		t.Errorf("token defaults = %+v", c.Auth)
+	a.AppRoleMount, a.KubernetesMount = "ar", "k8s"
+	for method, want := range map[string]string{AuthAppRole: "ar", AuthKubernetes: "k8s"} {
+		a.Method = method
+		if got := a.loginMount(); got != want {
+			t.Errorf("%s with set mounts: loginMount() = %q, want %q", method, got, want)
+		}
 	}
 }

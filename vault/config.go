@@ -4,30 +4,35 @@
 package vault
 
 import (
-	"errors"
 	"fmt"
 	"net/url"
 	"strings"
 	"time"
-)
 
-// Defaults applied by SetDefaults.
-const (
-	DefaultMount    = "secret"
-	DefaultBasePath = "keygate"
-	DefaultTimeout  = 2 * time.Second
+	"github.com/keygate/keygate/internal/field"
 )
 
 // Config says where keygate's data lives in Vault and how to reach it.
 // Records are stored at <Mount>/data/<BasePath>/keys/<id>, the peppers at
 // <Mount>/data/<BasePath>/pepper.
+//
+// Start from DefaultConfig: it is the one place the defaults are written
+// (keygate's store flags take their defaults from it), and no field's zero
+// value means "the default": New validates the Config and fills in nothing.
+// Validate's errors name each field as the keygate flag that sets it is
+// named, without the dashes ("vault-mount", "vault-approle-role-id"); the
+// settings keygate reads only from the environment are "vault-addr",
+// "vault-token", "vault-namespace" and "vault-approle-secret-id", and the
+// ones no flag sets "vault-token-file-poll", "vault-min-backoff" and
+// "vault-max-backoff". A problem that involves another field names it as a
+// flag ("only with --vault-auth \"approle\"").
 type Config struct {
 	// Addr is the Vault server URL, e.g. "https://vault.example.com:8200".
-	// Required; no default (the vault/api VAULT_ADDR default is not used).
+	// Required; default "" (the vault/api VAULT_ADDR default is not used).
 	Addr string
-	// Token authenticates to Vault when Auth.Method is "token" and
-	// Auth.TokenFile is empty; then it is required. No default here (main
-	// may fill it from VAULT_TOKEN). It never appears in errors.
+	// Token authenticates to Vault when Auth.Method is AuthToken and
+	// Auth.TokenFile is empty; then it is required. Default "" (main may
+	// fill it from VAULT_TOKEN). It never appears in errors.
 	Token string
 	// Mount is the path of the KV v2 secrets engine, one segment without
 	// slashes. Default "secret".
@@ -35,9 +40,9 @@ type Config struct {
 	// BasePath is the folder under the mount holding keygate's entries;
 	// it may have several segments ("team/keygate"). Default "keygate".
 	BasePath string
-	// Timeout bounds each request to Vault, including reading the body.
-	// Default 2s. The hot path should also pass a context deadline shorter
-	// than Envoy's ext_authz timeout.
+	// Timeout bounds each request to Vault, including reading the body;
+	// it must be > 0. Default 2s. The hot path should also pass a context
+	// deadline shorter than Envoy's ext_authz timeout.
 	Timeout time.Duration
 	// Namespace is the Vault Enterprise namespace. Default "" (root).
 	Namespace string
@@ -54,79 +59,73 @@ type Config struct {
 	ClientKey  string
 }
 
-// SetDefaults fills the zero fields that have defaults.
-func (c *Config) SetDefaults() {
-	if c.Mount == "" {
-		c.Mount = DefaultMount
+// DefaultConfig is keygate's Vault configuration when given no flags:
+// everything but Addr and the credentials (Token, or an Auth login).
+func DefaultConfig() Config {
+	return Config{
+		Mount:    "secret",
+		BasePath: "keygate",
+		Timeout:  2 * time.Second,
+		Auth: AuthConfig{
+			Method:          AuthToken,
+			TokenFilePoll:   5 * time.Second,
+			AppRoleMount:    "approle",
+			KubernetesMount: "kubernetes",
+			JWTFile:         "/var/run/secrets/kubernetes.io/serviceaccount/token",
+			MinBackoff:      500 * time.Millisecond,
+			MaxBackoff:      30 * time.Second,
+		},
 	}
-	if c.BasePath == "" {
-		c.BasePath = DefaultBasePath
-	}
-	if c.Timeout == 0 {
-		c.Timeout = DefaultTimeout
-	}
-	c.Auth.setDefaults()
 }
 
-// Validate reports every problem at once, each naming its field.
+// Validate reports every problem at once, as *field.Error values named as
+// Config's documentation says. It does not change c and does no I/O: New
+// reports the TLS files it cannot load.
 func (c Config) Validate() error {
-	var errs []error
-	bad := func(field, format string, args ...any) {
-		errs = append(errs, &ConfigError{Field: field, Problem: fmt.Sprintf(format, args...)})
-	}
+	var l field.List
 	if msg := checkAddr(c.Addr); msg != "" {
-		bad("addr", "%s", msg)
+		l.Addf("vault-addr", "%s", msg)
 	}
-	c.checkToken(bad)
-	c.Auth.check(bad)
+	c.checkToken(&l)
+	c.Auth.check(&l)
 	if (c.ClientCert == "") != (c.ClientKey == "") {
-		bad("client_cert", "client_cert and client_key go together: set both or neither")
+		l.Add("give both or neither", "vault-client-cert", "vault-client-key")
 	}
 	switch {
 	case c.Mount == "":
-		bad("mount", "required")
+		l.Addf("vault-mount", "required")
 	case strings.Contains(c.Mount, "/"):
-		bad("mount", "must not contain %q", "/")
+		l.Addf("vault-mount", "must not contain %q", "/")
 	case !validSegment(c.Mount):
-		bad("mount", "%q: want letters, digits and . _ - only", c.Mount)
+		l.Addf("vault-mount", "%q: want letters, digits and . _ - only", c.Mount)
 	}
-	if msg := checkBasePath(c.BasePath); msg != "" {
-		bad("base_path", "%s", msg)
+	if msg := checkPath(c.BasePath); msg != "" {
+		l.Addf("vault-base-path", "%s", msg)
 	}
 	if c.Timeout <= 0 {
-		bad("timeout", "must be > 0")
+		l.Addf("vault-timeout", "must be > 0, got %s", c.Timeout)
 	}
 	if strings.ContainsFunc(c.Namespace, isSpaceOrControl) {
-		bad("namespace", "%q contains whitespace or control characters", c.Namespace)
+		l.Addf("vault-namespace", "%q contains whitespace or control characters", c.Namespace)
 	}
-	return errors.Join(errs...)
+	return l.Err()
 }
-
-// ConfigError is one problem Validate found, naming the Config field
-// (dotted for Auth fields: "auth.role_id") so callers can name their own
-// flag instead.
-type ConfigError struct {
-	Field   string
-	Problem string
-}
-
-func (e *ConfigError) Error() string { return "vault: " + e.Field + ": " + e.Problem }
 
 // checkToken: a static token is required with the token method unless a
 // token file is used, and forbidden with the others.
-func (c Config) checkToken(bad func(field, format string, args ...any)) {
+func (c Config) checkToken(l *field.List) {
 	method := c.Auth.Method
 	switch {
-	case (method == "" || method == AuthToken) && c.Token == "" && c.Auth.TokenFile == "":
-		bad("token", "required (or auth.token_file)")
+	case method == AuthToken && c.Token == "" && c.Auth.TokenFile == "":
+		l.Addf("vault-token", "required (or --vault-token-file)")
 	case c.Token != "" && c.Auth.TokenFile != "":
-		bad("token", "set token or auth.token_file, not both")
+		l.Add("give one, not both", "vault-token", "vault-token-file")
 	case c.Token != "" && c.Auth.usesLogin():
-		bad("token", "must be empty with auth.method %q (keygate logs in)", method)
+		l.Addf("vault-token", "must be empty with --vault-auth %q (keygate logs in)", method)
 	case strings.ContainsFunc(c.Token, isSpaceOrControl):
 		// Never print the token; a trailing newline from a file is the
 		// usual cause.
-		bad("token", "contains whitespace or control characters")
+		l.Addf("vault-token", "contains whitespace or control characters")
 	}
 }
 
@@ -150,7 +149,9 @@ func checkAddr(addr string) string {
 	return ""
 }
 
-func checkBasePath(p string) string {
+// checkPath checks a path of one or more segments (BasePath, the auth
+// mounts).
+func checkPath(p string) string {
 	if p == "" {
 		return "required"
 	}

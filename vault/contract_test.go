@@ -32,7 +32,9 @@ func TestStoreContract(t *testing.T) {
 		b := make([]byte, 6)
 		rand.Read(b)
 		base := "contract/" + hex.EncodeToString(b)
-		s, err := vault.New(vault.Config{Addr: v.Addr, Token: v.Token, BasePath: base, Timeout: 5 * time.Second})
+		cfg := vault.DefaultConfig()
+		cfg.Addr, cfg.Token, cfg.BasePath, cfg.Timeout = v.Addr, v.Token, base, 5*time.Second
+		s, err := vault.New(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}

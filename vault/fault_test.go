@@ -94,7 +94,9 @@ func TestLookupFaultsFake(t *testing.T) {
 
 func fakeStore(t *testing.T, addr string, timeout time.Duration) *Store {
 	t.Helper()
-	s, err := New(Config{Addr: addr, Token: fakeToken, Timeout: timeout})
+	cfg := DefaultConfig()
+	cfg.Addr, cfg.Token, cfg.Timeout = addr, fakeToken, timeout
+	s, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +135,7 @@ func TestLookupSlow(t *testing.T) {
 		deadline time.Duration // generous; the server answers after 5 s
 	}{
 		{"client timeout", 200 * time.Millisecond, background, ClassTimeout, 3 * time.Second},
-		{"default timeout", 0, background, ClassTimeout, 4 * time.Second},
+		{"default timeout", DefaultConfig().Timeout, background, ClassTimeout, 4 * time.Second},
 		{"context deadline", 10 * time.Second, func() (context.Context, context.CancelFunc) {
 			return context.WithTimeout(context.Background(), 100*time.Millisecond)
 		}, ClassTimeout, 3 * time.Second},
@@ -212,13 +214,15 @@ func TestLookupFaultsReal(t *testing.T) {
 	check(t, f.store.Create(ctx, id, rec))
 
 	t.Run("bad token", func(t *testing.T) {
-		s, err := New(Config{Addr: f.vault.Addr, Token: fakeToken, BasePath: f.base})
+		s, err := New(testConfig(f.vault.Addr, fakeToken, f.base))
 		check(t, err)
 		_, err = s.Lookup(ctx, id)
 		checkTransient(t, err, ClassForbidden, 403, fakeToken)
 	})
 	t.Run("no such mount", func(t *testing.T) {
-		s, err := New(Config{Addr: f.vault.Addr, Token: f.vault.Token, Mount: "nosuch", BasePath: f.base})
+		cfg := testConfig(f.vault.Addr, f.vault.Token, f.base)
+		cfg.Mount = "nosuch"
+		s, err := New(cfg)
 		check(t, err)
 		_, err = s.Lookup(ctx, id)
 		checkTransient(t, err, ClassClientError, 404, f.vault.Token)

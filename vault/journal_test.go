@@ -12,7 +12,7 @@ import (
 func TestJournal(t *testing.T) {
 	v := vaulttest.Server(t)
 	base := "journal-" + strings.ToLower(t.Name())
-	s, err := New(Config{Addr: v.Addr, Token: v.Token, BasePath: base})
+	s, err := New(testConfig(v.Addr, v.Token, base))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -109,9 +109,9 @@ func TestKubernetesLogin(t *testing.T) {
 	if err := os.WriteFile(jwtFile, []byte(jwt), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	af := startAuth(t, f, newKey(t, f), Config{Auth: AuthConfig{
-		Method: AuthKubernetes, Mount: mount, Role: "keygate", JWTFile: jwtFile,
-	}})
+	af := startAuth(t, f, newKey(t, f), func(a *AuthConfig) {
+		a.Method, a.KubernetesMount, a.Role, a.JWTFile = AuthKubernetes, mount, "keygate", jwtFile
+	})
 	defer af.stop(t, jwt)
 	if _, err := af.store.Lookup(context.Background(), af.id); err != nil {
 		t.Fatal(err)
@@ -131,9 +131,9 @@ func TestKubernetesLoginRejected(t *testing.T) {
 	jwt := serviceAccountJWT(t)
 	jwtFile := filepath.Join(t.TempDir(), "token")
 	os.WriteFile(jwtFile, []byte(jwt), 0o600)
-	s, err := New(Config{Addr: f.vault.Addr, BasePath: f.base, Auth: AuthConfig{
-		Method: AuthKubernetes, Mount: mount, Role: "keygate", JWTFile: jwtFile,
-	}})
+	cfg := testConfig(f.vault.Addr, "", f.base)
+	cfg.Auth.Method, cfg.Auth.KubernetesMount, cfg.Auth.Role, cfg.Auth.JWTFile = AuthKubernetes, mount, "keygate", jwtFile
+	s, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,7 @@ import (
 // Store's client. For the token method it reads the token file.
 func (a *Auth) loginOnce(ctx context.Context) (*vaultapi.Secret, error) {
 	if !a.cfg.usesLogin() {
-		token, err := readSecretFile(a.cfg.TokenFile, "auth.token_file")
+		token, err := readSecretFile(a.cfg.TokenFile, "token file")
 		if err != nil {
 			a.failures.Add(1)
 			return nil, err
@@ -32,7 +32,7 @@ func (a *Auth) loginOnce(ctx context.Context) (*vaultapi.Secret, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, a.reqTO)
 	defer cancel()
-	secret, err := a.login.Logical().WriteWithContext(ctx, "auth/"+a.cfg.Mount+"/login", data)
+	secret, err := a.login.Logical().WriteWithContext(ctx, "auth/"+a.cfg.loginMount()+"/login", data)
 	switch {
 	case err != nil:
 		a.failures.Add(1)
@@ -55,7 +55,7 @@ func (a *Auth) loginData() (map[string]any, error) {
 		secretID := a.cfg.SecretID
 		if a.cfg.SecretIDFile != "" {
 			var err error
-			if secretID, err = readSecretFile(a.cfg.SecretIDFile, "auth.secret_id_file"); err != nil {
+			if secretID, err = readSecretFile(a.cfg.SecretIDFile, "secret id file"); err != nil {
 				return nil, err
 			}
 		}
@@ -64,33 +64,33 @@ func (a *Auth) loginData() (map[string]any, error) {
 		}
 		return data, nil
 	case AuthKubernetes:
-		jwt, err := readSecretFile(a.cfg.JWTFile, "auth.jwt_file")
+		jwt, err := readSecretFile(a.cfg.JWTFile, "JWT file")
 		if err != nil {
 			return nil, err
 		}
 		return map[string]any{"role": a.cfg.Role, "jwt": jwt}, nil
 	}
-	return nil, fmt.Errorf("vault: auth.method %q does not log in", a.cfg.Method)
+	return nil, fmt.Errorf("vault: auth method %q does not log in", a.cfg.Method)
 }
 
 // maxSecretFile bounds a token, secret id or JWT file.
 const maxSecretFile = 64 << 10
 
 // readSecretFile reads a one-line secret, trimming surrounding whitespace.
-// Errors name the field and the path, never the content.
-func readSecretFile(path, field string) (string, error) {
+// Errors say which file it is (what) and its path, never the content.
+func readSecretFile(path, what string) (string, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return "", fmt.Errorf("vault: %s: %w", field, err)
+		return "", fmt.Errorf("vault: %s: %w", what, err)
 	}
 	b = bytes.TrimSpace(b)
 	switch {
 	case len(b) == 0:
-		return "", fmt.Errorf("vault: %s %s: empty", field, path)
+		return "", fmt.Errorf("vault: %s %s: empty", what, path)
 	case len(b) > maxSecretFile:
-		return "", fmt.Errorf("vault: %s %s: over %d bytes", field, path, maxSecretFile)
+		return "", fmt.Errorf("vault: %s %s: over %d bytes", what, path, maxSecretFile)
 	case bytes.ContainsFunc(b, isSpaceOrControl):
-		return "", fmt.Errorf("vault: %s %s: contains whitespace or control characters", field, path)
+		return "", fmt.Errorf("vault: %s %s: contains whitespace or control characters", what, path)
 	}
 	return string(b), nil
 }
@@ -120,7 +120,7 @@ func (a *Auth) watchFile(ctx context.Context, log *slog.Logger) string {
 				continue
 			}
 		}
-		token, err := readSecretFile(a.cfg.TokenFile, "auth.token_file")
+		token, err := readSecretFile(a.cfg.TokenFile, "token file")
 		if err != nil {
 			log.Warn("cannot re-read the Vault token file; keeping the current token", "err", err)
 			continue

@@ -35,8 +35,10 @@ func TestNamespaceHeader(t *testing.T) {
 	}))
 	defer fake.Close()
 
-	s, err := New(Config{Addr: fake.URL, Namespace: "team-a/keygate", Timeout: time.Second,
-		Auth: AuthConfig{Method: AuthAppRole, RoleID: "role", SecretID: "secret"}})
+	cfg := DefaultConfig()
+	cfg.Addr, cfg.Namespace, cfg.Timeout = fake.URL, "team-a/keygate", time.Second
+	cfg.Auth.Method, cfg.Auth.RoleID, cfg.Auth.SecretID = AuthAppRole, "role", "secret"
+	s, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -64,11 +64,11 @@ func newPolicyFixture(t *testing.T) *policyFixture {
 	for _, name := range []string{serverPolicy, adminPolicy} {
 		check(t, f.root.Sys().PutPolicy(name, readPolicyFile(t, name)))
 	}
-	f.rootStore = f.store(t, v.Token, DefaultBasePath)
+	f.rootStore = f.store(t, v.Token, DefaultConfig().BasePath)
 	f.serverTok = policyToken(t, f.root, serverPolicy)
 	f.adminTok = policyToken(t, f.root, adminPolicy)
-	f.server, f.serverAPI = f.store(t, f.serverTok, DefaultBasePath), f.client(t, f.serverTok)
-	f.admin, f.adminAPI = f.store(t, f.adminTok, DefaultBasePath), f.client(t, f.adminTok)
+	f.server, f.serverAPI = f.store(t, f.serverTok, DefaultConfig().BasePath), f.client(t, f.serverTok)
+	f.admin, f.adminAPI = f.store(t, f.adminTok, DefaultConfig().BasePath), f.client(t, f.adminTok)
 	return f
 }
 
@@ -100,7 +100,7 @@ func policyToken(t *testing.T, root *vaultapi.Client, policyName string) string 
 
 func (f *policyFixture) store(t *testing.T, token, base string) *Store {
 	t.Helper()
-	s, err := New(Config{Addr: f.vault.Addr, Token: token, BasePath: base, Timeout: 5 * time.Second})
+	s, err := New(testConfig(f.vault.Addr, token, base))
 	check(t, err)
 	return s
 }

@@ -38,14 +38,14 @@ type Store struct {
 	observe Observer // nil: none
 }
 
-// New returns a Store for cfg (defaults applied). TLS settings come from
-// cfg, else from the usual VAULT_CACERT/VAULT_CLIENT_CERT/... environment
-// variables; address, token, namespace, timeout and retries come only from
-// cfg: the client makes exactly one attempt per request. With a login
-// method or a token file, run s.Auth().Run to keep the token fresh; without
-// it the first request logs in.
+// New returns a Store for cfg, which it validates and does not complete
+// (start from DefaultConfig). TLS settings come from cfg, else from the
+// usual VAULT_CACERT/VAULT_CLIENT_CERT/... environment variables; address,
+// token, namespace, timeout and retries come only from cfg: the client
+// makes exactly one attempt per request. With a login method or a token
+// file, run s.Auth().Run to keep the token fresh; without it the first
+// request logs in.
 func New(cfg Config) (*Store, error) {
-	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

@@ -32,11 +32,20 @@ type fixture struct {
 	base  string
 }
 
+// testConfig is DefaultConfig for the server at addr with a static token
+// (none: set Auth), keygate's entries under base, and a request timeout a
+// loaded test machine meets.
+func testConfig(addr, token, base string) Config {
+	c := DefaultConfig()
+	c.Addr, c.Token, c.BasePath, c.Timeout = addr, token, base, 5*time.Second
+	return c
+}
+
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	v := vaulttest.Server(t)
 	base := "test/" + randomHex(6)
-	s, err := New(Config{Addr: v.Addr, Token: v.Token, BasePath: base, Timeout: 5 * time.Second})
+	s, err := New(testConfig(v.Addr, v.Token, base))
 	if err != nil {
 		t.Fatal(err)
 	}

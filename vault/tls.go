@@ -5,6 +5,8 @@ import (
 	"os"
 
 	vaultapi "github.com/hashicorp/vault/api"
+
+	"github.com/keygate/keygate/internal/field"
 )
 
 // newClient builds the vault/api client for cfg: one attempt per request,
@@ -35,25 +37,25 @@ func newClient(cfg Config) (*vaultapi.Client, error) {
 }
 
 // configureTLS applies cfg's TLS files; a file that cannot be read or
-// parsed is a *ConfigError naming its field.
+// parsed is a *field.Error naming its field as Validate does.
 func configureTLS(vc *vaultapi.Config, cfg Config) error {
 	if cfg.CACert == "" && cfg.ClientCert == "" {
 		return nil
 	}
 	for _, f := range []struct{ field, path string }{
-		{"ca_cert", cfg.CACert}, {"client_cert", cfg.ClientCert}, {"client_key", cfg.ClientKey},
+		{"vault-ca-cert", cfg.CACert}, {"vault-client-cert", cfg.ClientCert}, {"vault-client-key", cfg.ClientKey},
 	} {
 		if _, err := os.Stat(f.path); f.path != "" && err != nil {
-			return &ConfigError{Field: f.field, Problem: err.Error()}
+			return &field.Error{Names: []string{f.field}, Problem: err.Error()}
 		}
 	}
 	tc := &vaultapi.TLSConfig{CACert: cfg.CACert, ClientCert: cfg.ClientCert, ClientKey: cfg.ClientKey}
 	if err := vc.ConfigureTLS(tc); err != nil {
-		field := "ca_cert"
+		name := "vault-ca-cert"
 		if cfg.ClientCert != "" {
-			field = "client_cert"
+			name = "vault-client-cert"
 		}
-		return &ConfigError{Field: field, Problem: "TLS: " + err.Error()}
+		return &field.Error{Names: []string{name}, Problem: "TLS: " + err.Error()}
 	}
 	return nil
 }

@@ -17,9 +17,11 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
+	"github.com/keygate/keygate/internal/field"
 	"github.com/keygate/keygate/policy"
 )
 
@@ -77,7 +79,9 @@ func TestTLSClientCert(t *testing.T) {
 	writePEM(t, caFile, "CERTIFICATE", srv.Certificate().Raw)
 
 	id, _ := newRecord(t)
-	cfg := Config{Addr: srv.URL, Token: "hvs.test", CACert: caFile, ClientCert: certFile, ClientKey: keyFile}
+	cfg := DefaultConfig()
+	cfg.Addr, cfg.Token = srv.URL, "hvs.test"
+	cfg.CACert, cfg.ClientCert, cfg.ClientKey = caFile, certFile, keyFile
 	s, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -99,16 +103,18 @@ func TestTLSClientCert(t *testing.T) {
 func TestTLSBadFiles(t *testing.T) {
 	bad := filepath.Join(t.TempDir(), "junk.pem")
 	os.WriteFile(bad, []byte("not pem"), 0o600)
-	for field, cfg := range map[string]Config{
-		"ca_cert":     {CACert: "/nonexistent/ca.pem"},
-		"client_key":  {ClientCert: bad, ClientKey: "/nonexistent/key.pem"},
-		"client_cert": {ClientCert: bad, ClientKey: bad},
+	for name, files := range map[string][3]string{
+		"vault-ca-cert":     {"/nonexistent/ca.pem", "", ""},
+		"vault-client-key":  {"", bad, "/nonexistent/key.pem"},
+		"vault-client-cert": {"", bad, bad},
 	} {
+		cfg := DefaultConfig()
 		cfg.Addr, cfg.Token = "https://127.0.0.1:1", "hvs.x"
+		cfg.CACert, cfg.ClientCert, cfg.ClientKey = files[0], files[1], files[2]
 		_, err := New(cfg)
-		var ce *ConfigError
-		if !errors.As(err, &ce) || ce.Field != field {
-			t.Errorf("New(%s) = %v, want a ConfigError for %s", field, err, field)
+		var fe *field.Error
+		if !errors.As(err, &fe) || !slices.Equal(fe.Names, []string{name}) {
+			t.Errorf("New(%s) = %v, want a *field.Error naming %s", name, err, name)
 		}
 	}
 }

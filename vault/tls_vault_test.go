@@ -5,7 +5,6 @@ import (
 	"errors"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -67,7 +66,7 @@ func (p *tlsPeers) server(c tlsCase) *vaulttest.TLSVault {
 func (p *tlsPeers) store(t *testing.T, c tlsCase) *Store {
 	t.Helper()
 	v := p.server(c)
-	cfg := Config{Addr: v.Addr, Token: v.Token, BasePath: p.base, Timeout: 5 * time.Second}
+	cfg := testConfig(v.Addr, v.Token, p.base)
 	switch c.ca {
 	case tlsGood:
 		cfg.CACert = v.CAFile

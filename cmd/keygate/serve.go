@@ -120,8 +120,8 @@ func (f *serveFlags) effectiveConfig(getenv func(string) string) map[string]stri
 			out["--"+fl.Name] = fl.Value.String()
 		}
 	})
-	out["VAULT_ADDR"], out["VAULT_NAMESPACE"] = getenv("VAULT_ADDR"), getenv("VAULT_NAMESPACE")
-	for _, secret := range []string{"VAULT_TOKEN", secretIDEnv} {
+	out[envVaultAddr], out[envVaultNamespace] = getenv(envVaultAddr), getenv(envVaultNamespace)
+	for _, secret := range []string{envVaultToken, secretIDEnv} {
 		out[secret] = "(unset)"
 		if getenv(secret) != "" {
 			out[secret] = "(set, redacted)"

@@ -32,24 +32,26 @@ var (
 	_ keyStore = (*filestore.Store)(nil)
 )
 
-// storeFlags select and configure the store.
+// storeFlags select and configure the store: --store, and the Vault
+// flags, bound to a vault.Config.
 type storeFlags struct {
-	spec      string // "vault" or "file:PATH"
-	mount     string
-	basePath  string
-	timeout   time.Duration
-	vaultAuth vaultAuthFlags
+	spec  string // "vault" or "file:PATH"
+	vault vault.Config
 }
 
 // register adds the store flags, which serve and every command that opens
-// the store take; the README lists them in their own table.
+// the store take; the README lists them in their own table. The Vault
+// flags are bound to f.vault, set to vault.DefaultConfig here: a flag's
+// default is its field's, written once.
 func (f *storeFlags) register(fs *pflag.FlagSet) {
+	f.vault = vault.DefaultConfig()
+	c := &f.vault
 	fs.StringVar(&f.spec, "store", "", `key store: "vault" or "file:PATH" (the embedded file store, reloaded on change)`)
 	docs(fs, "store", `"vault" if VAULT_ADDR is set`, "File store|vault.md#file-store")
-	fs.StringVar(&f.mount, "vault-mount", "secret", "Vault KV v2 mount")
-	fs.StringVar(&f.basePath, "vault-base-path", "keygate", `path under the mount: records at "<mount>/<base>/keys/<id>"`)
-	fs.DurationVar(&f.timeout, "vault-timeout", 2*time.Second, "timeout of one Vault request, without client retries (reads on the Check path also obey --lookup-timeout)")
-	f.vaultAuth.register(fs)
+	fs.StringVar(&c.Mount, "vault-mount", c.Mount, "Vault KV v2 mount")
+	fs.StringVar(&c.BasePath, "vault-base-path", c.BasePath, `path under the mount: records at "<mount>/<base>/keys/<id>"`)
+	fs.DurationVar(&c.Timeout, "vault-timeout", c.Timeout, "timeout of one Vault request, without client retries (reads on the Check path also obey --lookup-timeout)")
+	registerVaultAuth(fs, c)
 	for _, name := range storeFlagNames {
 		_ = fs.SetAnnotation(name, docGroup, []string{storeGroup})
 	}
@@ -83,7 +85,7 @@ type openedStore struct {
 // VAULT_NAMESPACE are read from the environment as the vault CLI does.
 func (f *storeFlags) open(ctx context.Context, e *env, log *slog.Logger, createFile bool) (*openedStore, error) {
 	spec := f.spec
-	if spec == "" && e.getenv("VAULT_ADDR") != "" {
+	if spec == "" && e.getenv(envVaultAddr) != "" {
 		spec = "vault"
 	}
 	switch {
@@ -112,20 +114,14 @@ func (f *storeFlags) open(ctx context.Context, e *env, log *slog.Logger, createF
 	return nil, fmt.Errorf(`%s %q: want "vault" or "file:PATH"`, e.flagName("store"), spec)
 }
 
-// openVault opens the Vault store with the auth flags; configuration
-// errors name the flag or environment variable to fix.
+// openVault opens the Vault store configured by the flags and the
+// environment; configuration errors name the flag or environment variable
+// to fix.
 func (f *storeFlags) openVault(e *env, log *slog.Logger) (*openedStore, error) {
-	cfg := vault.Config{
-		Addr:      e.getenv("VAULT_ADDR"),
-		Namespace: e.getenv("VAULT_NAMESPACE"),
-		Mount:     f.mount,
-		BasePath:  f.basePath,
-		Timeout:   f.timeout,
-	}
-	f.vaultAuth.apply(&cfg, e)
+	cfg := f.vaultConfig(e)
 	s, err := vault.New(cfg)
 	if err != nil {
-		return nil, f.vaultAuth.flagErrors(err, e)
+		return nil, vaultErrors(err, e)
 	}
 	o := &openedStore{keyStore: s, auth: s.Auth(), name: "vault"}
 	o.run = func(ctx context.Context) error { return s.Auth().Run(ctx, log) }

@@ -2,125 +2,104 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"regexp"
-	"strings"
 
+	vaultapi "github.com/hashicorp/vault/api"
 	"github.com/spf13/pflag"
 
+	"github.com/keygate/keygate/internal/field"
 	"github.com/keygate/keygate/vault"
 )
 
-// vaultAuthFlags select how keygate logs in to Vault and how it reaches
-// it over TLS.
-type vaultAuthFlags struct {
-	method       string
-	tokenFile    string
-	roleID       string
-	secretIDFile string
-	appRoleMount string
-	k8sRole      string
-	k8sJWTFile   string
-	k8sMount     string
-	caCert       string
-	clientCert   string
-	clientKey    string
-}
+// The Vault variables keygate reads itself, as the vault CLI does.
+// VAULT_CACERT, VAULT_CLIENT_CERT and VAULT_CLIENT_KEY are read by vault/api
+// for what --vault-ca-cert and --vault-client-cert/-key leave empty.
+const (
+	envVaultAddr      = vaultapi.EnvVaultAddress
+	envVaultToken     = vaultapi.EnvVaultToken
+	envVaultNamespace = vaultapi.EnvVaultNamespace
+)
 
 // secretIDEnv holds an AppRole secret id (there is no flag for it: a flag
 // value shows in ps). --vault-approle-secret-id-file is preferred.
 const secretIDEnv = "KEYGATE_VAULT_APPROLE_SECRET_ID"
 
-func (f *vaultAuthFlags) register(fs *pflag.FlagSet) {
-	fs.StringVar(&f.method, "vault-auth", vault.AuthToken, `Vault auth method: "token", "approle" or "kubernetes"`)
+// vaultEnvNames are the vault.Config settings read only from the
+// environment, by the names vault.Config's errors give them, and their
+// variables.
+var vaultEnvNames = map[string]string{
+	"vault-addr": envVaultAddr, "vault-token": envVaultToken, "vault-namespace": envVaultNamespace,
+	"vault-approle-secret-id": secretIDEnv,
+}
+
+// registerVaultAuth binds the flags that say how keygate logs in to Vault
+// and reaches it over TLS to c's fields, their defaults c's values.
+func registerVaultAuth(fs *pflag.FlagSet, c *vault.Config) {
+	a := &c.Auth
+	fs.StringVar(&a.Method, "vault-auth", a.Method, `Vault auth method: "token", "approle" or "kubernetes"`)
 	docs(fs, "vault-auth", "", "Vault authentication|#vault-authentication")
-	fs.StringVar(&f.tokenFile, "vault-token-file", "", "file holding the token, used instead of VAULT_TOKEN; re-read every 5 s when it changes, "+
-		"and at once on a 403 (e.g. kept fresh by Vault Agent)")
-	fs.StringVar(&f.roleID, "vault-approle-role-id", "", `AppRole role id (required for "approle")`)
-	fs.StringVar(&f.secretIDFile, "vault-approle-secret-id-file", "", "file holding the AppRole secret id, read at each login (or set "+secretIDEnv+")")
-	fs.StringVar(&f.appRoleMount, "vault-approle-mount", vault.DefaultAppRoleMount, "AppRole auth mount path")
-	fs.StringVar(&f.k8sRole, "vault-k8s-role", "", `Vault role (required for "kubernetes")`)
-	fs.StringVar(&f.k8sJWTFile, "vault-k8s-jwt-file", vault.DefaultJWTFile, "service-account token, read at each login")
-	fs.StringVar(&f.k8sMount, "vault-k8s-mount", vault.DefaultKubernetesPath, "Kubernetes auth mount path")
-	fs.StringVar(&f.caCert, "vault-ca-cert", "", "PEM CA file to verify Vault's certificate")
+	fs.StringVar(&a.TokenFile, "vault-token-file", a.TokenFile, fmt.Sprintf("file holding the token, used instead of VAULT_TOKEN; "+
+		"re-read every %s when it changes, and at once on a 403 (e.g. kept fresh by Vault Agent)", a.TokenFilePoll))
+	fs.StringVar(&a.RoleID, "vault-approle-role-id", a.RoleID, `AppRole role id (required for "approle")`)
+	fs.StringVar(&a.SecretIDFile, "vault-approle-secret-id-file", a.SecretIDFile, "file holding the AppRole secret id, read at each login (or set "+secretIDEnv+")")
+	fs.StringVar(&a.AppRoleMount, "vault-approle-mount", a.AppRoleMount, "AppRole auth mount path")
+	fs.StringVar(&a.Role, "vault-k8s-role", a.Role, `Vault role (required for "kubernetes")`)
+	fs.StringVar(&a.JWTFile, "vault-k8s-jwt-file", a.JWTFile, "service-account token, read at each login")
+	fs.StringVar(&a.KubernetesMount, "vault-k8s-mount", a.KubernetesMount, "Kubernetes auth mount path")
+	fs.StringVar(&c.CACert, "vault-ca-cert", c.CACert, "PEM CA file to verify Vault's certificate")
 	docs(fs, "vault-ca-cert", `"VAULT_CACERT", else system roots`)
-	fs.StringVar(&f.clientCert, "vault-client-cert", "", "PEM client certificate for mutual TLS to Vault (with --vault-client-key)")
+	fs.StringVar(&c.ClientCert, "vault-client-cert", c.ClientCert, "PEM client certificate for mutual TLS to Vault (with --vault-client-key)")
 	docs(fs, "vault-client-cert", `"VAULT_CLIENT_CERT"`)
-	fs.StringVar(&f.clientKey, "vault-client-key", "", "PEM key of --vault-client-cert")
+	fs.StringVar(&c.ClientKey, "vault-client-key", c.ClientKey, "PEM key of --vault-client-cert")
 	docs(fs, "vault-client-key", `"VAULT_CLIENT_KEY"`)
 }
 
-// apply fills cfg's token, auth and TLS fields. VAULT_TOKEN is used only
-// by the token method without --vault-token-file.
-func (f *vaultAuthFlags) apply(cfg *vault.Config, e *env) {
-	a := vault.AuthConfig{Method: f.method, TokenFile: f.tokenFile, RoleID: f.roleID, Role: f.k8sRole}
-	switch f.method {
+// vaultConfig is the flags' vault.Config with the settings read from the
+// environment: VAULT_ADDR, VAULT_NAMESPACE, VAULT_TOKEN (only for the token
+// method without --vault-token-file) and the AppRole secret id (only for
+// approle). Settings of the methods not chosen are left as the flags set
+// them: vault.Config ignores them.
+func (f *storeFlags) vaultConfig(e *env) vault.Config {
+	cfg := f.vault
+	cfg.Addr, cfg.Namespace = e.getenv(envVaultAddr), e.getenv(envVaultNamespace)
+	switch cfg.Auth.Method {
 	case vault.AuthToken:
-		if f.tokenFile == "" {
-			cfg.Token = e.getenv("VAULT_TOKEN")
+		if cfg.Auth.TokenFile == "" {
+			cfg.Token = e.getenv(envVaultToken)
 		}
 	case vault.AuthAppRole:
-		a.Mount, a.SecretIDFile = f.appRoleMount, f.secretIDFile
-		a.SecretID = e.getenv(secretIDEnv)
-	case vault.AuthKubernetes:
-		a.Mount, a.JWTFile = f.k8sMount, f.k8sJWTFile
+		cfg.Auth.SecretID = e.getenv(secretIDEnv)
 	}
-	cfg.Auth = a
-	cfg.CACert, cfg.ClientCert, cfg.ClientKey = f.caCert, f.clientCert, f.clientKey
+	return cfg
 }
 
-// flagErrors renames vault.Config fields in err to the flags and
-// environment variables that set them (a flag set from its KEYGATE_*
-// variable by that variable).
-func (f *vaultAuthFlags) flagErrors(err error, e *env) error {
-	var errs []error
-	name := func(field string) string {
-		return flagRef.ReplaceAllStringFunc(f.flagName(field), func(flag string) string { return e.flagName(flag[2:]) })
-	}
-	for _, err := range unjoin(err) {
-		var ce *vault.ConfigError
-		if !errors.As(err, &ce) {
-			errs = append(errs, err)
+// vaultErrors names the settings in vault.Config's problems as the user
+// set them: the flag, or the KEYGATE_* variable that set it, or for a
+// setting read only from the environment its variable. Flags named in a
+// problem's text are renamed the same way. The result holds no
+// *field.Error, so that no caller renames it again.
+func vaultErrors(err error, e *env) error {
+	var out []error
+	for _, p := range field.Split(err) {
+		var fe *field.Error
+		if !errors.As(p, &fe) {
+			out = append(out, p)
 			continue
 		}
-		problem := ce.Problem
-		for _, field := range []string{"auth.method", "auth.token_file", "auth.secret_id_file", "auth.secret_id", "auth.min_backoff"} {
-			problem = strings.ReplaceAll(problem, field, name(field))
+		named := &field.Error{Names: make([]string, len(fe.Names))}
+		for i, n := range fe.Names {
+			if v, ok := vaultEnvNames[n]; ok {
+				named.Names[i] = v
+			} else {
+				named.Names[i] = e.flagName(n)
+			}
 		}
-		errs = append(errs, errors.New(name(ce.Field)+": "+problem))
+		named.Problem = flagRef.ReplaceAllStringFunc(fe.Problem, func(flag string) string { return e.flagName(flag[2:]) })
+		out = append(out, errors.New(named.Error()))
 	}
-	return errors.Join(errs...)
+	return errors.Join(out...)
 }
 
-func (f *vaultAuthFlags) flagName(field string) string {
-	names := map[string]string{
-		"addr": "VAULT_ADDR", "namespace": "VAULT_NAMESPACE", "mount": "--vault-mount",
-		"base_path": "--vault-base-path", "timeout": "--vault-timeout",
-		"token": "VAULT_TOKEN (or --vault-token-file)", "auth.method": "--vault-auth",
-		"auth.token_file": "--vault-token-file", "auth.role_id": "--vault-approle-role-id",
-		"auth.secret_id": secretIDEnv, "auth.secret_id_file": "--vault-approle-secret-id-file",
-		"auth.role": "--vault-k8s-role", "auth.jwt_file": "--vault-k8s-jwt-file",
-		"ca_cert": "--vault-ca-cert", "client_cert": "--vault-client-cert/--vault-client-key",
-		"client_key": "--vault-client-key",
-	}
-	if field == "auth.mount" && f.method == vault.AuthKubernetes {
-		return "--vault-k8s-mount"
-	}
-	if field == "auth.mount" {
-		return "--vault-approle-mount"
-	}
-	if n, ok := names[field]; ok {
-		return n
-	}
-	return "vault " + strings.ReplaceAll(field, "_", "-")
-}
-
-// flagRef is a flag named in flagName's text.
+// flagRef is a flag named in a problem's text.
 var flagRef = regexp.MustCompile(`--[a-z0-9-]+`)
-
-// unjoin splits an errors.Join error into its parts.
-func unjoin(err error) []error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		return j.Unwrap()
-	}
-	return []error{err}
-}

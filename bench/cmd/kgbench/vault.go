@@ -14,11 +14,15 @@ import (
 	"sync"
 
 	"github.com/keygate/keygate/bench/proc"
+	"github.com/keygate/keygate/vault"
 )
 
-// keysPath is where keygate keeps records (defaults --vault-mount secret,
-// --vault-base-path keygate), as Vault's audit log names the path.
-const keysPath = "secret/data/keygate/keys/"
+// keysPath is where keygate keeps records with the default --vault-mount
+// and --vault-base-path, as Vault's audit log names the path.
+var keysPath = func() string {
+	c := vault.DefaultConfig()
+	return c.Mount + "/data/" + c.BasePath + "/keys/"
+}()
 
 // enableAudit turns on a file audit device writing to path.
 func enableAudit(ctx context.Context, v *proc.Vault, path string) error {
