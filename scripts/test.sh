@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# `make test`: vet, all tests with -race (real Vault, nginx and Caddy
-# included), short fuzz runs, then a scan of everything the tests printed
+# `make test`: vet, all tests with -race (real Vault, nginx, Caddy,
+# envoyproxy/ratelimit and Redis included), short fuzz runs, then a scan of everything the tests printed
 # for raw API keys.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +14,9 @@ scripts/promtool.sh >/dev/null || echo "test.sh: scripts/promtool.sh failed; obs
 # The real nginx and Caddy of cmd/keygate/proxy_e2e_test.go (Caddy is built
 # once and cached). If one is missing, its tests skip, or fail under CI.
 scripts/proxies.sh >/dev/null || echo "test.sh: scripts/proxies.sh failed; see above" >&2
+# The real envoyproxy/ratelimit service (built once and cached) and Redis
+# that the global limit tests run keygate against; same rule if missing.
+scripts/ratelimit.sh >/dev/null || echo "test.sh: scripts/ratelimit.sh failed; see above" >&2
 
 # -v so that every t.Log line is in the scanned output too.
 set +e
