@@ -64,6 +64,68 @@ func TestLimits(t *testing.T) {
 	}
 }
 
+// TestGlobalLimits: global_rate_limit and global_quota take the shapes
+// of rate_limit and quota, compile apart from them, and refuse a burst
+// (the rate limit service has none), naming the field.
+func TestGlobalLimits(t *testing.T) {
+	base := func() *Record { return &Record{Hash: "sha256:" + hex64, Tenant: "acme", Status: StatusActive} }
+	r := base()
+	r.RateLimit = &RateLimit{Requests: 5, Per: "second", Burst: 2}
+	r.GlobalRateLimit = &RateLimit{Requests: 100, Per: "minute"}
+	r.GlobalQuota = &Quota{Requests: 10000, Per: "day"}
+	if err := r.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	want := Limits{Rate: 100.0 / 60, Burst: 100, RateRequests: 100, RateWindow: time.Minute, Quota: 10000, QuotaWindow: 24 * time.Hour}
+	if got := r.Compiled().GlobalLimits(); got == nil || *got != want {
+		t.Errorf("GlobalLimits = %+v, want %+v", got, want)
+	}
+	if got := r.Compiled().Limits(); got == nil || got.RateRequests != 5 || got.Burst != 2 || got.Quota != 0 {
+		t.Errorf("Limits = %+v, want the local 5/s burst 2 only", got)
+	}
+	r = base()
+	r.GlobalQuota = &Quota{Requests: 3, Per: "hour"}
+	if err := r.Validate(); err != nil || r.Compiled().Limits() != nil || r.Compiled().GlobalLimits() == nil {
+		t.Errorf("global quota only: %v, local %+v, global %+v", err, r.Compiled().Limits(), r.Compiled().GlobalLimits())
+	}
+	if r := base(); r.Validate() != nil || r.Compiled().GlobalLimits() != nil {
+		t.Errorf("a record without global limits has some")
+	}
+	for _, tt := range []struct {
+		name, field, want string
+		rl                *RateLimit
+		q                 *Quota
+	}{
+		{"burst", "global_rate_limit.burst", "no burst", &RateLimit{Requests: 5, Per: "second", Burst: 5}, nil},
+		{"negative burst", "global_rate_limit.burst", "no burst", &RateLimit{Requests: 5, Per: "second", Burst: -1}, nil},
+		{"unknown unit", "global_rate_limit.per", "fortnight", &RateLimit{Requests: 5, Per: "fortnight"}, nil},
+		{"zero requests", "global_rate_limit.requests", "want 1", &RateLimit{Requests: 0, Per: "second"}, nil},
+		{"huge", "global_rate_limit.requests", "want 1", &RateLimit{Requests: MaxLimitRequests + 1, Per: "day"}, nil},
+		{"quota per second", "global_quota.per", "minute, hour or day", nil, &Quota{Requests: 5, Per: "second"}},
+		{"negative quota", "global_quota.requests", "want 1", nil, &Quota{Requests: -5, Per: "day"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := base()
+			r.GlobalRateLimit, r.GlobalQuota = tt.rl, tt.q
+			err := r.Validate()
+			if err == nil || !strings.Contains(err.Error(), `"`+tt.field+`"`) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %v, want one naming %s and saying %q", err, tt.field, tt.want)
+			}
+			if r.Compiled() != nil {
+				t.Error("a record that failed validation compiled")
+			}
+		})
+	}
+	rec, err := ParseRecord([]byte(`{"hash":"sha256:` + hex64 + `","tenant":"a","status":"active",` +
+		`"global_rate_limit":{"requests":100,"per":"minute"},"global_quota":{"requests":10000,"per":"day"}}`))
+	if err != nil || rec.GlobalRateLimit.Requests != 100 || rec.GlobalQuota.Per != "day" {
+		t.Errorf("ParseRecord: %+v, %v", rec, err)
+	}
+	if _, err := ParseRecord([]byte(`{"hash":"sha256:` + hex64 + `","tenant":"a","status":"active","global_quota":{"requests":5,"per":"day","burst":1}}`)); err == nil || !strings.Contains(err.Error(), "burst") {
+		t.Errorf("a burst in global_quota: %v", err)
+	}
+}
+
 func TestParseRate(t *testing.T) {
 	for in, want := range map[string]struct {
 		n   int

@@ -34,8 +34,8 @@ const (
 	HostDenied
 
 	// 429
-	RateLimited   // the key's rate_limit (per replica)
-	QuotaExceeded // the key's quota for the current window (per replica)
+	RateLimited   // the key's rate_limit (per replica) or global_rate_limit (across replicas)
+	QuotaExceeded // the key's quota (per replica) or global_quota (across replicas) for the current window
 	CallerLimited // the calling peer sent too many unknown keys (a key oracle in use)
 
 	// 500
@@ -44,6 +44,7 @@ const (
 
 	// 503
 	StoreUnavailable
+	RateLimitUnavailable // the key has global limits and the rate limit service failed (or none is configured)
 
 	numReasons
 )
@@ -78,6 +79,7 @@ var reasonInfo = [numReasons]struct {
 	InvalidRecord:        {"invalid_key_record", 500},
 	InternalError:        {"internal_error", 500},
 	StoreUnavailable:     {"store_unavailable", 503},
+	RateLimitUnavailable: {"ratelimit_unavailable", 503},
 }
 
 // String returns the stable reason code, e.g. "scope_denied".

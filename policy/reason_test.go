@@ -65,6 +65,7 @@ func TestReasonCodesStable(t *testing.T) {
 		InvalidRecord:        {"invalid_key_record", 500},
 		InternalError:        {"internal_error", 500},
 		StoreUnavailable:     {"store_unavailable", 503},
+		RateLimitUnavailable: {"ratelimit_unavailable", 503},
 	}
 	if len(want) != NumReasons {
 		t.Fatalf("this table has %d reasons, the package %d: add the new reason here", len(want), NumReasons)

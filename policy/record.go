@@ -53,6 +53,13 @@ type Record struct {
 	// README "Rate limits"). Optional.
 	RateLimit *RateLimit `json:"rate_limit,omitempty"`
 	Quota     *Quota     `json:"quota,omitempty"`
+	// GlobalRateLimit and GlobalQuota limit the key's requests across
+	// every replica, counted by the rate limit service (keygate serve
+	// --ratelimit-service; README "Global limits"). Same shapes as
+	// RateLimit and Quota, except that a global rate limit has no burst:
+	// the service counts fixed windows of one unit. Optional.
+	GlobalRateLimit *RateLimit `json:"global_rate_limit,omitempty"`
+	GlobalQuota     *Quota     `json:"global_quota,omitempty"`
 	// Metadata is free-form and never sent upstream.
 	Metadata map[string]string `json:"metadata,omitempty"`
 	// CreatedAt and UpdatedAt are RFC 3339 times written by the CLI.
@@ -82,6 +89,7 @@ type Compiled struct {
 	referrers []origin
 	hosts     []hostPattern
 	limits    *Limits
+	global    *Limits
 }
 
 // Digest is the key's stored hash.
@@ -139,7 +147,8 @@ func (r *Record) Validate() error {
 	c.cidrs = parseCIDRs(bad, r.AllowedCIDRs)
 	c.referrers = parseOrigins(bad, r.AllowedReferrers)
 	c.hosts = parseHosts(bad, r.AllowedHosts)
-	c.limits = compileLimits(bad, r.RateLimit, r.Quota)
+	c.limits = compileLimits(bad, "", r.RateLimit, r.Quota)
+	c.global = compileLimits(bad, globalPrefix, r.GlobalRateLimit, r.GlobalQuota)
 	checkHeaders(bad, r.Headers)
 	checkMetadata(bad, r.Metadata)
 	if len(errs) == 0 && r.encodedSizeBound() > MaxRecordSize {
