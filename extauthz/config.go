@@ -92,6 +92,11 @@ type Config struct {
 	// Routes, when set, maps host/method/path to required scopes, in
 	// addition to Envoy's keygate.scopes context extension. Default nil.
 	Routes *policy.Routes
+	// Global counts keys' global_rate_limit and global_quota across
+	// replicas (package ratelimit). nil: a key that has either is denied
+	// 503 ratelimit_unavailable, never allowed past a limit it asks for.
+	// Keys without them never reach it. Default nil.
+	Global GlobalLimiter
 	// Now is the clock. Default time.Now; required.
 	Now func() time.Time
 }

@@ -114,6 +114,22 @@ func goldenCases(t *testing.T) []goldenCase {
 			req: newReq().key(otherKey).build(), want: "caller_rate_limited",
 		},
 		{
+			// A key with global limits on a server whose GlobalLimiter
+			// failed (here: has none).
+			name:  "deny_ratelimit_unavailable",
+			setup: withRecord(func(r *policy.Record) { r.GlobalRateLimit = &policy.RateLimit{Requests: 100, Per: "minute"} }),
+			req:   newReq().key(testKey).build(), want: "ratelimit_unavailable",
+		},
+		{
+			name: "deny_global_quota_exceeded",
+			cfg:  withGlobal(&fakeGlobal{reason: policy.QuotaExceeded, retry: 5 * time.Hour}),
+			setup: withRecord(func(r *policy.Record) {
+				r.GlobalRateLimit = &policy.RateLimit{Requests: 100, Per: "minute"}
+				r.GlobalQuota = &policy.Quota{Requests: 10000, Per: "day"}
+			}),
+			req: newReq().key(testKey).build(), want: "quota_exceeded",
+		},
+		{
 			name:  "deny_store_unavailable",
 			setup: func(e *env) { e.store.set(func(s *fakeStore) { s.err = errVaultDown }) },
 			req:   newReq().key(testKey).build(), want: "store_unavailable",

@@ -87,8 +87,8 @@ func (s *Server) Register(g *grpc.Server) { authv3.RegisterAuthorizationServer(g
 
 // Check decides one request: extract key → parse/checksum (or, for an
 // imported key, hash to its id) → cache (one shared store read on a miss)
-// → verify hash → note the use → Evaluate → rate limit and quota →
-// response.
+// → verify hash → note the use → Evaluate → rate limit and quota → global
+// limits (the rate limit service, for keys that have them) → response.
 func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	return s.check(ctx, req, &s.plain), nil
 }
@@ -161,6 +161,9 @@ func (s *Server) check(ctx context.Context, req *authv3.CheckRequest, r *respond
 		return r.deny(d.Reason)
 	}
 	if d.Reason, resp = s.limit(e, now); resp != nil {
+		return resp
+	}
+	if d.Reason, resp = s.globalLimit(ctx, e, r); resp != nil {
 		return resp
 	}
 	return s.allow(e.allow, &in, r)
