@@ -57,6 +57,17 @@ func (p *process) kill() {
 	<-done
 }
 
+// signal sends sig to the process, if it runs.
+func (p *process) signal(sig os.Signal) error {
+	p.mu.Lock()
+	cmd := p.cmd
+	p.mu.Unlock()
+	if cmd == nil {
+		return errors.New("not started")
+	}
+	return cmd.Process.Signal(sig)
+}
+
 // binary finds a program: $envVar, else <repo>/.tools/name (linked by
 // scripts/ratelimit.sh). Without it t is skipped, or failed when $CI is
 // set.

@@ -21,6 +21,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -318,6 +319,24 @@ func fileSize(path string) int64 {
 
 // Kill stops the service abruptly (SIGKILL) and waits for it to exit.
 func (s *Service) Kill() { s.proc.kill() }
+
+// Pause stops the service without closing its connections (SIGSTOP): its
+// callers wait for answers that do not come, until Resume.
+func (s *Service) Pause(t testing.TB) {
+	t.Helper()
+	if err := s.proc.signal(syscall.SIGSTOP); err != nil {
+		t.Fatalf("rltest: pause: %v", err)
+	}
+	t.Cleanup(func() { s.proc.signal(syscall.SIGCONT) }) // never leave it stopped
+}
+
+// Resume continues a paused service (SIGCONT).
+func (s *Service) Resume(t testing.TB) {
+	t.Helper()
+	if err := s.proc.signal(syscall.SIGCONT); err != nil {
+		t.Fatalf("rltest: resume: %v", err)
+	}
+}
 
 // Restart starts the service again on the same addresses and waits until
 // it is healthy.
