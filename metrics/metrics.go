@@ -62,6 +62,9 @@ type Metrics struct {
 	vaultTook *prometheus.HistogramVec
 	vaultReqs *prometheus.CounterVec
 
+	rlTook prometheus.Histogram
+	rlReqs *prometheus.CounterVec
+
 	cacheStats   atomic.Pointer[func() extauthz.CacheStats]
 	ready        atomic.Bool
 	journalOK    atomic.Int64 // unix nanos of the last successful journal read; 0: none yet
@@ -92,13 +95,22 @@ func New(cfg Config) *Metrics {
 		Name: "keygate_vault_requests_total",
 		Help: "Vault requests by operation and outcome class (ok, not_found, timeout, unreachable, forbidden, rate_limited, unavailable, server_error, client_error, bad_response, canceled).",
 	}, []string{"operation", "class"})
+	m.rlTook = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "keygate_ratelimit_request_duration_seconds",
+		Help:    "Duration of calls to the rate limit service (--ratelimit-service), failed ones included.",
+		Buckets: []float64{250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3},
+	})
+	m.rlReqs = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "keygate_ratelimit_requests_total",
+		Help: "Calls to the rate limit service for keys with global limits, by result (ok, over_limit, timeout, error).",
+	}, []string{"result"})
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "keygate_build_info", Help: "keygate's version and Go version; always 1.",
 	}, []string{"version", "goversion"})
 	build.WithLabelValues(cfg.Version, runtime.Version()).Set(1)
 	m.GRPC = grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram(
 		grpcprom.WithHistogramBuckets([]float64{100e-6, 250e-6, 500e-6, 1e-3, 5e-3, 25e-3, 100e-3, 250e-3})))
-	m.reg.MustRegister(checkTook, m.vaultTook, m.vaultReqs, build, m.GRPC, decisionCollector{m},
+	m.reg.MustRegister(checkTook, m.vaultTook, m.vaultReqs, m.rlTook, m.rlReqs, build, m.GRPC, decisionCollector{m},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "keygate_ready", Help: "1 when keygate reports SERVING, else 0."}, func() float64 {
 			return b2f(m.ready.Load())
@@ -145,6 +157,22 @@ func (m *Metrics) Decision(d extauthz.Decision) {
 func (m *Metrics) VaultRequest(op, class string, took time.Duration) {
 	m.vaultTook.WithLabelValues(op).Observe(took.Seconds())
 	m.vaultReqs.WithLabelValues(op, class).Inc()
+}
+
+// RateLimitResults makes keygate_ratelimit_requests_total export each
+// result from the start (at 0), so rates over them exist before the
+// first failure.
+func (m *Metrics) RateLimitResults(results []string) {
+	for _, r := range results {
+		m.rlReqs.WithLabelValues(r)
+	}
+}
+
+// RateLimitRequest records one call to the rate limit service; pass it to
+// ratelimit.Client.SetObserver.
+func (m *Metrics) RateLimitRequest(result string, took time.Duration) {
+	m.rlTook.Observe(took.Seconds())
+	m.rlReqs.WithLabelValues(result).Inc()
 }
 
 // SetReady mirrors gRPC health: true while SERVING.

@@ -11,6 +11,7 @@ import (
 	"github.com/keygate/keygate/extauthz"
 	"github.com/keygate/keygate/metrics"
 	"github.com/keygate/keygate/policy"
+	"github.com/keygate/keygate/ratelimit"
 	"github.com/keygate/keygate/vault"
 )
 
@@ -59,6 +60,8 @@ func exported(t *testing.T) map[string]series {
 	for _, class := range vaultClasses {
 		m.VaultRequest("lookup", class, time.Millisecond)
 	}
+	m.RateLimitResults(ratelimit.Results)
+	m.RateLimitRequest(ratelimit.ResultOK, time.Millisecond)
 	srv := grpc.NewServer()
 	authv3.RegisterAuthorizationServer(srv, authv3.UnimplementedAuthorizationServer{})
 	m.GRPC.InitializeMetrics(srv)
@@ -116,7 +119,8 @@ func TestExported(t *testing.T) {
 		"keygate_cache_entries": "kind", "keygate_vault_login_failures_total": "",
 		"keygate_audit_lines_dropped_total": "", "grpc_server_handled_total": "grpc_code",
 		"grpc_server_handling_seconds_bucket": "le", "go_goroutines": "",
-		"process_resident_memory_bytes": "",
+		"process_resident_memory_bytes": "", "keygate_ratelimit_requests_total": "result",
+		"keygate_ratelimit_request_duration_seconds_bucket": "le",
 	} {
 		s, ok := exp[name]
 		if !ok {

@@ -13,6 +13,7 @@ import (
 	"github.com/keygate/keygate/extauthz"
 	"github.com/keygate/keygate/internal/field"
 	"github.com/keygate/keygate/policy"
+	"github.com/keygate/keygate/ratelimit"
 )
 
 // badValues collects the flag and KEYGATE_* values of a command that do
@@ -104,6 +105,13 @@ type callerKeyValue struct{ into *extauthz.CallerKey }
 func (c callerKeyValue) Set(s string) error { return c.into.UnmarshalText([]byte(s)) }
 func (c callerKeyValue) String() string     { return c.into.String() }
 func (c callerKeyValue) Type() string       { return "peer|client" }
+
+// failureValue is --ratelimit-failure.
+type failureValue struct{ into *ratelimit.Failure }
+
+func (f failureValue) Set(s string) error { return f.into.UnmarshalText([]byte(s)) }
+func (f failureValue) String() string     { return f.into.String() }
+func (f failureValue) Type() string       { return "auto|deny|allow" }
 
 // routesFile is --routes-file: the file is read and checked when the flag
 // is set, so its problems are reported with every other one.

@@ -13,6 +13,7 @@ func (f *serveFlags) register(fs *pflag.FlagSet) {
 	f.registerListeners(fs)
 	f.registerCheck(fs)
 	f.registerCache(fs)
+	f.registerRateLimit(fs)
 	f.registerRuntime(fs)
 	f.registerTLS(fs)
 	f.registerGRPC(fs)
@@ -82,6 +83,25 @@ func (f *serveFlags) registerCache(fs *pflag.FlagSet) {
 	fs.Float64Var(&c.StoreReadRate, "store-read-rate", c.StoreReadRate, "store reads a second caused by cache misses; past it such misses are denied 503; "+
 		"negative: unlimited")
 	fs.IntVar(&c.StoreReadBurst, "store-read-burst", c.StoreReadBurst, "burst over --store-read-rate")
+}
+
+func (f *serveFlags) registerRateLimit(fs *pflag.FlagSet) {
+	c := &f.cfg.RateLimit
+	fs.StringVar(&c.Service, "ratelimit-service", c.Service, "envoyproxy/ratelimit gRPC address (HOST:PORT) that counts keys' global_rate_limit "+
+		"and global_quota across replicas; without it, keys that have either are denied 503 ratelimit_unavailable")
+	docs(fs, "ratelimit-service", "off", "Global limits|../README.md#global-limits")
+	fs.DurationVar(&c.Timeout, "ratelimit-timeout", c.Timeout, "timeout of one call to the rate limit service, at most 1s; "+
+		"keep it well under Envoy's ext_authz timeout")
+	fs.Var(failureValue{&c.Failure}, "ratelimit-failure", `what keys with global limits get when the rate limit service fails or times out: `+
+		`"deny" (503 ratelimit_unavailable), "allow" (not counted meanwhile), or "auto": deny keys with a global_quota, `+
+		"allow keys with only a global_rate_limit")
+	fs.StringVar(&c.CAFile, "ratelimit-tls-ca", c.CAFile, "PEM CA of the rate limit service's certificate: connect with TLS (plain text when empty)")
+	docs(fs, "ratelimit-tls-ca", "none")
+	fs.StringVar(&c.CertFile, "ratelimit-tls-cert", c.CertFile, "PEM client certificate for mutual TLS to the rate limit service "+
+		"(with --ratelimit-tls-key and --ratelimit-tls-ca); read at start")
+	docs(fs, "ratelimit-tls-cert", "none")
+	fs.StringVar(&c.KeyFile, "ratelimit-tls-key", c.KeyFile, "PEM key of --ratelimit-tls-cert")
+	docs(fs, "ratelimit-tls-key", "none")
 }
 
 func (f *serveFlags) registerRuntime(fs *pflag.FlagSet) {

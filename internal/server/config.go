@@ -9,6 +9,7 @@ import (
 	"github.com/keygate/keygate/internal/field"
 	"github.com/keygate/keygate/internal/servetls"
 	"github.com/keygate/keygate/metrics"
+	"github.com/keygate/keygate/ratelimit"
 )
 
 // Config is keygate serve's whole configuration. Start from DefaultConfig:
@@ -56,6 +57,10 @@ type Config struct {
 	TLS     servetls.Config // TLS for the gRPC and HTTP listeners; no files: plain text
 	Audit   audit.Config    // audit lines; Out is set by New from AuditLog
 	Metrics metrics.Config  // metrics; used when MetricsAddr is set
+	// RateLimit is the rate limit service that counts keys' global limits
+	// across replicas; used when RateLimit.Service is set (New sets
+	// Check.Global to its client).
+	RateLimit ratelimit.Config
 }
 
 // GRPCConfig are the gRPC server's limits, sized for Envoy. The message
@@ -95,9 +100,10 @@ func DefaultConfig() Config {
 			KeepaliveMinTime:      5 * time.Second,
 			KeepaliveTime:         30 * time.Second,
 		},
-		TLS:     servetls.DefaultConfig(),
-		Audit:   audit.DefaultConfig(),
-		Metrics: metrics.DefaultConfig(),
+		TLS:       servetls.DefaultConfig(),
+		Audit:     audit.DefaultConfig(),
+		Metrics:   metrics.DefaultConfig(),
+		RateLimit: ratelimit.DefaultConfig(),
 	}
 }
 
@@ -142,6 +148,7 @@ func (c Config) Validate() error {
 	a.Out = io.Discard // set by New
 	l.Join(field.Prefix(a.Validate(), "audit-"))
 	l.Join(field.Prefix(c.Metrics.Validate(), "metrics-"))
+	l.Join(field.Prefix(c.RateLimit.Validate(), "ratelimit-"))
 	return l.Err()
 }
 

@@ -40,6 +40,10 @@ func TestConfigValidate(t *testing.T) {
 			[]string{"audit-log: want", "audit-sample-allows: 2 is not between 0 and 1", "audit-buffer: must be >= 1", "metrics-max-keys: must be >= 1"}},
 		{"plain text off loopback", func(c *Config) { c.GRPCAddr, c.HTTPAddr = "0.0.0.0:9191", ":9192" },
 			[]string{"grpc-addr: 0.0.0.0:9191 is not a loopback address", "http-addr: :9192 is not a loopback address"}},
+		{"rate limit service", func(c *Config) {
+			c.RateLimit.Service, c.RateLimit.Timeout, c.RateLimit.Failure, c.RateLimit.CAFile, c.RateLimit.CertFile = "ratelimit", 0, "open", "ca.pem", "c.pem"
+		}, []string{"ratelimit-service: \"ratelimit\": want HOST:PORT", "ratelimit-timeout: must be > 0", `ratelimit-failure: "open"`,
+			"ratelimit-tls-cert and ratelimit-tls-key: give both"}},
 		{"TLS", func(c *Config) { c.TLS.CertFile, c.Plaintext, c.TLS.Reload = "c.pem", true, 0 },
 			[]string{"tls-cert and tls-key: give both", "plaintext and tls-cert: give one", "tls-reload: must be > 0"}},
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/keygate/keygate/extauthz"
 	"github.com/keygate/keygate/internal/field"
 	"github.com/keygate/keygate/metrics"
+	"github.com/keygate/keygate/ratelimit"
 )
 
 // observability is the audit log and the metrics; either may be nil (off).
@@ -61,8 +62,9 @@ func (ob *observability) close() {
 	}
 }
 
-// wire connects Check and the store to the audit log and metrics.
-func (ob *observability) wire(srv *extauthz.Server, deps Deps) {
+// wire connects Check, the rate limit client (nil if none) and the store
+// to the audit log and metrics.
+func (ob *observability) wire(srv *extauthz.Server, rl *ratelimit.Client, deps Deps) {
 	m, a := ob.metrics, ob.audit
 	switch {
 	case m != nil && a != nil:
@@ -76,6 +78,10 @@ func (ob *observability) wire(srv *extauthz.Server, deps Deps) {
 		return
 	}
 	m.WatchCache(srv.CacheStats)
+	if rl != nil {
+		m.RateLimitResults(ratelimit.Results)
+		rl.SetObserver(m.RateLimitRequest)
+	}
 	if deps.ObserveStore != nil {
 		deps.ObserveStore(m.VaultRequest)
 	}

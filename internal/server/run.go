@@ -101,6 +101,9 @@ func (s *Server) release() {
 	s.cut()
 	s.lis.close()
 	s.obs.close()
+	if s.rl != nil { // no Check runs any more
+		s.rl.Close()
+	}
 }
 
 // setReady reports SERVING, unless shutdown has begun.

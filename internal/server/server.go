@@ -22,9 +22,11 @@ import (
 	"google.golang.org/grpc/health"
 
 	"github.com/keygate/keygate/extauthz"
+	"github.com/keygate/keygate/internal/field"
 	"github.com/keygate/keygate/internal/servetls"
 	"github.com/keygate/keygate/metrics"
 	"github.com/keygate/keygate/policy"
+	"github.com/keygate/keygate/ratelimit"
 )
 
 // Store is what the server reads from the key store: records (for Check)
@@ -78,6 +80,7 @@ type Server struct {
 	deps  Deps
 	log   *slog.Logger
 	check *extauthz.Server
+	rl    *ratelimit.Client // nil without --ratelimit-service
 	lis   listeners
 	tls   *servetls.Reloader // nil: plain text
 	obs   *observability
@@ -112,29 +115,48 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	cfg.Check.TrackUsage = deps.Usage != nil && cfg.UsageInterval > 0
 	s := &Server{cfg: cfg, deps: deps, log: deps.Log, stopReq: make(chan struct{}), done: make(chan struct{}), pause: pause}
-	var err error
-	if s.check, err = extauthz.NewServer(cfg.Check, deps.Store, nil, deps.Log); err != nil {
-		return nil, err
-	}
-	if cfg.TLS.CertFile != "" {
-		if s.tls, err = servetls.New(cfg.TLS, deps.Log); err != nil {
-			return nil, err
+	if err := s.open(); err != nil {
+		if s.rl != nil {
+			s.rl.Close()
 		}
-	}
-	if s.obs, err = openObservability(cfg, deps); err != nil {
-		return nil, err
-	}
-	if s.lis, err = listen(cfg); err != nil {
-		s.obs.close()
 		return nil, err
 	}
 	s.wire()
 	return s, nil
 }
 
+// open builds the Check server and its rate limit client, loads the TLS
+// files, and opens the audit output and the listeners.
+func (s *Server) open() error {
+	cfg := s.cfg.Check
+	var err error
+	if s.cfg.RateLimit.Service != "" {
+		if s.rl, err = ratelimit.New(s.cfg.RateLimit, s.log); err != nil {
+			return field.Prefix(err, "ratelimit-")
+		}
+		cfg.Global = s.rl
+	}
+	if s.check, err = extauthz.NewServer(cfg, s.deps.Store, nil, s.log); err != nil {
+		return err
+	}
+	if s.cfg.TLS.CertFile != "" {
+		if s.tls, err = servetls.New(s.cfg.TLS, s.log); err != nil {
+			return err
+		}
+	}
+	if s.obs, err = openObservability(s.cfg, s.deps); err != nil {
+		return err
+	}
+	if s.lis, err = listen(s.cfg); err != nil {
+		s.obs.close()
+		return err
+	}
+	return nil
+}
+
 // wire connects the parts New opened.
 func (s *Server) wire() {
-	s.obs.wire(s.check, s.deps)
+	s.obs.wire(s.check, s.rl, s.deps)
 	s.peppersChanged = evictChanges(s.deps.OnChange, s.check, s.cfg.Check.StoreReadBurst, s.log)
 	s.grpc, s.health = s.newGRPC()
 	if s.lis.http != nil {

@@ -289,6 +289,11 @@ func TestNewErrors(t *testing.T) {
 		{"TLS files missing", func(c *Config) { c.TLS.CertFile, c.TLS.KeyFile = "/nonexistent/c.pem", "/nonexistent/k.pem" }, "--tls-cert: open"},
 		{"audit file in no directory", func(c *Config) { c.AuditLog = t.TempDir() + "/no/such/dir/audit.log" }, "audit-log: open"},
 		{"invalid config", func(c *Config) { c.Check.FoundTTL = 0 }, "found-ttl: must be > 0"},
+		{"rate limit CA missing", func(c *Config) { c.RateLimit.Service, c.RateLimit.CAFile = "127.0.0.1:1", "/nonexistent/ca.pem" },
+			"ratelimit-tls-ca: open"},
+		{"port taken after the rate limit client was made", func(c *Config) { // the client is closed (goleak)
+			c.RateLimit.Service, c.GRPCAddr = "127.0.0.1:1", taken.lis.grpc.Addr().String()
+		}, "grpc-addr: listen tcp"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := testConfig()
