@@ -14,17 +14,19 @@ import (
 
 // recordFlags set key record fields from the command line (create, update).
 type recordFlags struct {
-	fs                         *pflag.FlagSet
-	name, tenant, owner        string
-	scopes, cidrs, refs, hosts []string
-	headers, metadata          []string
-	expiresIn                  string
-	expiresAt, notBefore       string
-	removeHeaders, removeMeta  []string
-	noExpiry                   bool
-	rate, quota                string
-	burst                      int
-	noRate, noQuota            bool
+	fs                          *pflag.FlagSet
+	name, tenant, owner         string
+	scopes, cidrs, refs, hosts  []string
+	headers, metadata           []string
+	expiresIn                   string
+	expiresAt, notBefore        string
+	removeHeaders, removeMeta   []string
+	noExpiry                    bool
+	rate, quota                 string
+	burst                       int
+	noRate, noQuota             bool
+	globalRate, globalQuota     string
+	noGlobalRate, noGlobalQuota bool
 }
 
 func (r *recordFlags) register(fs *pflag.FlagSet, forUpdate bool) {
@@ -44,9 +46,14 @@ func (r *recordFlags) register(fs *pflag.FlagSet, forUpdate bool) {
 	fs.StringVar(&r.rate, "rate-limit", "", "requests per unit for this key, per replica, e.g. 100/s, 6000/minute")
 	fs.IntVar(&r.burst, "rate-burst", 0, "burst over --rate-limit (default: the limit's requests)")
 	fs.StringVar(&r.quota, "quota", "", "requests per fixed UTC window, per replica, e.g. 10000/day, 500/hour")
+	fs.StringVar(&r.globalRate, "global-rate-limit", "", "requests per fixed UTC window of one unit across every replica "+
+		"(keygate serve --ratelimit-service), e.g. 100/minute; no burst")
+	fs.StringVar(&r.globalQuota, "global-quota", "", "requests per fixed UTC window across every replica, e.g. 10000/day")
 	if forUpdate {
 		fs.BoolVar(&r.noRate, "no-rate-limit", false, "remove the rate limit")
 		fs.BoolVar(&r.noQuota, "no-quota", false, "remove the quota")
+		fs.BoolVar(&r.noGlobalRate, "no-global-rate-limit", false, "remove the global rate limit")
+		fs.BoolVar(&r.noGlobalQuota, "no-global-quota", false, "remove the global quota")
 		fs.StringArrayVar(&r.removeHeaders, "remove-header", nil, "header name to stop adding (repeatable)")
 		fs.StringArrayVar(&r.removeMeta, "remove-metadata", nil, "metadata key to remove (repeatable)")
 		fs.BoolVar(&r.noExpiry, "no-expiry", false, "remove the expiry")
@@ -135,6 +142,36 @@ func (r *recordFlags) limits(errs *[]error, f *keyadmin.Fields) {
 			*errs = append(*errs, fmt.Errorf("--quota: %w", err))
 		} else {
 			f.Quota = &policy.Quota{Requests: n, Per: per}
+		}
+	}
+	r.globalLimits(errs, f)
+}
+
+// globalLimits reads the global rate limit and quota flags.
+func (r *recordFlags) globalLimits(errs *[]error, f *keyadmin.Fields) {
+	set := r.fs.Changed
+	switch {
+	case r.noGlobalRate && set("global-rate-limit"):
+		*errs = append(*errs, errors.New("--no-global-rate-limit with --global-rate-limit: give one"))
+	case r.noGlobalRate:
+		f.RemoveGlobalRateLimit = true
+	case set("global-rate-limit"):
+		if n, per, err := policy.ParseRate(r.globalRate); err != nil {
+			*errs = append(*errs, fmt.Errorf("--global-rate-limit: %w", err))
+		} else {
+			f.GlobalRateLimit = &policy.RateLimit{Requests: n, Per: per}
+		}
+	}
+	switch {
+	case r.noGlobalQuota && set("global-quota"):
+		*errs = append(*errs, errors.New("--no-global-quota with --global-quota: give one"))
+	case r.noGlobalQuota:
+		f.RemoveGlobalQuota = true
+	case set("global-quota"):
+		if n, per, err := policy.ParseRate(r.globalQuota); err != nil {
+			*errs = append(*errs, fmt.Errorf("--global-quota: %w", err))
+		} else {
+			f.GlobalQuota = &policy.Quota{Requests: n, Per: per}
 		}
 	}
 }

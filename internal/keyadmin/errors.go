@@ -48,8 +48,12 @@ const (
 	FieldExpiry    = "expiry"
 	FieldRateBurst = "rate_burst"
 	FieldQuota     = "quota"
-	FieldStatus    = "status"
-	FieldUnusedFor = "unused_for"
+	// FieldGlobalRateLimit and FieldGlobalQuota are the limits counted
+	// across replicas.
+	FieldGlobalRateLimit = "global_rate_limit"
+	FieldGlobalQuota     = "global_quota"
+	FieldStatus          = "status"
+	FieldUnusedFor       = "unused_for"
 )
 
 // FieldError is a problem with one input value; it is ErrInvalidInput.

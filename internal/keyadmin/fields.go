@@ -38,6 +38,13 @@ type Fields struct {
 	// Quota replaces the quota; RemoveQuota removes it.
 	Quota       *policy.Quota
 	RemoveQuota bool
+	// GlobalRateLimit and GlobalQuota replace the limits counted across
+	// replicas (a global rate limit has no burst); RemoveGlobalRateLimit
+	// and RemoveGlobalQuota remove them.
+	GlobalRateLimit       *policy.RateLimit
+	RemoveGlobalRateLimit bool
+	GlobalQuota           *policy.Quota
+	RemoveGlobalQuota     bool
 }
 
 // check reports contradictions within the fields themselves.
@@ -54,6 +61,12 @@ func (f *Fields) check() error {
 	}
 	if f.RemoveQuota && f.Quota != nil {
 		errs = append(errs, fieldErr(FieldQuota, "remove the quota, or set it: not both"))
+	}
+	if f.RemoveGlobalRateLimit && f.GlobalRateLimit != nil {
+		errs = append(errs, fieldErr(FieldGlobalRateLimit, "remove the global rate limit, or set it: not both"))
+	}
+	if f.RemoveGlobalQuota && f.GlobalQuota != nil {
+		errs = append(errs, fieldErr(FieldGlobalQuota, "remove the global quota, or set it: not both"))
 	}
 	return errors.Join(errs...)
 }
@@ -109,6 +122,20 @@ func (f *Fields) applyLimits(rec *policy.Record) error {
 	case f.Quota != nil:
 		q := *f.Quota
 		rec.Quota = &q
+	}
+	switch {
+	case f.RemoveGlobalRateLimit:
+		rec.GlobalRateLimit = nil
+	case f.GlobalRateLimit != nil:
+		rl := *f.GlobalRateLimit
+		rec.GlobalRateLimit = &rl
+	}
+	switch {
+	case f.RemoveGlobalQuota:
+		rec.GlobalQuota = nil
+	case f.GlobalQuota != nil:
+		q := *f.GlobalQuota
+		rec.GlobalQuota = &q
 	}
 	return err
 }

@@ -141,6 +141,22 @@ func TestModify(t *testing.T) {
 			func(r *policy.Record) bool { return r.RateLimit.Requests == 5 && r.RateLimit.Burst == 9 }, nil},
 		{"limit removed", keyadmin.Fields{RateLimit: &policy.RateLimit{Requests: 5, Per: "second"}, Quota: &policy.Quota{Requests: 9, Per: "day"}},
 			keyadmin.Fields{RemoveRateLimit: true, RemoveQuota: true}, func(r *policy.Record) bool { return r.RateLimit == nil && r.Quota == nil }, nil},
+		{"global limits set beside the local ones", keyadmin.Fields{RateLimit: &policy.RateLimit{Requests: 5, Per: "second"}},
+			keyadmin.Fields{GlobalRateLimit: &policy.RateLimit{Requests: 100, Per: "minute"}, GlobalQuota: &policy.Quota{Requests: 10000, Per: "day"}},
+			func(r *policy.Record) bool {
+				return r.RateLimit.Requests == 5 && r.GlobalRateLimit.Requests == 100 && r.GlobalRateLimit.Per == "minute" &&
+					r.GlobalQuota.Requests == 10000 && r.Compiled().GlobalLimits() != nil
+			}, nil},
+		{"global limits removed, local kept", keyadmin.Fields{Quota: &policy.Quota{Requests: 9, Per: "day"},
+			GlobalRateLimit: &policy.RateLimit{Requests: 100, Per: "minute"}, GlobalQuota: &policy.Quota{Requests: 10000, Per: "day"}},
+			keyadmin.Fields{RemoveGlobalRateLimit: true, RemoveGlobalQuota: true},
+			func(r *policy.Record) bool {
+				return r.GlobalRateLimit == nil && r.GlobalQuota == nil && r.Quota.Requests == 9
+			}, nil},
+		{"global rate limit with a burst", keyadmin.Fields{}, keyadmin.Fields{GlobalRateLimit: &policy.RateLimit{Requests: 5, Per: "second", Burst: 9}},
+			nil, keyadmin.ErrInvalidInput},
+		{"global contradiction", keyadmin.Fields{}, keyadmin.Fields{RemoveGlobalQuota: true, GlobalQuota: &policy.Quota{Requests: 1, Per: "day"}},
+			nil, keyadmin.ErrInvalidInput},
 		{"burst without a limit", keyadmin.Fields{}, keyadmin.Fields{RateBurst: ptr(9)}, nil, keyadmin.ErrNoRateLimit},
 		{"invalid result", keyadmin.Fields{}, keyadmin.Fields{Tenant: ptr("")}, nil, keyadmin.ErrInvalidInput},
 		{"contradiction", keyadmin.Fields{}, keyadmin.Fields{RemoveQuota: true, Quota: &policy.Quota{Requests: 1, Per: "day"}}, nil, keyadmin.ErrInvalidInput},
