@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"testing"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -16,6 +17,8 @@ import (
 	metadatav3 "github.com/envoyproxy/go-control-plane/envoy/type/metadata/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/keygate/keygate/internal/rltest"
 )
 
 const (
@@ -176,26 +179,32 @@ func checkAgree(s *setup, rls *rlsConfig) error {
 	return errors.Join(errs...)
 }
 
+// TestRateLimitConfigsAgree: what the real service loads from
+// ratelimit-service.yaml covers what ratelimit.yaml has Envoy send; edited
+// copies that the service loads but that no longer cover it are caught.
 func TestRateLimitConfigsAgree(t *testing.T) {
 	s, err := loadSetup(readFile(t, rateLimitConfigFile))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := checkAgree(s, readRLS(t)); err != nil {
+	redis := rltest.StartRedis(t)
+	if err := checkAgree(s, readRLS(t, redis)); err != nil {
 		t.Error(err)
 	}
-	for _, tc := range []struct {
-		name    string
-		mutate  func(*rlsConfig)
-		wantErr string
-	}{
-		{"other domain", func(c *rlsConfig) { c.Domain = "api" }, `configures "api"`},
-		{"no quota default", func(c *rlsConfig) { c.Descriptors = c.Descriptors[:1] }, `"key_quota"`},
-		{"only per-value entries", func(c *rlsConfig) { c.Descriptors[0].Value = "kg_demo" }, `"key_id"`},
+	doc := string(readFile(t, rlsConfigFile))
+	for _, tc := range []edit{
+		{"other domain", "domain: keygate", "domain: api", `configures "api"`},
+		{"no quota default", "  - key: key_quota\n", "  - key: key_quota\n    value: kg_demo\n", `"key_quota"`},
+		{"only per-value entries", "  - key: key_id\n", "  - key: key_id\n    value: kg_demo\n", `"key_id"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			rls := readRLS(t)
-			tc.mutate(rls)
+			if n := strings.Count(doc, tc.old); n != 1 {
+				t.Fatalf("%q occurs %d times in %s, want once", tc.old, n, rlsConfigFile)
+			}
+			rls, err := loadRLS(t, redis, []byte(strings.Replace(doc, tc.old, tc.new, 1)))
+			if err != nil {
+				t.Fatalf("the service refused the edit itself: %v", err)
+			}
 			wantRejected(t, checkAgree(s, rls), tc.wantErr)
 		})
 	}
