@@ -22,7 +22,6 @@ import (
 	"google.golang.org/grpc/health"
 
 	"github.com/keygate/keygate/extauthz"
-	"github.com/keygate/keygate/internal/field"
 	"github.com/keygate/keygate/internal/servetls"
 	"github.com/keygate/keygate/metrics"
 	"github.com/keygate/keygate/policy"
@@ -106,7 +105,7 @@ type Server struct {
 // listener, and builds the Check server. Nothing runs until Run, which
 // also closes what New opened. Configuration errors are *field.Error
 // values named as serve's flags.
-func New(cfg Config, deps Deps) (*Server, error) {
+func New(cfg Config, deps Deps) (_ *Server, err error) {
 	if deps.Log == nil || deps.Store == nil {
 		return nil, errors.New("server: Deps.Log and Deps.Store are required")
 	}
@@ -114,44 +113,34 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		return nil, err
 	}
 	cfg.Check.TrackUsage = deps.Usage != nil && cfg.UsageInterval > 0
-	s := &Server{cfg: cfg, deps: deps, log: deps.Log, stopReq: make(chan struct{}), done: make(chan struct{}), pause: pause}
-	if err := s.open(); err != nil {
-		if s.rl != nil {
-			s.rl.Close()
+	rl, err := openRateLimit(cfg, deps)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { // a failed New leaves nothing open
+		if err != nil && rl != nil {
+			rl.Close()
 		}
+	}()
+	cfg.Check.Global = globalLimiter(rl)
+	s := &Server{cfg: cfg, deps: deps, log: deps.Log, rl: rl, stopReq: make(chan struct{}), done: make(chan struct{}), pause: pause}
+	if s.check, err = extauthz.NewServer(cfg.Check, deps.Store, nil, deps.Log); err != nil {
+		return nil, err
+	}
+	if cfg.TLS.CertFile != "" {
+		if s.tls, err = servetls.New(cfg.TLS, deps.Log); err != nil {
+			return nil, err
+		}
+	}
+	if s.obs, err = openObservability(cfg, deps); err != nil {
+		return nil, err
+	}
+	if s.lis, err = listen(cfg); err != nil {
+		s.obs.close()
 		return nil, err
 	}
 	s.wire()
 	return s, nil
-}
-
-// open builds the Check server and its rate limit client, loads the TLS
-// files, and opens the audit output and the listeners.
-func (s *Server) open() error {
-	cfg := s.cfg.Check
-	var err error
-	if s.cfg.RateLimit.Service != "" {
-		if s.rl, err = ratelimit.New(s.cfg.RateLimit, s.log); err != nil {
-			return field.Prefix(err, "ratelimit-")
-		}
-		cfg.Global = s.rl
-	}
-	if s.check, err = extauthz.NewServer(cfg, s.deps.Store, nil, s.log); err != nil {
-		return err
-	}
-	if s.cfg.TLS.CertFile != "" {
-		if s.tls, err = servetls.New(s.cfg.TLS, s.log); err != nil {
-			return err
-		}
-	}
-	if s.obs, err = openObservability(s.cfg, s.deps); err != nil {
-		return err
-	}
-	if s.lis, err = listen(s.cfg); err != nil {
-		s.obs.close()
-		return err
-	}
-	return nil
 }
 
 // wire connects the parts New opened.
