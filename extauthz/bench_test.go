@@ -177,3 +177,24 @@ func BenchmarkCheckRateLimited(b *testing.B) {
 	})
 	benchHit(b, e)
 }
+
+// allowAll is a GlobalLimiter that allows at no cost: what the global
+// limit stage itself adds per Check, without a call to a service.
+type allowAll struct{}
+
+func (allowAll) Take(context.Context, string, *policy.Limits) (policy.Reason, time.Duration) {
+	return policy.Allowed, 0
+}
+
+// BenchmarkCheckGlobalLimited is a cache hit of a key with global limits,
+// under a limiter that allows at once: the stage's own cost (the real one
+// adds a gRPC call to the rate limit service). BenchmarkCheck, a key
+// without global limits beside a limiter, must not change.
+func BenchmarkCheckGlobalLimited(b *testing.B) {
+	e := benchEnv(b, withGlobal(allowAll{}))
+	e.put(testKey, func(r *policy.Record) {
+		r.GlobalRateLimit = &policy.RateLimit{Requests: 100, Per: "minute"}
+		r.GlobalQuota = &policy.Quota{Requests: 10000, Per: "day"}
+	})
+	benchHit(b, e)
+}
