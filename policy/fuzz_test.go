@@ -113,6 +113,8 @@ func FuzzParseRecord(f *testing.F) {
 		`{` + valid + `,"allowed_hosts":["*.example.com","API.example.com","[::1]","2001:DB8::1"]}`,
 		`{` + valid + `,"allowed_referrers":["https://app.example.com:443","https://*.example.com","https://[::1]","http://x:abc"]}`,
 		`{` + valid + `,"expires_at":"yesterday","not_before":1}`,
+		`{` + valid + `,"global_rate_limit":{"requests":100,"per":"minute"},"global_quota":{"requests":10000,"per":"day"}}`,
+		`{` + valid + `,"global_rate_limit":{"requests":1,"per":"second","burst":5},"global_quota":{"requests":0,"per":"second"}}`,
 		`{` + valid + `,"bogus":true}`,
 		`{` + valid + `} {}`,
 		`{"Status":"active","HASH":"` + testHash + `","tenant":"t"}`,
