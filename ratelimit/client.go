@@ -65,6 +65,7 @@ type Client struct {
 	conn    *grpc.ClientConn
 	rls     rlsv3.RateLimitServiceClient
 	observe atomic.Pointer[func(result string, took time.Duration)]
+	failing atomic.Bool // the last call failed: logged once per outage
 	now     func() time.Time
 }
 
@@ -150,11 +151,27 @@ func (c *Client) Take(ctx context.Context, keyID string, lim *policy.Limits) (po
 	if f := c.observe.Load(); f != nil {
 		(*f)(result, took)
 	}
-	if result != ResultOK && result != ResultOverLimit && c.log.Enabled(ctx, slog.LevelDebug) {
+	c.logOutage(ctx, keyID, result, reason, err, resp)
+	return reason, retry
+}
+
+// logOutage logs the first failure after an answer (warn) and the first
+// answer after a failure (info), so an outage is two lines, not one per
+// request; every failure is logged at debug.
+func (c *Client) logOutage(ctx context.Context, keyID, result string, reason policy.Reason, err error, resp *rlsv3.RateLimitResponse) {
+	answered := result == ResultOK || result == ResultOverLimit
+	switch {
+	case answered && c.failing.Load() && c.failing.CompareAndSwap(true, false):
+		c.log.LogAttrs(ctx, slog.LevelInfo, "rate limit service answering again", slog.String("service", c.cfg.Service))
+	case answered:
+	case c.failing.CompareAndSwap(false, true):
+		c.log.LogAttrs(ctx, slog.LevelWarn, "rate limit service failing: keys with global limits get --ratelimit-failure's answer",
+			slog.String("service", c.cfg.Service), slog.String("failure", string(c.cfg.Failure)), slog.String("result", result),
+			slog.String("error", errText(err, resp)))
+	case c.log.Enabled(ctx, slog.LevelDebug):
 		c.log.LogAttrs(ctx, slog.LevelDebug, "rate limit service failed", slog.String("key_id", keyID),
 			slog.String("result", result), slog.String("error", errText(err, resp)), slog.String("reason", reason.String()))
 	}
-	return reason, retry
 }
 
 // request is the ShouldRateLimit request for keyID under lim: one

@@ -271,6 +271,8 @@ func TestServiceRestart(t *testing.T) {
 	redis := rltest.StartRedis(t)
 	svc := rltest.Start(t, redis, rltest.Options{})
 	c, obs := client(t, svc.GRPCAddr, func(c *Config) { c.Failure = FailDeny })
+	var logs syncBuf
+	c.log = slog.New(slog.NewTextHandler(&logs, nil))
 	lim := limits(1000, time.Second, 0, 0)
 	if reason, _ := c.Take(context.Background(), "Restart00001", lim); reason != policy.Allowed {
 		t.Fatalf("healthy: %s", reason)
@@ -291,6 +293,29 @@ func TestServiceRestart(t *testing.T) {
 	svc.Restart(t)
 	took := waitFor(t, 10*time.Second, func() bool { r, _ := c.Take(context.Background(), "Restart00001", lim); return r == policy.Allowed })
 	t.Logf("service restarted: used again after %s", took.Round(time.Millisecond))
+	// The outage is two log lines, not one per failed call.
+	if got := logs.String(); strings.Count(got, "level=WARN") != 1 || strings.Count(got, "answering again") != 1 ||
+		!strings.Contains(got, "failure=deny") || strings.Count(got, "\n") != 2 {
+		t.Errorf("logs:\n%s", got)
+	}
+}
+
+// syncBuf is a log destination safe for concurrent writes.
+type syncBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // TestMutualTLS: with the service serving TLS and requiring client
