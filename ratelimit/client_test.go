@@ -89,7 +89,7 @@ func TestTake(t *testing.T) {
 	redis := rltest.StartRedis(t)
 	svc := rltest.Start(t, redis, rltest.Options{})
 	c, obs := client(t, svc.GRPCAddr, nil)
-	clearOfEdge(t, time.Hour, 10*time.Second)
+	clearOfEdge(t, time.Hour, 2*time.Second)
 	ctx := context.Background()
 
 	for _, tt := range []struct {
@@ -134,7 +134,7 @@ func TestTakeConcurrent(t *testing.T) {
 	redis := rltest.StartRedis(t)
 	svc := rltest.Start(t, redis, rltest.Options{})
 	c, _ := client(t, svc.GRPCAddr, nil)
-	clearOfEdge(t, time.Hour, 10*time.Second)
+	clearOfEdge(t, time.Hour, 2*time.Second)
 	lim := limits(25, time.Hour, 0, 0)
 	var mu sync.Mutex
 	got := map[policy.Reason]int{}
@@ -348,7 +348,7 @@ func TestMutualTLS(t *testing.T) {
 	redis := rltest.StartRedis(t)
 	svc := rltest.Start(t, redis, rltest.Options{TLS: &rltest.TLS{CertFile: f("server.pem"), KeyFile: f("server-key.pem"), ClientCAFile: f("ca.pem")}})
 	lim := limits(1, time.Hour, 0, 0)
-	clearOfEdge(t, time.Hour, 5*time.Second)
+	clearOfEdge(t, time.Hour, 2*time.Second)
 
 	good, _ := client(t, svc.GRPCAddr, func(c *Config) {
 		c.CAFile, c.CertFile, c.KeyFile, c.Failure = f("ca.pem"), f("client.pem"), f("client-key.pem"), FailDeny

@@ -142,7 +142,7 @@ func TestGlobalLimitsAcrossReplicas(t *testing.T) {
 	}
 	t.Logf("Redis, the service and 3 replicas ready in %s", time.Since(start).Round(time.Millisecond))
 
-	clearOfMinute(t, 5*time.Second)
+	clearOfMinute(t, 3*time.Second)
 	burstStart := time.Now()
 	for _, tt := range []struct {
 		key     string
