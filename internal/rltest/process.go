@@ -68,6 +68,16 @@ func (p *process) signal(sig os.Signal) error {
 	return cmd.Process.Signal(sig)
 }
 
+// pid is the process's id, or 0 before start.
+func (p *process) pid() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}
+
 // binary finds a program: $envVar, else <repo>/.tools/name (linked by
 // scripts/ratelimit.sh). Without it t is skipped, or failed when $CI is
 // set.

@@ -320,14 +320,20 @@ func fileSize(path string) int64 {
 // Kill stops the service abruptly (SIGKILL) and waits for it to exit.
 func (s *Service) Kill() { s.proc.kill() }
 
-// Pause stops the service without closing its connections (SIGSTOP): its
-// callers wait for answers that do not come, until Resume.
+// Pause stops the service without closing its connections (SIGSTOP) and
+// returns once it is stopped: its callers wait for answers that do not
+// come, until Resume.
 func (s *Service) Pause(t testing.TB) {
 	t.Helper()
 	if err := s.proc.signal(syscall.SIGSTOP); err != nil {
 		t.Fatalf("rltest: pause: %v", err)
 	}
 	t.Cleanup(func() { s.proc.signal(syscall.SIGCONT) }) // never leave it stopped
+	for deadline := time.Now().Add(5 * time.Second); !stopped(s.proc.pid()); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("rltest: pause: the service did not stop within 5s")
+		}
+	}
 }
 
 // Resume continues a paused service (SIGCONT).
