@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"maps"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"sync"
@@ -176,7 +177,11 @@ func (s *Store) RecordHotKeys(ctx context.Context, ids []string, now time.Time, 
 	}
 	written := 0
 	var errs []error
-	for _, n := range slices.Sorted(maps.Keys(bySlot)) {
+	// From a random slot on, so that calls cut short (Vault slow, the
+	// caller's deadline) do not keep leaving the same slots unwritten.
+	slots := slices.Sorted(maps.Keys(bySlot))
+	first := rand.IntN(len(slots) + 1)
+	for _, n := range append(slots[first:], slots[:first]...) {
 		ok, err := s.recordHotSlot(ctx, n, bySlot[n], now, keep)
 		if ok {
 			written++

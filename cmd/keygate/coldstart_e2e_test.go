@@ -178,7 +178,7 @@ func issueColdKeys(t *testing.T, env envMap, n int, ring *keyring) []coldKey {
 func waitHotKeys(t *testing.T, env envMap, n int) {
 	t.Helper()
 	cfg := vault.DefaultConfig()
-	cfg.Addr, cfg.Token, cfg.BasePath = env["VAULT_ADDR"], env["VAULT_TOKEN"], env["KEYGATE_VAULT_BASE_PATH"]
+	cfg.Addr, cfg.Token, cfg.BasePath, cfg.Timeout = env["VAULT_ADDR"], env["VAULT_TOKEN"], env["KEYGATE_VAULT_BASE_PATH"], 10*time.Second
 	store, err := vault.New(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -34,6 +34,10 @@ const (
 	// within about this long. Config.HotKeysInterval is at most a third
 	// of it, so a key in steady use never drops out.
 	hotKeep = 15 * time.Minute
+	// hotRecordTimeout bounds one recording of the hot keys (up to
+	// vault.HotSlots reads and writes, each within --vault-timeout); not
+	// the interval, which may be as short as a second.
+	hotRecordTimeout = 30 * time.Second
 	// warmReaders is how many records a warm-up reads at once (each
 	// within --lookup-timeout, all within --store-read-rate).
 	warmReaders = 8
@@ -175,7 +179,7 @@ func recordHotKeys(ctx context.Context, log *slog.Logger, hot HotKeys, srv *exta
 		case <-t.C:
 		}
 		ids := srv.RecentKeys(max)
-		rctx, cancel := context.WithTimeout(ctx, every)
+		rctx, cancel := context.WithTimeout(ctx, hotRecordTimeout)
 		written, err := hot.RecordHotKeys(rctx, ids, time.Now(), hotKeep)
 		cancel()
 		switch {
