@@ -57,10 +57,11 @@ func TestColdReplica(t *testing.T) {
 	t.Logf("%d keys created in %.1f s", n, time.Since(start).Seconds())
 
 	// A is the replica already serving: no read cap and no unknown-key
-	// throttle, so it is warm after one round; it records the hot keys every
-	// second.
+	// throttle, and every key read once before the load starts; it records
+	// the hot keys every second.
 	a := serve(t, env, ring.all, "--log-level", "info", "--usage-interval", "0", "--store-read-rate", "-1", "--unknown-key-rate", "-1",
 		"--hot-keys-interval", "1s")
+	preload(t, a, keys)
 	load := startColdLoad(a, keys, checkRate)
 	waitHotKeys(t, env, n)
 	if st := load.stop(); st.other > 0 || st.limited > 0 {
@@ -172,6 +173,44 @@ func issueColdKeys(t *testing.T, env envMap, n int, ring *keyring) []coldKey {
 		ring.add(created{ID: k.id, Key: k.raw})
 	}
 	return keys
+}
+
+// preload sends every key to s once from 16 workers, again for those not
+// allowed (at most 5 passes), so that A is warm before its steady load: at
+// thousands of cold misses a second without a read cap, a loaded machine's
+// Vault answers past --lookup-timeout and nothing gets cached.
+func preload(t *testing.T, s *server, keys []coldKey) {
+	t.Helper()
+	pending := keys
+	for pass := 0; len(pending) > 0; pass++ {
+		if pass == 5 {
+			t.Fatalf("replica A: %d keys still not allowed after %d passes", len(pending), pass)
+		}
+		var mu sync.Mutex
+		var failed []coldKey
+		next := make(chan coldKey)
+		var wg sync.WaitGroup
+		for range 16 {
+			wg.Go(func() {
+				for k := range next {
+					ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+					resp, err := s.client.Check(ctx, k.req)
+					cancel()
+					if err != nil || codes.Code(resp.GetStatus().GetCode()) != codes.OK {
+						mu.Lock()
+						failed = append(failed, k)
+						mu.Unlock()
+					}
+				}
+			})
+		}
+		for _, k := range pending {
+			next <- k
+		}
+		close(next)
+		wg.Wait()
+		pending = failed
+	}
 }
 
 // waitHotKeys waits until the hot-key slots hold n ids.

@@ -59,7 +59,9 @@ type warmStats struct {
 
 // warmUp loads the working set other replicas recorded (hot) into srv's
 // cache, warmReaders records at a time within the store read rate, and
-// returns when every id was tried or timeout has passed since it started.
+// returns when every id is cached or known to be unknown, when failed reads
+// have been retried warmPasses times, or when timeout has passed since it
+// started.
 // It first waits for the change journal's first read (journalRead): that
 // read expires every record cached before it, which would spend the store
 // reads twice.
