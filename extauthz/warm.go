@@ -56,6 +56,9 @@ func (s *Server) Warm(ctx context.Context, keyID string) (WarmResult, error) {
 }
 
 func (c *cache) warm(ctx context.Context, keyID string) (WarmResult, error) {
+	if err := ctx.Err(); err != nil { // the read itself would run detached
+		return WarmFailed, err
+	}
 	if !policy.ValidID(keyID) {
 		return WarmUnknown, nil
 	}

@@ -143,6 +143,16 @@ func TestWarmCancelledWhileWaiting(t *testing.T) {
 		t.Errorf("after the cancelled wait the read budget is %.2f tokens, want 0 (its reservation given back)", tokens)
 	}
 	wantReads(t, e, 1)
+
+	// A warm-up whose deadline has passed reads nothing, even with budget
+	// left (the read would run detached from ctx).
+	e2 := newEnv(t)
+	done, cancel2 := context.WithCancel(context.Background())
+	cancel2()
+	if r, err := e2.srv.Warm(done, testID); r != WarmFailed || !errors.Is(err, context.Canceled) {
+		t.Errorf("Warm with an ended ctx = %v, %v; want failed, canceled", r, err)
+	}
+	wantReads(t, e2, 0)
 }
 
 // RecentKeys is the working set Checks used, most recent first: not what

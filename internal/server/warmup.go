@@ -102,7 +102,9 @@ func loadAll(ctx context.Context, srv *extauthz.Server, ids []string, st *warmSt
 			return
 		}
 		pending = failed
-		pause(ctx, warmMaxBackoff)
+		if pause(ctx, warmMaxBackoff); ctx.Err() != nil {
+			return
+		}
 	}
 }
 
@@ -139,7 +141,7 @@ func loadPass(ctx context.Context, srv *extauthz.Server, ids []string) (loaded, 
 	}
 	sent := 0
 feed:
-	for ; sent < len(ids); sent++ {
+	for ; sent < len(ids) && ctx.Err() == nil; sent++ { // select picks at random among ready cases
 		select {
 		case next <- ids[sent]:
 		case <-ctx.Done():
