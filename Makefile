@@ -39,6 +39,10 @@ vault: ## build (once) and cache the Vault server binary the tests use
 bench: ## keygate beside the floor under load (ghz, real Vault): table + .run/bench/latest.{json,svg}; see BENCHMARKS.md
 	@scripts/bench.sh
 
+.PHONY: bench-coldstart
+bench-coldstart: vault ## a new replica under load: valid keys denied after SERVING, without and with the warm-up (COLDSTART_KEYS=5000, real Vault); see BENCHMARKS.md
+	COLDSTART_KEYS=$${COLDSTART_KEYS:-5000} COLDSTART_RATE=$${COLDSTART_RATE:-1000} $(GO) test -count=1 -timeout 10m -run '^TestColdReplica$$' -v ./cmd/keygate/
+
 .PHONY: soak
 soak: ## 10 minutes on a real Vault with key churn, every decision checked, memory flat (SOAK_DURATION, SOAK_RATE); not in `make test`
 	@scripts/soak.sh

@@ -46,6 +46,10 @@ type entry struct {
 	allow   *allowParts      // prebuilt response parts for the record
 	fetched time.Time
 	gen     uint64 // the cache generation its read began at (see cache.expired)
+	// warmed: read by Warm, not for a Check, and not re-read since; such
+	// an entry is left out of RecentKeys until a Check's refresh replaces
+	// it, so a warm-up never passes on ids nobody uses any more.
+	warmed bool
 	// nextTry (unix nanos) throttles store reads for an expired entry
 	// whose refresh failed: until then it is served stale without a read.
 	nextTry atomic.Int64
@@ -205,6 +209,12 @@ func (c *cache) load(ctx context.Context, keyID string) fetchResult {
 	if _, cached := c.found.Peek(keyID); !cached && c.limit != nil && !c.limit.AllowN(c.cfg.Now(), 1) {
 		return c.failed(keyID, errStoreReadRate)
 	}
+	return c.read(ctx, keyID, false)
+}
+
+// read reads keyID from the store and caches what it found, unless an
+// eviction happened meanwhile; warmed marks an entry read by Warm.
+func (c *cache) read(ctx context.Context, keyID string, warmed bool) fetchResult {
 	gen := c.generation()
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.LookupTimeout)
 	defer cancel()
@@ -217,7 +227,7 @@ func (c *cache) load(ctx context.Context, keyID string) fetchResult {
 	case err == nil:
 		// Keep only what decisions need: the full record (labels,
 		// metadata, source strings) would double each entry's size.
-		e := &entry{keyID: keyID, pol: rec.Compiled(), fetched: now, gen: gen}
+		e := &entry{keyID: keyID, pol: rec.Compiled(), fetched: now, gen: gen, warmed: warmed}
 		if e.allow, err = c.build(keyID, rec); err != nil {
 			e.pol, e.invalid = nil, err
 			c.log.Warn("key record cannot be served", "key_id", keyID, "err", err)

@@ -69,6 +69,8 @@ type Metrics struct {
 	ready        atomic.Bool
 	journalOK    atomic.Int64 // unix nanos of the last successful journal read; 0: none yet
 	journalPurge atomic.Uint64
+	warmKeys     *prometheus.GaugeVec // by outcome
+	warmTook     prometheus.Gauge
 
 	// GRPC are the gRPC server metrics (grpc_server_*): register its
 	// interceptors on the server.
@@ -110,7 +112,18 @@ func New(cfg Config) *Metrics {
 	build.WithLabelValues(cfg.Version, runtime.Version()).Set(1)
 	m.GRPC = grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram(
 		grpcprom.WithHistogramBuckets([]float64{100e-6, 250e-6, 500e-6, 1e-3, 5e-3, 25e-3, 100e-3, 250e-3})))
-	m.reg.MustRegister(checkTook, m.vaultTook, m.vaultReqs, m.rlTook, m.rlReqs, build, m.GRPC, decisionCollector{m},
+	m.warmKeys = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "keygate_warmup_keys",
+		Help: "Keys of the working set this replica's warm-up handled, by outcome: loaded (cached), unknown (no usable record), failed (the store did not answer), not_tried (the deadline came first); 0 before the warm-up ends or without one.",
+	}, []string{"outcome"})
+	for _, r := range warmOutcomes {
+		m.warmKeys.WithLabelValues(r)
+	}
+	m.warmTook = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "keygate_warmup_duration_seconds",
+		Help: "Seconds this replica's warm-up took, from the first store login (at most about --warmup-timeout); 0 before it ends or without one.",
+	})
+	m.reg.MustRegister(checkTook, m.vaultTook, m.vaultReqs, m.rlTook, m.rlReqs, build, m.GRPC, decisionCollector{m}, m.warmKeys, m.warmTook,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "keygate_ready", Help: "1 when keygate reports SERVING, else 0."}, func() float64 {
 			return b2f(m.ready.Load())
@@ -184,6 +197,19 @@ func (m *Metrics) JournalRead(t time.Time) { m.journalOK.Store(t.UnixNano()) }
 // JournalPurged records a whole-cache expiry for falling behind the journal
 // (the metric keeps its old name, keygate_journal_cache_purges_total).
 func (m *Metrics) JournalPurged() { m.journalPurge.Add(1) }
+
+// warmOutcomes are keygate_warmup_keys' outcome label values, in WarmUp's
+// argument order.
+var warmOutcomes = [...]string{"loaded", "unknown", "failed", "not_tried"}
+
+// WarmUp records how the warm-up ended: the working set's keys by outcome,
+// and how long it took.
+func (m *Metrics) WarmUp(loaded, unknown, failed, notTried int, took time.Duration) {
+	for i, n := range [...]int{loaded, unknown, failed, notTried} {
+		m.warmKeys.WithLabelValues(warmOutcomes[i]).Set(float64(n))
+	}
+	m.warmTook.Set(took.Seconds())
+}
 
 func (m *Metrics) journalLag() float64 {
 	last := m.journalOK.Load()

@@ -101,6 +101,38 @@ keygate_cache_entries{kind="unknown"} 3
 	}
 }
 
+// TestWarmUp: every result is exported from the start (0), and WarmUp
+// sets each to its count, and the duration.
+func TestWarmUp(t *testing.T) {
+	m := New(Config{})
+	zero := `
+# HELP keygate_warmup_keys Keys of the working set this replica's warm-up handled, by outcome: loaded (cached), unknown (no usable record), failed (the store did not answer), not_tried (the deadline came first); 0 before the warm-up ends or without one.
+# TYPE keygate_warmup_keys gauge
+keygate_warmup_keys{outcome="failed"} 0
+keygate_warmup_keys{outcome="loaded"} 0
+keygate_warmup_keys{outcome="not_tried"} 0
+keygate_warmup_keys{outcome="unknown"} 0
+`
+	if err := testutil.GatherAndCompare(m.Gatherer(), strings.NewReader(zero), "keygate_warmup_keys"); err != nil {
+		t.Error(err)
+	}
+	m.WarmUp(5000, 3, 2, 1, 1500*time.Millisecond)
+	want := `
+# HELP keygate_warmup_keys Keys of the working set this replica's warm-up handled, by outcome: loaded (cached), unknown (no usable record), failed (the store did not answer), not_tried (the deadline came first); 0 before the warm-up ends or without one.
+# TYPE keygate_warmup_keys gauge
+keygate_warmup_keys{outcome="failed"} 2
+keygate_warmup_keys{outcome="loaded"} 5000
+keygate_warmup_keys{outcome="not_tried"} 1
+keygate_warmup_keys{outcome="unknown"} 3
+# HELP keygate_warmup_duration_seconds Seconds this replica's warm-up took, from the first store login (at most about --warmup-timeout); 0 before it ends or without one.
+# TYPE keygate_warmup_duration_seconds gauge
+keygate_warmup_duration_seconds 1.5
+`
+	if err := testutil.GatherAndCompare(m.Gatherer(), strings.NewReader(want), "keygate_warmup_keys", "keygate_warmup_duration_seconds"); err != nil {
+		t.Error(err)
+	}
+}
+
 func TestConfigValidate(t *testing.T) {
 	if err := DefaultConfig().Validate(); err != nil {
 		t.Errorf("DefaultConfig: %v", err)

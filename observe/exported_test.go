@@ -26,9 +26,10 @@ var targetLabels = map[string]bool{"job": true, "instance": true}
 
 // completeLabels are labels whose every value exported emits (every reason
 // code, cache event and eviction cause, result, cache kind, Vault class and
-// gRPC code), so a matcher on them may only use those values.
+// gRPC code, warm-up outcome), so a matcher on them may only use those
+// values.
 var completeLabels = map[string]bool{"result": true, "reason": true, "event": true, "cause": true,
-	"kind": true, "class": true, "grpc_code": true}
+	"kind": true, "class": true, "grpc_code": true, "outcome": true}
 
 // vaultClasses are the Vault outcome classes vault.Store reports.
 var vaultClasses = []string{vault.ClassOK, vault.ClassNotFound, vault.ClassInvalidRecord,

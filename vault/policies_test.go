@@ -233,8 +233,8 @@ func apiDelete(c *vaultapi.Client, path string) func(context.Context) error {
 }
 
 // TestServerPolicy: the server token reads its keys, the pepper and the
-// journal, records when keys were used, and nothing else: no list, no other
-// write, no delete, no other path.
+// journal, records when keys were used, reads and merges the hot-key slots,
+// and nothing else: no list, no other write, no delete, no other path.
 func TestServerPolicy(t *testing.T) {
 	f := newPolicyFixture(t)
 	ctx := context.Background()
@@ -246,6 +246,9 @@ func TestServerPolicy(t *testing.T) {
 	check(t, err)
 	f.eraseAfter(t, journalMeta)
 	check(t, appendJournal(ctx, f.root, map[string]any{"ids": []string{id}}))
+	for _, n := range []int{HotSlot(id), HotSlot(absent)} {
+		f.eraseAfter(t, "secret/metadata/keygate/hot/"+strconv.Itoa(n))
+	}
 
 	sibling := f.store(t, f.serverTok, "keygate-other")
 	c := f.serverAPI
@@ -287,6 +290,31 @@ func TestServerPolicy(t *testing.T) {
 
 		{"record a key's use", func(ctx context.Context) error { return f.server.RecordUsage(ctx, id, time.Now()) }, nil},
 		{"record a key's use again", func(ctx context.Context) error { return f.server.RecordUsage(ctx, id, time.Now()) }, nil},
+
+		{"record hot keys", func(ctx context.Context) error {
+			_, err := f.server.RecordHotKeys(ctx, []string{id, absent}, time.Now(), 15*time.Minute)
+			return err
+		}, nil},
+		{"record hot keys again (check-and-set update)", func(ctx context.Context) error {
+			_, err := f.server.RecordHotKeys(ctx, []string{id}, time.Now().Add(10*time.Minute), 15*time.Minute)
+			return err
+		}, nil},
+		{"read the hot keys", func(ctx context.Context) error {
+			ids, err := f.server.HotKeys(ctx, time.Now().Add(-time.Minute))
+			if err == nil && (!slices.Contains(ids, id) || !slices.Contains(ids, absent)) {
+				return fmt.Errorf("HotKeys = %v, want %s and %s", ids, id, absent)
+			}
+			return err
+		}, nil},
+		{"list the hot-key slots", apiList(c, "secret/metadata/keygate/hot"), errDenied},
+		{"read a slot's metadata", apiRead(c, "secret/metadata/keygate/hot/0"), errDenied},
+		{"delete a slot", apiDelete(c, "secret/data/keygate/hot/0"), errDenied},
+		{"write below a slot", apiWrite(c, "secret/data/keygate/hot/0/x", map[string]any{"data": map[string]any{"seen": map[string]any{}}}), errDenied},
+		{"write a record through the hot path", apiWrite(c, "secret/data/keygate/hot/../keys/"+id, map[string]any{"data": map[string]any{"status": "active"}}), errDenied},
+		{"record hot keys under a sibling base path", func(ctx context.Context) error {
+			_, err := sibling.RecordHotKeys(ctx, []string{id}, time.Now(), 15*time.Minute)
+			return err
+		}, errDenied},
 
 		{"read a key's use", func(ctx context.Context) error {
 			_, _, err := f.server.LastUsed(ctx, id)
@@ -509,6 +537,7 @@ func TestPolicyFiles(t *testing.T) {
 			{"secret/data/keygate/pepper", []string{"read"}},
 			{"secret/data/keygate/journal", []string{"read"}},
 			{"secret/data/keygate/usage/+", []string{"create", "update"}},
+			{"secret/data/keygate/hot/+", []string{"create", "read", "update"}},
 		},
 		adminPolicy: {
 			{"secret/data/keygate/keys/+", []string{"create", "delete", "read", "update"}},
@@ -533,8 +562,9 @@ func TestPolicyFiles(t *testing.T) {
 			}
 			for _, s := range stanzas {
 				usage := strings.HasPrefix(s.path, "secret/data/keygate/usage/")
-				if name == serverPolicy && !slices.Equal(s.caps, []string{"read"}) && !usage {
-					t.Errorf("server policy, path %q: capabilities %v; the server may only read (and record key use)", s.path, s.caps)
+				hot := s.path == "secret/data/keygate/hot/+"
+				if name == serverPolicy && !slices.Equal(s.caps, []string{"read"}) && !usage && !hot {
+					t.Errorf("server policy, path %q: capabilities %v; the server may only read (and record key use and hot keys)", s.path, s.caps)
 				}
 				softDelete := name == adminPolicy && (usage || s.path == "secret/data/keygate/keys/+")
 				for _, c := range s.caps {

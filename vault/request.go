@@ -22,20 +22,22 @@ type Operation string
 
 // The operations. Each public Store method uses its own, except where noted.
 const (
-	OpLookup        Operation = "lookup"         // Lookup: the hot path's read of a record
-	OpGet           Operation = "get"            // Get, and Delete's read of the record
-	OpList          Operation = "list"           // List
-	OpCreate        Operation = "create"         // Create
-	OpUpdate        Operation = "update"         // Update
-	OpDelete        Operation = "delete"         // Delete: the record's soft delete
-	OpDeleteUsage   Operation = "delete_usage"   // Delete: the usage entry's soft delete
-	OpJournal       Operation = "journal"        // reads of the journal (JournalSince, AppendJournal)
-	OpAppendJournal Operation = "append_journal" // AppendJournal's check-and-set write
-	OpPeppers       Operation = "peppers"        // Peppers
-	OpInitPepper    Operation = "init_pepper"    // InitPepper: its read and its write
-	OpRecordUsage   Operation = "record_usage"   // RecordUsage
-	OpLastUsed      Operation = "last_used"      // LastUsed
-	OpLogin         Operation = "login"          // the token manager's logins (never observed)
+	OpLookup        Operation = "lookup"          // Lookup: the hot path's read of a record
+	OpGet           Operation = "get"             // Get, and Delete's read of the record
+	OpList          Operation = "list"            // List
+	OpCreate        Operation = "create"          // Create
+	OpUpdate        Operation = "update"          // Update
+	OpDelete        Operation = "delete"          // Delete: the record's soft delete
+	OpDeleteUsage   Operation = "delete_usage"    // Delete: the usage entry's soft delete
+	OpJournal       Operation = "journal"         // reads of the journal (JournalSince, AppendJournal)
+	OpAppendJournal Operation = "append_journal"  // AppendJournal's check-and-set write
+	OpPeppers       Operation = "peppers"         // Peppers
+	OpInitPepper    Operation = "init_pepper"     // InitPepper: its read and its write
+	OpRecordUsage   Operation = "record_usage"    // RecordUsage
+	OpLastUsed      Operation = "last_used"       // LastUsed
+	OpHotKeys       Operation = "hot_keys"        // HotKeys: reads of the hot-key slots (a warm-up)
+	OpRecordHotKeys Operation = "record_hot_keys" // RecordHotKeys: its reads and check-and-set writes of the slots
+	OpLogin         Operation = "login"           // the token manager's logins (never observed)
 )
 
 // errCASMismatch is KV v2's answer (HTTP 400) to a check-and-set write

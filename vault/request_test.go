@@ -293,6 +293,7 @@ func TestOperationLabels(t *testing.T) {
 		OpDelete: "delete", OpDeleteUsage: "delete_usage", OpJournal: "journal",
 		OpAppendJournal: "append_journal", OpPeppers: "peppers", OpInitPepper: "init_pepper",
 		OpRecordUsage: "record_usage", OpLastUsed: "last_used", OpLogin: "login",
+		OpHotKeys: "hot_keys", OpRecordHotKeys: "record_hot_keys",
 	}
 	for op, label := range want {
 		if string(op) != label {

@@ -155,6 +155,7 @@ var closedLabels = map[string]*regexp.Regexp{
 	"kind":      regexp.MustCompile(`^(records|unknown)$`),
 	"operation": regexp.MustCompile(`^[a-z_]+$`),
 	"class":     regexp.MustCompile(`^[a-z_]+$`),
+	"outcome":   regexp.MustCompile(`^(loaded|unknown|failed|not_tried)$`),
 }
 
 func checkMetrics(t *testing.T, url string, want map[string]int, keys []string, keyID string) {

@@ -82,6 +82,9 @@ func serveDeps(o *openedStore) kgserver.Deps {
 	if w, ok := o.keyStore.(kgserver.UsageWriter); ok {
 		d.Usage = w
 	}
+	if h, ok := o.keyStore.(kgserver.HotKeys); ok { // Vault; the file store holds every record in memory
+		d.HotKeys = h
+	}
 	switch s := o.keyStore.(type) {
 	case *vault.Store:
 		d.Journal = vaultJournal{s}

@@ -111,6 +111,12 @@ func (f *serveFlags) registerRuntime(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.UsageInterval, "usage-interval", c.UsageInterval, "(Vault) how often when keys were last used is written back, "+
 		`at most once per key per interval per replica; "0" disables`)
 	docs(fs, "usage-interval", "", "Key use|vault.md#key-use")
+	fs.DurationVar(&c.WarmupTimeout, "warmup-timeout", c.WarmupTimeout, "(Vault) on start, stay NOT_SERVING until the records of the keys "+
+		`the replicas served lately are cached, or this long after the first Vault login; "0" disables`)
+	docs(fs, "warmup-timeout", "", "Warm-up|vault.md#warm-up")
+	fs.DurationVar(&c.HotKeysInterval, "hot-keys-interval", c.HotKeysInterval, "(Vault) about how often this replica records the ids "+
+		`of the keys it served lately, for starting replicas to warm up with; at most 5m; "0" disables`)
+	docs(fs, "hot-keys-interval", "", "Warm-up|vault.md#warm-up")
 	fs.DurationVar(&c.ShutdownDelay, "shutdown-delay", c.ShutdownDelay, "keep serving (health NOT_SERVING) this long after SIGTERM, so Envoy drains first")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "grace for in-flight Checks on shutdown")
 }

@@ -30,6 +30,10 @@ type keyStore interface {
 var (
 	_ keyStore = (*vault.Store)(nil)
 	_ keyStore = (*filestore.Store)(nil)
+	// serveDeps finds these abilities by type assertion: a signature that
+	// drifted would silently turn them off.
+	_ kgserver.HotKeys     = (*vault.Store)(nil)
+	_ kgserver.UsageWriter = (*vault.Store)(nil)
 )
 
 // storeFlags select and configure the store: --store, and the Vault

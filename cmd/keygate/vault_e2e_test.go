@@ -34,16 +34,7 @@ func auditReads(t *testing.T) func(substr string) int {
 // requests Vault logged with operation op on paths containing substr.
 func auditLog(t *testing.T) func(op, substr string) int {
 	t.Helper()
-	v := vaulttest.Server(t)
-	client := v.Client(t)
-	file := filepath.Join(t.TempDir(), "audit.log")
-	name := "kg" + strings.ToLower(strings.ReplaceAll(t.Name(), "/", ""))
-	if err := client.Sys().EnableAuditWithOptions(name, &vaultapi.EnableAuditOptions{
-		Type: "file", Options: map[string]string{"file_path": file},
-	}); err != nil {
-		t.Fatalf("enable audit device: %v", err)
-	}
-	t.Cleanup(func() { _ = client.Sys().DisableAudit(name) })
+	file := auditFile(t)
 	return func(op, substr string) int {
 		f, err := os.Open(file)
 		if err != nil {
@@ -68,6 +59,23 @@ func auditLog(t *testing.T) func(op, substr string) int {
 		}
 		return n
 	}
+}
+
+// auditFile enables a file audit device on the real Vault for the test and
+// returns the file it writes.
+func auditFile(t *testing.T) string {
+	t.Helper()
+	v := vaulttest.Server(t)
+	client := v.Client(t)
+	file := filepath.Join(t.TempDir(), "audit.log")
+	name := "kg" + strings.ToLower(strings.ReplaceAll(t.Name(), "/", ""))
+	if err := client.Sys().EnableAuditWithOptions(name, &vaultapi.EnableAuditOptions{
+		Type: "file", Options: map[string]string{"file_path": file},
+	}); err != nil {
+		t.Fatalf("enable audit device: %v", err)
+	}
+	t.Cleanup(func() { _ = client.Sys().DisableAudit(name) })
+	return file
 }
 
 // TestVaultReadsUnderLoad: 1,000 concurrent Checks of one new key cause one

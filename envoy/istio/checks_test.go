@@ -20,6 +20,11 @@ const (
 	metricsPortName = "metrics"
 	// keygate serve's --shutdown-timeout when the flag is not given.
 	defaultShutdownTimeout = 10 * time.Second
+	// keygate serve's --warmup-timeout when the flag is not given.
+	defaultWarmupTimeout = 30 * time.Second
+	// loginAllowance is the part of the startup probe's window kept for
+	// the first Vault login (retried with back-off) besides the warm-up.
+	loginAllowance = time.Minute
 )
 
 // A check is one thing a reviewer verifies across the configs. It returns

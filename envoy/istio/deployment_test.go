@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 )
 
@@ -78,6 +80,34 @@ var deploymentChecks = []check{
 		}
 		if float64(*grace) <= (delay + timeout).Seconds() {
 			return fmt.Errorf("terminationGracePeriodSeconds %d, want more than shutdown delay %v + timeout %v", *grace, delay, timeout)
+		}
+		return nil
+	}},
+	{"startup probe outlasts the warm-up", func(b *bundle) error {
+		c, err := b.container()
+		if err != nil {
+			return err
+		}
+		warmup, err := durationFlag(c.Args, "warmup-timeout", defaultWarmupTimeout)
+		if err != nil {
+			return err
+		}
+		p := c.StartupProbe
+		if p == nil {
+			return errors.New("no startup probe")
+		}
+		window := time.Duration(p.InitialDelaySeconds+p.PeriodSeconds*p.FailureThreshold) * time.Second
+		if window < warmup+loginAllowance {
+			return fmt.Errorf("startup probe allows %v, want at least --warmup-timeout %v + %v for the Vault login", window, warmup, loginAllowance)
+		}
+		return nil
+	}},
+	{"rollouts keep every ready replica", func(b *bundle) error {
+		s := b.deployment.Spec.Strategy
+		if s.Type != appsv1.RollingUpdateDeploymentStrategyType || s.RollingUpdate == nil ||
+			s.RollingUpdate.MaxUnavailable == nil || s.RollingUpdate.MaxUnavailable.IntValue() != 0 ||
+			s.RollingUpdate.MaxSurge == nil || s.RollingUpdate.MaxSurge.IntValue() < 1 {
+			return fmt.Errorf("strategy %+v: want a RollingUpdate with maxUnavailable 0 and maxSurge of at least 1, so an old replica stops only once a new one is warm", s)
 		}
 		return nil
 	}},

@@ -21,6 +21,8 @@ var checkREADME = map[string]string{
 	"no trusted proxies in the mesh":                            "keygate.yaml sets no `--trusted-proxies`, so do not give keys used through the HTTP provider `allowed_cidrs`.",
 	"authorization policy sends requests to keygate":            "sending every request except exactly `/healthz` on pods labelled `keygate.io/protected: \"true\"` to keygate",
 	"extension providers point at the Service":                  "adding the `keygate` (gRPC) and `keygate-http` extension providers (0.2 s timeout, fail closed, 503 on error)",
+	"startup probe outlasts the warm-up":                        "The tests require the startup probe's window to be at least `--warmup-timeout` plus one minute for the Vault login",
+	"rollouts keep every ready replica":                         "The tests require a rolling update with `maxUnavailable` 0 and a `maxSurge` of at least 1.",
 }
 
 var spaceRun = regexp.MustCompile(`\s+`)

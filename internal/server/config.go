@@ -48,6 +48,17 @@ type Config struct {
 	// UsageInterval is how often keys' last use is written to the store
 	// (Deps.Usage). 0 disables. Default 1h.
 	UsageInterval time.Duration
+	// WarmupTimeout bounds a starting replica's warm-up: with a store that
+	// keeps hot keys (Deps.HotKeys), health stays NOT_SERVING until the
+	// records of the keys the replicas served lately are loaded, or this
+	// long after the first store login, whichever is first. 0 disables
+	// (SERVING once the peppers are loaded). Default 30s.
+	WarmupTimeout time.Duration
+	// HotKeysInterval is about how often (±25%) this replica records the
+	// ids of the keys it served lately in the store's hot keys
+	// (Deps.HotKeys), from which starting replicas warm up. 0 disables; at
+	// most 5m. Default 1m.
+	HotKeysInterval time.Duration
 	// AuditLog is where audit lines go: "stdout", "stderr", a file path
 	// (appended, mode 0600) or "off". Default "stdout".
 	AuditLog string
@@ -91,6 +102,8 @@ func DefaultConfig() Config {
 		PepperRefresh:   time.Minute,
 		JournalPoll:     time.Second,
 		UsageInterval:   time.Hour,
+		WarmupTimeout:   30 * time.Second,
+		HotKeysInterval: time.Minute,
 		AuditLog:        "stdout",
 		Check:           extauthz.DefaultConfig(),
 		GRPC: GRPCConfig{
@@ -106,6 +119,10 @@ func DefaultConfig() Config {
 		RateLimit: ratelimit.DefaultConfig(),
 	}
 }
+
+// maxHotKeysInterval keeps three recordings within hotKeep, so an id in
+// steady use never drops out of the hot keys.
+const maxHotKeysInterval = hotKeep / 3
 
 // minRequestBytes is the least Check.MaxRequestBytes serve accepts:
 // Envoy's default header limit is 60 KiB, and a request it sends must fit.
@@ -125,7 +142,8 @@ func (c Config) Validate() error {
 		v    time.Duration
 		min  time.Duration
 	}{{"shutdown-timeout", c.ShutdownTimeout, 1}, {"pepper-refresh", c.PepperRefresh, 1},
-		{"shutdown-delay", c.ShutdownDelay, 0}, {"journal-poll", c.JournalPoll, 0}, {"usage-interval", c.UsageInterval, 0}} {
+		{"shutdown-delay", c.ShutdownDelay, 0}, {"journal-poll", c.JournalPoll, 0}, {"usage-interval", c.UsageInterval, 0},
+		{"warmup-timeout", c.WarmupTimeout, 0}, {"hot-keys-interval", c.HotKeysInterval, 0}} {
 		switch {
 		case d.v >= d.min:
 		case d.min > 0:
@@ -133,6 +151,9 @@ func (c Config) Validate() error {
 		default:
 			l.Addf(d.name, "must be >= 0 (0 disables), got %s", d.v)
 		}
+	}
+	if c.HotKeysInterval > maxHotKeysInterval || c.HotKeysInterval > 0 && c.HotKeysInterval < time.Second {
+		l.Addf("hot-keys-interval", "%s: want 1s to %s (ids not recorded within %s drop out), or 0 to disable", c.HotKeysInterval, maxHotKeysInterval, hotKeep)
 	}
 	if c.AuditLog == "" {
 		l.Addf("audit-log", `want "stdout", "stderr", a file path or "off"`)

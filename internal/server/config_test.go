@@ -29,6 +29,10 @@ func TestConfigValidate(t *testing.T) {
 			c.ShutdownTimeout, c.PepperRefresh, c.ShutdownDelay, c.JournalPoll, c.UsageInterval = 0, -1, -1, -time.Second, -time.Hour
 		}, []string{"shutdown-timeout: must be > 0", "pepper-refresh: must be > 0", "shutdown-delay: must be >= 0",
 			"journal-poll: must be >= 0 (0 disables)", "usage-interval: must be >= 0 (0 disables)"}},
+		{"warm-up", func(c *Config) { c.WarmupTimeout, c.HotKeysInterval = -time.Second, 6*time.Minute },
+			[]string{"warmup-timeout: must be >= 0 (0 disables)", "hot-keys-interval: 6m0s: want 1s to 5m0s"}},
+		{"hot keys recorded too often", func(c *Config) { c.HotKeysInterval = 10 * time.Millisecond },
+			[]string{"hot-keys-interval: 10ms: want 1s to 5m0s"}},
 		{"Check settings", func(c *Config) { c.Check.FoundTTL, c.Check.StaleTTL, c.Check.KeyHeader = 0, -1, "X-Key" },
 			[]string{"found-ttl: must be > 0", "stale-ttl: must be >= 0", `key-header: "X-Key"`}},
 		{"requests Envoy may send must fit", func(c *Config) { c.Check.MaxRequestBytes = 32 << 10 },

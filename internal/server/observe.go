@@ -119,3 +119,9 @@ func (ob *observability) journalPurged() {
 		ob.metrics.JournalPurged()
 	}
 }
+
+func (ob *observability) warmedUp(loaded, unknown, failed, notTried int, took time.Duration) {
+	if ob.metrics != nil {
+		ob.metrics.WarmUp(loaded, unknown, failed, notTried, took)
+	}
+}

@@ -60,6 +60,10 @@ type Deps struct {
 	Journal Journal
 	// Usage records keys' last use, written back every UsageInterval.
 	Usage UsageWriter
+	// HotKeys are the ids of the keys the replicas served lately: a
+	// starting replica loads them (WarmupTimeout) and each records its own
+	// (HotKeysInterval).
+	HotKeys HotKeys
 	// ObserveStore installs a function told of every store request (for
 	// metrics).
 	ObserveStore func(observe func(op, class string, took time.Duration))
@@ -88,6 +92,7 @@ type Server struct {
 	health              *health.Server
 	http, admin, metric *http.Server // nil when off
 	peppersChanged      <-chan struct{}
+	journalRead         <-chan struct{} // closed after the journal's first read (the warm-up waits for it)
 
 	mu       sync.Mutex
 	draining bool // health is NOT_SERVING for good
@@ -147,6 +152,7 @@ func New(cfg Config, deps Deps) (_ *Server, err error) {
 func (s *Server) wire() {
 	s.obs.wire(s.check, s.rl, s.deps)
 	s.peppersChanged = evictChanges(s.deps.OnChange, s.check, s.cfg.Check.StoreReadBurst, s.log)
+	s.deps.Journal, s.journalRead = gateJournal(s.deps.Journal, s.cfg.JournalPoll)
 	s.grpc, s.health = s.newGRPC()
 	if s.lis.http != nil {
 		s.http = newHTTPServer(httpHandler(s.check, s.health), s.cfg.Check.GRPCTransportLimit(), s.log)

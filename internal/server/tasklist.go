@@ -51,10 +51,12 @@ func (s *Server) backgroundTasks(loggedIn gate) []task {
 	if s.deps.Login != nil { // Vault login, renewal and re-login
 		ts = append(ts, task{name: "store-login", run: s.deps.Login})
 	}
+	warmup, ready := s.warmupTasks(loggedIn) // SERVING after the peppers and any warm-up
 	ts = append(ts, task{name: "peppers", after: []gate{loggedIn}, run: func(ctx context.Context) error {
-		keepPeppers(ctx, s.log, s.deps.Store, s.check, s.cfg.PepperRefresh, s.peppersChanged, s.setReady)
+		keepPeppers(ctx, s.log, s.deps.Store, s.check, s.cfg.PepperRefresh, s.peppersChanged, ready)
 		return nil
 	}})
+	ts = append(ts, warmup...)
 	if s.deps.Journal != nil && s.cfg.JournalPoll > 0 { // no "cannot read" noise before the first login
 		ts = append(ts, task{name: "journal", after: []gate{loggedIn}, run: func(ctx context.Context) error {
 			watchJournal(ctx, s.log, s.deps.Journal, s.check, s.cfg.JournalPoll, s.obs)

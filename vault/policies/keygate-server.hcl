@@ -2,9 +2,11 @@
 #
 # The server reads one key record per lookup, the pepper and the change
 # journal, and writes only when keys were last used (usage/<id>, for
-# `keygate keys list --unused-for`). It can never list the keys (a leaked
-# server token must not enumerate them), never write a record, the pepper
-# or the journal, never delete anything, and touches nothing under sys/.
+# `keygate keys list --unused-for`) and which keys it served recently
+# (hot/<n>, from which a starting replica warms its cache). It can never
+# list the keys (a leaked server token must not enumerate them), never
+# write a record, the pepper or the journal, never delete anything, and
+# touches nothing under sys/.
 #
 # Paths assume the defaults: KV v2 mount "secret" (--vault-mount) and base
 # path "keygate" (--vault-base-path). A deployment that uses another mount
@@ -19,7 +21,7 @@
 #
 # vault/policies_test.go applies this file to a real Vault dev server and
 # checks what the token can and cannot do; it also fails if any stanza here
-# other than usage/+ grants more than "read", or if a path uses "*".
+# other than usage/+ and hot/+ grants more than "read", or if a path uses "*".
 #
 # "+" matches exactly one path segment; "*" would also match everything
 # nested below (keys/<id>/anything). keygate only ever reads
@@ -58,4 +60,20 @@ path "secret/data/keygate/journal" {
 # not "*": usage/<id> only, nothing nested below it.
 path "secret/data/keygate/usage/+" {
   capabilities = ["create", "update"]
+}
+
+# Hot keys: the ids of the keys the replicas served recently, in 32 fixed
+# slots hot/0 ... hot/31 ({"seen": {"<id>": <unix seconds>}}, at most 4,096
+# ids each; an id's slot is fixed by its hash). Each replica merges the ids
+# it served into their slots every --hot-keys-interval (read, then a
+# check-and-set create or update); a starting replica reads every slot and
+# loads those records before it reports SERVING (--warmup-timeout). Key ids
+# only, never a key; ids are public (logs, headers, Vault request paths).
+# No "list": the slot names are fixed, and nothing here can enumerate
+# keys/ or usage/. A leaked token could read which ids were used lately, or
+# fill the slots with ids a starting replica then reads (bounded by the
+# slots' size and the warm-up deadline); it can never make a key work.
+# "+": hot/<n> only, nothing nested below.
+path "secret/data/keygate/hot/+" {
+  capabilities = ["create", "read", "update"]
 }
