@@ -14,11 +14,12 @@ import (
 
 // callers throttles callers that send unknown keys (Config UnknownKeyRate):
 // every unknown_key answer costs the caller one token. A key that needs a
-// store read is charged before the read (and refunded when it turns out to
-// exist), so N concurrent unknown keys cost at most the caller's budget in
-// reads, not N. A Check pays one atomic load while no caller is out of
-// budget; the caller is only looked up on a store read, an unknown_key, or
-// while some caller is blocked.
+// store read holds one of the caller's tokens in reserve while the read is
+// under way, and spends it only if the key turns out unknown, so N
+// concurrent unknown keys cost at most the caller's budget in reads, not N,
+// and any number of valid keys cost nothing. A Check pays one atomic load
+// while no caller is out of budget; the caller is only looked up on a store
+// read, an unknown_key, or while some caller is blocked.
 type callers struct {
 	limit    rate.Limit
 	burst    int
@@ -28,12 +29,19 @@ type callers struct {
 	blocked  atomic.Int64                // buckets flagged as out of budget
 }
 
-// bucket is one caller's budget. flagged: counted in blocked; cleared when
-// the caller is seen with budget again, or when the LRU drops the bucket.
+// bucket is one caller's budget. reading: store reads of uncached ids under
+// way, each holding one token in reserve. flagged: counted in blocked;
+// cleared when the caller is seen with budget again, or when the LRU drops
+// the bucket.
 type bucket struct {
 	lim     *rate.Limiter
+	reading int
 	flagged bool
 }
+
+// spare is what the caller may still spend: its tokens less those held by
+// reads under way.
+func (b *bucket) spare(now time.Time) float64 { return b.lim.TokensAt(now) - float64(b.reading) }
 
 // maxCallers bounds the callers tracked (least recently seen dropped).
 const maxCallers = 10_000
@@ -82,37 +90,42 @@ func (c *callers) blockedAt(ctx context.Context, in *incoming, now time.Time) bo
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	b, ok := c.buckets.Get(who)
-	if !ok || b.lim.TokensAt(now) >= 1 {
+	if !ok || b.spare(now) >= 1 {
 		c.unflag(b)
 		return false
 	}
 	return true
 }
 
-// reserve charges one unknown key to the caller of in before a store read.
-// It returns false, charging nothing, when the caller is out of budget;
-// otherwise a refund to call if the key turns out to exist.
-func (c *callers) reserve(ctx context.Context, in *incoming, now time.Time) (refund func(), ok bool) {
+// reserve holds one of the caller's tokens before a store read of an
+// uncached id. It returns false, holding nothing, when the caller has none
+// to spare; otherwise settle, to call once with the answer: an unknown key
+// spends the token, any other answer gives it back whole.
+func (c *callers) reserve(ctx context.Context, in *incoming, now time.Time) (settle func(unknown bool, now time.Time), ok bool) {
 	if c == nil {
-		return func() {}, true
+		return func(bool, time.Time) {}, true
 	}
 	who := c.who(ctx, in)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	b := c.bucketOf(who)
-	r := b.lim.ReserveN(now, 1)
-	if !r.OK() || r.DelayFrom(now) > 0 {
-		r.CancelAt(now)
+	if b.spare(now) < 1 {
 		c.flag(b)
 		return nil, false
 	}
+	b.reading++
 	c.flagIfEmpty(b, now)
-	return func() {
+	return func(unknown bool, now time.Time) {
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		r.CancelAt(now)
-		if b.lim.TokensAt(now) >= 1 {
+		b.reading--
+		if unknown {
+			b.lim.AllowN(now, 1)
+		}
+		if b.spare(now) >= 1 {
 			c.unflag(b)
+		} else {
+			c.flag(b)
 		}
 	}, true
 }
@@ -141,7 +154,7 @@ func (c *callers) bucketOf(who string) *bucket {
 }
 
 func (c *callers) flagIfEmpty(b *bucket, now time.Time) {
-	if b.lim.TokensAt(now) < 1 {
+	if b.spare(now) < 1 {
 		c.flag(b)
 	}
 }

@@ -213,3 +213,41 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestCallerValidKeysNeverDrain: reads of valid, uncached keys hold a token
+// only while they run and give it back whole, however they interleave. (A
+// rate.Reservation cancelled after later reservations gives back only part
+// of its token: at 50/s, a reservation 20 ms later takes the whole refund,
+// so a proxy sending many new valid keys at once, as to a cold replica, was
+// drained and throttled.) Here four reads overlap, one starting every 5 ms.
+func TestCallerValidKeysNeverDrain(t *testing.T) {
+	c := newCallers(&Config{UnknownKeyRate: 50, UnknownKeyBurst: 10})
+	ctx, in := fromPeer("10.0.0.7"), &incoming{}
+	start := time.Unix(1_700_000_000, 0)
+	var reading []func(bool, time.Time)
+	for i := range 400 {
+		now := start.Add(time.Duration(i) * 5 * time.Millisecond)
+		settle, ok := c.reserve(ctx, in, now)
+		if !ok {
+			t.Fatalf("valid key %d throttled", i)
+		}
+		if reading = append(reading, settle); len(reading) == 4 {
+			reading[0](false, now) // found: released whole
+			reading = reading[1:]
+		}
+	}
+	now := start.Add(2 * time.Second)
+	for _, settle := range reading {
+		settle(false, now)
+	}
+	for i := range 10 { // the burst, untouched by 400 valid keys
+		settle, ok := c.reserve(ctx, in, now)
+		if !ok {
+			t.Fatalf("unknown key %d of the untouched budget throttled", i)
+		}
+		settle(true, now)
+	}
+	if _, ok := c.reserve(ctx, in, now); ok {
+		t.Error("an 11th unknown key within the same instant was not throttled")
+	}
+}

@@ -110,8 +110,8 @@ func (s *Server) check(ctx context.Context, req *authv3.CheckRequest, r *respond
 	var d Decision
 	var in incoming
 	var start time.Time
-	var refund func() // set while an unknown id's store read is charged to the caller
-	var ownID bool    // d.KeyID is the cache's copy, not a substring of the raw key
+	var settle func(unknown bool, now time.Time) // set while an uncached id's store read holds a caller's token
+	var ownID bool                               // d.KeyID is the cache's copy, not a substring of the raw key
 	if s.OnDecision != nil {
 		start = time.Now()
 	}
@@ -120,7 +120,7 @@ func (s *Server) check(ctx context.Context, req *authv3.CheckRequest, r *respond
 			s.log.Error("panic in Check", "key_id", d.KeyID, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 			d.Reason, resp = policy.InternalError, r.deny(policy.InternalError)
 		}
-		s.charge(ctx, &in, d.Reason, refund)
+		s.charge(ctx, &in, d.Reason, settle)
 		s.decided(ctx, &d, &in, start, ownID)
 	}()
 
@@ -143,7 +143,7 @@ func (s *Server) check(ctx context.Context, req *authv3.CheckRequest, r *respond
 	if d.Reason = reason; d.Reason != policy.Allowed {
 		return r.deny(d.Reason)
 	}
-	e, source, reason := s.lookup(ctx, &in, now, &refund)
+	e, source, reason := s.lookup(ctx, &in, now, &settle)
 	if d.Source, d.Reason = source, reason; d.Reason != policy.Allowed {
 		return r.deny(d.Reason)
 	}
@@ -188,18 +188,18 @@ func (s *Server) underscores(in *incoming) policy.Reason {
 	return policy.Allowed
 }
 
-// lookup finds in.keyID's cache entry, reading the store on a miss. An id
-// not cached at all is charged to the caller's unknown-key budget before
-// the read (refund is set to give it back), so that a caller cannot have
-// more reads in flight than its budget; out of budget, it is CallerLimited.
-func (s *Server) lookup(ctx context.Context, in *incoming, now time.Time, refund *func()) (*entry, Source, policy.Reason) {
+// lookup finds in.keyID's cache entry, reading the store on a miss. A read
+// of an id not cached at all holds one of the caller's unknown-key tokens
+// (settle is set to release it), so that a caller cannot have more such
+// reads in flight than its budget; with none to spare, it is CallerLimited.
+func (s *Server) lookup(ctx context.Context, in *incoming, now time.Time, settle *func(bool, time.Time)) (*entry, Source, policy.Reason) {
 	e, source, reason, read := s.cache.peekAt(in.keyID, now)
 	if !read {
 		return e, source, reason
 	}
 	if e == nil && s.callers != nil {
 		var ok bool
-		if *refund, ok = s.callers.reserve(ctx, in, now); !ok {
+		if *settle, ok = s.callers.reserve(ctx, in, now); !ok {
 			return nil, SourceNone, policy.CallerLimited
 		}
 	}
@@ -207,13 +207,13 @@ func (s *Server) lookup(ctx context.Context, in *incoming, now time.Time, refund
 }
 
 // charge settles the caller's unknown-key budget once the reason is known:
-// every unknown_key costs one token, reserved before a store read or spent
-// now; a reserved token is given back for any other answer.
-func (s *Server) charge(ctx context.Context, in *incoming, reason policy.Reason, refund func()) {
+// every unknown_key costs one token, held since before a store read or
+// spent now; a held token is released whole for any other answer.
+func (s *Server) charge(ctx context.Context, in *incoming, reason policy.Reason, settle func(bool, time.Time)) {
 	switch {
-	case refund != nil && reason != policy.UnknownKey:
-		refund()
-	case refund == nil && reason == policy.UnknownKey:
+	case settle != nil:
+		settle(reason == policy.UnknownKey, s.cfg.Now())
+	case reason == policy.UnknownKey:
 		s.callers.spend(ctx, in, s.cfg.Now())
 	}
 }
