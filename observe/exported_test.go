@@ -116,7 +116,7 @@ func TestExported(t *testing.T) {
 		"keygate_cache_entries": "kind", "keygate_vault_login_failures_total": "",
 		"keygate_audit_lines_dropped_total": "", "grpc_server_handled_total": "grpc_code",
 		"grpc_server_handling_seconds_bucket": "le", "go_goroutines": "",
-		"process_resident_memory_bytes": "",
+		"process_resident_memory_bytes": "", "keygate_change_feed_healthy": "",
 	} {
 		s, ok := exp[name]
 		if !ok {

@@ -172,7 +172,7 @@ func checkMetrics(t *testing.T, url string, want map[string]int, keys []string, 
 	}
 	for _, name := range []string{"keygate_checks_total", "keygate_check_duration_seconds", "keygate_cache_events_total",
 		"keygate_cache_entries", "keygate_ready", "keygate_build_info", "keygate_audit_lines_total",
-		"keygate_audit_lines_dropped_total", "keygate_journal_lag_seconds", "keygate_key_requests_total",
+		"keygate_audit_lines_dropped_total", "keygate_journal_lag_seconds", "keygate_change_feed_healthy", "keygate_key_requests_total",
 		"grpc_server_handled_total", "go_goroutines", "process_resident_memory_bytes"} {
 		if families[name] == nil {
 			t.Errorf("/metrics lacks %s", name)
