@@ -90,9 +90,12 @@ func TestObserve(t *testing.T) {
 	if !strings.HasPrefix(admin, "http://127.0.0.1:") {
 		t.Errorf("--admin-addr :0 listens on %s, want loopback", admin)
 	}
-	var stats map[string]int
-	if err := json.Unmarshal([]byte(getBody(t, admin+"/v1/cache")), &stats); err != nil || stats["Records"] != 2 {
-		t.Errorf("/v1/cache: %v %v", stats, err)
+	var stats struct {
+		Records    int
+		ChangeFeed bool // the file store's reports
+	}
+	if err := json.Unmarshal([]byte(getBody(t, admin+"/v1/cache")), &stats); err != nil || stats.Records != 2 || !stats.ChangeFeed {
+		t.Errorf("/v1/cache: %+v %v", stats, err)
 	}
 	cfg := getBody(t, admin+"/v1/config")
 	if strings.Contains(cfg, "s3cret-approle-id") || !strings.Contains(cfg, `"--audit-log": "`+auditFile) ||
