@@ -6,7 +6,8 @@
 # Checked on every replica once per _CYCLE (10s), _CHANGES (0.5) journaled key
 # updates a second; per phase (_PHASES: before,after) a warm-up of 1.1 refresh
 # periods + 2 cycles, then _MEASURE (4m) counted. _MAX_RECORD_AGE sets the
-# after phase's --max-record-age (default: serve's, 10m). About 25 minutes
+# after phase's --max-record-age (default: serve's, 10m); _SERVE_ARGS are added
+# to every replica's flags (e.g. "--lookup-timeout 1s"). About 25 minutes
 # with the defaults. Writes .run/bench-reads/latest.json; see BENCHMARKS.md.
 #
 # Builds the Vault server first if needed (scripts/vault.sh). As root it runs
