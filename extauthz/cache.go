@@ -46,8 +46,8 @@ type entry struct {
 	invalid error            // why the record cannot be used
 	allow   *allowParts      // prebuilt response parts for the record
 	fetched time.Time
-	aged    time.Time // when it reaches its max age (see fresh.go); zero: MaxRecordAge off
-	gen     uint64    // the cache generation its read began at (see cache.expired)
+	maxAge  time.Duration // its key's max age past fetched (see fresh.go); 0: MaxRecordAge off
+	gen     uint64        // the cache generation its read began at (see cache.expired)
 	// nextTry (unix nanos) throttles store reads for an expired entry
 	// whose refresh failed: until then it is served stale without a read.
 	nextTry atomic.Int64
@@ -229,7 +229,7 @@ func (c *cache) load(ctx context.Context, keyID string) fetchResult {
 	case err == nil:
 		// Keep only what decisions need: the full record (labels,
 		// metadata, source strings) would double each entry's size.
-		e := &entry{keyID: keyID, pol: rec.Compiled(), fetched: now, aged: c.agedAt(keyID, now), gen: gen}
+		e := &entry{keyID: keyID, pol: rec.Compiled(), fetched: now, maxAge: c.maxAge(keyID), gen: gen}
 		if e.allow, err = c.build(keyID, rec); err != nil {
 			e.pol, e.invalid = nil, err
 			c.log.Warn("key record cannot be served", "key_id", keyID, "err", err)
@@ -241,7 +241,7 @@ func (c *cache) load(ctx context.Context, keyID string) fetchResult {
 		return fetchResult{nil, SourceMiss, policy.UnknownKey}
 	case errors.Is(err, policy.ErrInvalidRecord):
 		c.log.Warn("invalid key record", "key_id", keyID, "err", err)
-		e := &entry{keyID: keyID, invalid: err, fetched: now, aged: c.agedAt(keyID, now), gen: gen}
+		e := &entry{keyID: keyID, invalid: err, fetched: now, maxAge: c.maxAge(keyID), gen: gen}
 		c.fill(gen, func() { c.add(keyID, e) })
 		return fetchResult{e, SourceMiss, policy.InvalidRecord}
 	}

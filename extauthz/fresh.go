@@ -40,22 +40,13 @@ func (f *feed) end() time.Time { return f.start.Add(time.Duration(f.until.Load()
 
 // maxAge is Config.MaxRecordAge for keyID, spread over ±10% by a hash of
 // the id under this server's seed: records read together are refreshed
-// apart, here and on other replicas.
+// apart, here and on other replicas. 0 when MaxRecordAge is 0 (off).
 func (c *cache) maxAge(keyID string) time.Duration {
 	spread := c.cfg.MaxRecordAge / 5
 	if spread <= 0 {
-		return c.cfg.MaxRecordAge
+		return max(c.cfg.MaxRecordAge, 0)
 	}
 	return c.cfg.MaxRecordAge - spread/2 + time.Duration(maphash.String(c.feed.seed, keyID)%uint64(spread))
-}
-
-// agedAt is when a record of keyID read at fetched reaches its max age;
-// zero when MaxRecordAge is 0 (off).
-func (c *cache) agedAt(keyID string, fetched time.Time) time.Time {
-	if c.cfg.MaxRecordAge <= 0 {
-		return time.Time{}
-	}
-	return fetched.Add(c.maxAge(keyID))
 }
 
 // fresh reports whether e may be served without a store read at now. The
@@ -64,7 +55,7 @@ func (c *cache) fresh(e *entry, now time.Time) bool {
 	if e.gen < c.expired.Load() {
 		return false
 	}
-	return now.Before(e.fetched.Add(c.cfg.FoundTTL)) || now.Before(e.aged) && c.feed.healthy(now)
+	return now.Before(e.fetched.Add(c.cfg.FoundTTL)) || now.Before(e.fetched.Add(e.maxAge)) && c.feed.healthy(now)
 }
 
 // knownUntil is when e stops (or stopped) being known current: FoundTTL
@@ -73,10 +64,10 @@ func (c *cache) fresh(e *entry, now time.Time) bool {
 // Stale-if-error and the sweep count from it.
 func (c *cache) knownUntil(e *entry) time.Time {
 	t := e.fetched.Add(c.cfg.FoundTTL)
-	if e.aged.IsZero() || e.gen < c.expired.Load() {
+	if e.maxAge == 0 || e.gen < c.expired.Load() {
 		return t
 	}
-	u := e.aged
+	u := e.fetched.Add(e.maxAge)
 	if end := c.feed.end(); end.Before(u) {
 		u = end
 	}
