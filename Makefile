@@ -11,7 +11,7 @@ export GOTOOLCHAIN := auto
 .PHONY: help run build test vet lint fuzz vault clean
 
 help: ## list targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 run: build ## serve on the embedded file store with demo keys (no Vault needed)
 	@scripts/demo.sh $(BIN)
@@ -42,6 +42,10 @@ bench: ## keygate beside the floor under load (ghz, real Vault): table + .run/be
 .PHONY: bench-coldstart
 bench-coldstart: vault ## a new replica under load: valid keys denied after SERVING, without and with the warm-up (COLDSTART_KEYS=5000, real Vault); see BENCHMARKS.md
 	COLDSTART_KEYS=$${COLDSTART_KEYS:-5000} COLDSTART_RATE=$${COLDSTART_RATE:-1000} $(GO) test -count=1 -timeout 10m -run '^TestColdReplica$$' -v ./cmd/keygate/
+
+.PHONY: bench-reads
+bench-reads: ## Vault reads per replica in steady state, 10 replicas x 5,000 keys, before/after --max-record-age (~25 min); see BENCHMARKS.md
+	@scripts/bench-reads.sh
 
 .PHONY: soak
 soak: ## 10 minutes on a real Vault with key churn, every decision checked, memory flat (SOAK_DURATION, SOAK_RATE); not in `make test`

@@ -69,6 +69,19 @@ func benchHit(b *testing.B, e *env) {
 	benchOutcome(b, e, req, "allowed")
 }
 
+// BenchmarkCheckFeedFresh is the cache-hit path of a record past FoundTTL
+// that a healthy change feed keeps fresh.
+func BenchmarkCheckFeedFresh(b *testing.B) {
+	e := benchEnv(b)
+	e.srv.ChangeFeed(e.clock.Now().Add(time.Hour))
+	benchOutcome(b, e, sidecarRequest(testKey), "allowed")
+	e.clock.Advance(time.Minute)
+	benchHit(b, e)
+	if n := e.store.reads.Load(); n != 1 {
+		b.Fatalf("%d store reads, want 1: not the fresh path", n)
+	}
+}
+
 func BenchmarkCheckParallel(b *testing.B) {
 	e := benchEnv(b)
 	req := sidecarRequest(testKey)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"runtime/debug"
 	"strings"
@@ -45,7 +46,8 @@ type entry struct {
 	invalid error            // why the record cannot be used
 	allow   *allowParts      // prebuilt response parts for the record
 	fetched time.Time
-	gen     uint64 // the cache generation its read began at (see cache.expired)
+	maxAge  time.Duration // its key's max age past fetched (see fresh.go); 0: MaxRecordAge off
+	gen     uint64        // the cache generation its read began at (see cache.expired)
 	// warmed: read by Warm, not for a Check, and not re-read since; such
 	// an entry is left out of RecentKeys until a Check's refresh replaces
 	// it, so a warm-up never passes on ids nobody uses any more.
@@ -85,6 +87,8 @@ type cache struct {
 	// older generation are not fresh (re-read on next use) but stay known
 	// and usable stale.
 	expired atomic.Uint64
+	// feed is the change feed's health (see fresh.go).
+	feed feed
 
 	// Records dropped since start, by cause (see CacheStats).
 	evictedSize, evictedSweep, evictedExplicit atomic.Uint64
@@ -104,27 +108,33 @@ type CacheStats struct {
 	// A steady rate means the cache is smaller than the keys in use, and
 	// each of them costs store reads.
 	SizeEvictions uint64
-	// SweepEvictions are records Sweep dropped: past FoundTTL+StaleTTL,
-	// their next use would have read the store anyway.
+	// SweepEvictions are records Sweep dropped: past StaleTTL after they
+	// stopped being fresh, their next use would have read the store anyway.
 	SweepEvictions uint64
 	// ExplicitEvictions are records dropped by Evict (the change journal,
 	// the file store's watch, the admin endpoint) or Purge.
 	ExplicitEvictions uint64
 	// Evictions is the sum of the three.
 	Evictions uint64
+	// ChangeFeed: a change feed is healthy (Server.ChangeFeed), so records
+	// are re-read when changed or at Config.MaxRecordAge, not every
+	// FoundTTL.
+	ChangeFeed bool
 }
 
 // CacheStats returns the cache's current sizes and eviction counts.
 func (s *Server) CacheStats() CacheStats {
 	c := s.cache
 	st := CacheStats{Records: c.found.Len(), Unknown: c.missing.Len(),
-		SizeEvictions: c.evictedSize.Load(), SweepEvictions: c.evictedSweep.Load(), ExplicitEvictions: c.evictedExplicit.Load()}
+		SizeEvictions: c.evictedSize.Load(), SweepEvictions: c.evictedSweep.Load(), ExplicitEvictions: c.evictedExplicit.Load(),
+		ChangeFeed: c.feed.healthy(s.cfg.Now())}
 	st.Evictions = st.SizeEvictions + st.SweepEvictions + st.ExplicitEvictions
 	return st
 }
 
 func newCache(cfg *Config, store Store, log *slog.Logger, build func(string, *policy.Record) (*allowParts, error)) (*cache, error) {
-	c := &cache{cfg: cfg, store: store, log: log, build: build, warnEvery: rate.Sometimes{Interval: time.Second}}
+	c := &cache{cfg: cfg, store: store, log: log, build: build, warnEvery: rate.Sometimes{Interval: time.Second},
+		feed: feed{start: cfg.Now(), seed: maphash.MakeSeed()}}
 	// No eviction callback: golang-lru calls it for Remove and Purge too,
 	// so each cause is counted where it happens instead.
 	found, err := lru.New[string, *entry](cfg.CacheSize)
@@ -147,7 +157,7 @@ func newCache(cfg *Config, store Store, log *slog.Logger, build func(string, *po
 // entry, if keyID has one.
 func (c *cache) peekAt(keyID string, now time.Time) (e *entry, source Source, reason policy.Reason, read bool) {
 	e, ok := c.found.Get(keyID)
-	if ok && now.Before(e.fetched.Add(c.cfg.FoundTTL)) && e.gen >= c.expired.Load() {
+	if ok && c.fresh(e, now) {
 		return e, SourceHit, e.reason(), false
 	}
 	if exp, ok := c.missing.Get(keyID); ok && now.Before(exp) {
@@ -166,8 +176,10 @@ func (e *entry) reason() policy.Reason {
 	return policy.Allowed
 }
 
+// usableStale: e may be served while the store fails, for StaleTTL past
+// the moment it stopped being known current.
 func (c *cache) usableStale(e *entry, now time.Time) bool {
-	return c.cfg.StaleTTL > 0 && now.Before(e.fetched.Add(c.cfg.FoundTTL+c.cfg.StaleTTL))
+	return c.cfg.StaleTTL > 0 && now.Before(c.knownUntil(e).Add(c.cfg.StaleTTL))
 }
 
 type fetchResult struct {
@@ -227,7 +239,7 @@ func (c *cache) read(ctx context.Context, keyID string, warmed bool) fetchResult
 	case err == nil:
 		// Keep only what decisions need: the full record (labels,
 		// metadata, source strings) would double each entry's size.
-		e := &entry{keyID: keyID, pol: rec.Compiled(), fetched: now, gen: gen, warmed: warmed}
+		e := &entry{keyID: keyID, pol: rec.Compiled(), fetched: now, maxAge: c.maxAge(keyID), gen: gen, warmed: warmed}
 		if e.allow, err = c.build(keyID, rec); err != nil {
 			e.pol, e.invalid = nil, err
 			c.log.Warn("key record cannot be served", "key_id", keyID, "err", err)
@@ -239,7 +251,7 @@ func (c *cache) read(ctx context.Context, keyID string, warmed bool) fetchResult
 		return fetchResult{nil, SourceMiss, policy.UnknownKey}
 	case errors.Is(err, policy.ErrInvalidRecord):
 		c.log.Warn("invalid key record", "key_id", keyID, "err", err)
-		e := &entry{keyID: keyID, invalid: err, fetched: now, gen: gen}
+		e := &entry{keyID: keyID, invalid: err, fetched: now, maxAge: c.maxAge(keyID), gen: gen}
 		c.fill(gen, func() { c.add(keyID, e) })
 		return fetchResult{e, SourceMiss, policy.InvalidRecord}
 	}
@@ -305,15 +317,18 @@ func (c *cache) known(keyID string) bool {
 	return ok && e.pol != nil
 }
 
-// sweep drops what can never be served again: records past found-ttl plus
-// the stale window (the next Check would re-read them anyway) and unknown
-// ids past their expiry. Without it, entries of revoked, expired and
-// rotated-out keys would stay until the LRUs are full, so memory would
-// follow the cache sizes rather than the keys in use.
+// sweep drops what can no longer be served without a store read, fresh or
+// stale: records past the stale window after they stopped being known
+// current (see knownUntil; the next Check would re-read them anyway), and
+// unknown ids past their expiry. Without it, entries of revoked, expired
+// and rotated-out keys would stay until the LRUs are full, so memory would
+// follow the cache sizes rather than the keys in use. A record the change
+// feed keeps fresh stays: sweeping it would make its next use a miss, held
+// to StoreReadRate.
 func (c *cache) sweep(now time.Time) (records, unknown int) {
-	keep := c.cfg.FoundTTL + max(c.cfg.StaleTTL, 0)
+	stale := max(c.cfg.StaleTTL, 0)
 	for _, id := range c.found.Keys() {
-		if e, ok := c.found.Peek(id); ok && !now.Before(e.fetched.Add(keep)) && c.found.Remove(id) {
+		if e, ok := c.found.Peek(id); ok && !now.Before(c.knownUntil(e).Add(stale)) && c.found.Remove(id) {
 			records++
 		}
 	}

@@ -30,15 +30,25 @@ type Config struct {
 	// NegativeCacheSize bounds cached not-found ids, kept apart so a flood
 	// of unknown ids cannot evict valid keys. Default 10000.
 	NegativeCacheSize int
-	// FoundTTL is how long a record is used before it is read again; a
-	// revocation written straight to the store takes effect within it.
-	// Default 30s.
+	// FoundTTL is how long a record is used before it is read again while
+	// no change feed vouches for it (see MaxRecordAge); a revocation written
+	// straight to the store takes effect within it then. Default 30s.
 	FoundTTL time.Duration
+	// MaxRecordAge is how long a record is used before it is read again
+	// while a change feed is healthy (Server.ChangeFeed): the feed evicts
+	// changed records, so this is only a safety net. Each key's age is
+	// spread ±10%, so refreshes do not align. A change written straight to
+	// the store, bypassing the feed, takes effect within it. 0 turns it off
+	// (every record is re-read after FoundTTL); a value under FoundTTL adds
+	// nothing. Default 10m.
+	MaxRecordAge time.Duration
 	// NotFoundTTL is how long an unknown id is remembered. Default 5s.
 	NotFoundTTL time.Duration
-	// StaleTTL is how long past FoundTTL a record may still be used while
-	// the store is failing (stale-if-error). 0 disables serving stale.
-	// Default 5m.
+	// StaleTTL is how long a record may still be used while the store is
+	// failing (stale-if-error), counted from when it stopped being fresh:
+	// FoundTTL after its read, or, while a change feed vouched for it, when
+	// the feed stopped being healthy or the record reached its max age. 0
+	// disables serving stale. Default 5m.
 	StaleTTL time.Duration
 	// LookupTimeout bounds one store read on the hot path; keep it under
 	// Envoy's ext_authz timeout. Default 150ms.
@@ -140,6 +150,7 @@ func DefaultConfig() Config {
 		CacheSize:         100_000,
 		NegativeCacheSize: 10_000,
 		FoundTTL:          30 * time.Second,
+		MaxRecordAge:      10 * time.Minute,
 		NotFoundTTL:       5 * time.Second,
 		StaleTTL:          5 * time.Minute,
 		LookupTimeout:     150 * time.Millisecond,
@@ -209,6 +220,9 @@ func (c Config) validateLimits(l *field.List) {
 	}
 	if c.StaleTTL < 0 {
 		l.Addf("stale-ttl", "must be >= 0 (0 disables), got %s", c.StaleTTL)
+	}
+	if c.MaxRecordAge < 0 {
+		l.Addf("max-record-age", "must be >= 0 (0 disables), got %s", c.MaxRecordAge)
 	}
 	for _, n := range []struct {
 		field string

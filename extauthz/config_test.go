@@ -22,13 +22,13 @@ func TestDefaultConfig(t *testing.T) {
 	want := Config{
 		KeyPrefix: policy.DefaultPrefix, KeyHeader: "x-api-key", AuthHeader: "authorization",
 		CacheSize: 100_000, NegativeCacheSize: 10_000,
-		FoundTTL: 30 * time.Second, NotFoundTTL: 5 * time.Second, StaleTTL: 5 * time.Minute,
+		FoundTTL: 30 * time.Second, MaxRecordAge: 10 * time.Minute, NotFoundTTL: 5 * time.Second, StaleTTL: 5 * time.Minute,
 		LookupTimeout: 150 * time.Millisecond, StoreReadRate: 500, StoreReadBurst: 100,
 		UnknownKeyRate: 50, UnknownKeyBurst: 500, UnknownKeyPer: PerPeer, MaxRequestBytes: 256 << 10,
 	}
 	if got.KeyPrefix != want.KeyPrefix || got.KeyHeader != want.KeyHeader || got.AuthHeader != want.AuthHeader ||
 		got.CacheSize != want.CacheSize || got.NegativeCacheSize != want.NegativeCacheSize ||
-		got.FoundTTL != want.FoundTTL || got.NotFoundTTL != want.NotFoundTTL || got.StaleTTL != want.StaleTTL ||
+		got.FoundTTL != want.FoundTTL || got.MaxRecordAge != want.MaxRecordAge || got.NotFoundTTL != want.NotFoundTTL || got.StaleTTL != want.StaleTTL ||
 		got.LookupTimeout != want.LookupTimeout || got.StoreReadRate != want.StoreReadRate || got.StoreReadBurst != want.StoreReadBurst ||
 		got.UnknownKeyRate != want.UnknownKeyRate || got.UnknownKeyBurst != want.UnknownKeyBurst ||
 		got.UnknownKeyPer != want.UnknownKeyPer || got.MaxRequestBytes != want.MaxRequestBytes {
@@ -48,6 +48,8 @@ func TestConfigValid(t *testing.T) {
 		{"other prefix", func(c *Config) { c.KeyPrefix = "acme2" }},
 		{"custom headers", func(c *Config) { c.KeyHeader, c.AuthHeader = "x-acme-key", "proxy-authorization" }},
 		{"stale disabled", func(c *Config) { c.StaleTTL = 0 }},
+		{"max record age off", func(c *Config) { c.MaxRecordAge = 0 }},
+		{"max record age under found TTL", func(c *Config) { c.FoundTTL, c.MaxRecordAge = time.Hour, time.Minute }},
 		{"unlimited reads", func(c *Config) { c.StoreReadRate = -1 }},
 		{"unlimited unknown keys", func(c *Config) { c.UnknownKeyRate = -1 }},
 		{"per client", func(c *Config) { c.UnknownKeyPer = PerClient }},
@@ -90,6 +92,7 @@ func TestConfigInvalid(t *testing.T) {
 		{"zero found TTL", func(c *Config) { c.FoundTTL = 0 }, []string{"found-ttl"}},
 		{"negative not-found TTL", func(c *Config) { c.NotFoundTTL = -1 }, []string{"not-found-ttl"}},
 		{"negative stale TTL", func(c *Config) { c.StaleTTL = -1 }, []string{"stale-ttl"}},
+		{"negative max record age", func(c *Config) { c.MaxRecordAge = -time.Minute }, []string{"max-record-age"}},
 		{"negative lookup timeout", func(c *Config) { c.LookupTimeout = -time.Millisecond }, []string{"lookup-timeout"}},
 		{"negative cache size", func(c *Config) { c.CacheSize = -1 }, []string{"cache-size"}},
 		{"negative negative-cache size", func(c *Config) { c.NegativeCacheSize = -5 }, []string{"negative-cache-size"}},

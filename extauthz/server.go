@@ -288,9 +288,10 @@ func (s *Server) SetHasher(h *policy.Hasher) { s.hasher.Store(h) }
 // Evict drops one key id from the cache (incident response, change feeds).
 func (s *Server) Evict(keyID string) { s.cache.evict(keyID) }
 
-// Sweep drops cache entries that can never be served again (see
-// Config.FoundTTL and StaleTTL) and returns how many records and unknown ids
-// it dropped. Call it periodically; serve does, every minute.
+// Sweep drops cache entries that can no longer be served without a store
+// read, fresh or stale (see Config.FoundTTL, MaxRecordAge and StaleTTL), and
+// returns how many records and unknown ids it dropped. Call it
+// periodically; serve does, every minute.
 func (s *Server) Sweep() (records, unknown int) { return s.cache.sweep(s.cfg.Now()) }
 
 // PurgeUnknown forgets every id cached as unknown, e.g. after keys were

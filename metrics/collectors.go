@@ -27,10 +27,13 @@ var (
 		"Check decisions by result (allowed, denied) and reason code.", []string{"result", "reason"}, nil)
 	cacheDesc = prometheus.NewDesc("keygate_cache_events_total",
 		"Cache events: hit, negative_hit (a cached unknown id), miss (a store read), stale (served past found-ttl because the store failed), "+
-			"eviction (a record dropped) by cause: size (the cache was full), sweep (past found-ttl plus stale-ttl), explicit (evicted by the change journal or the admin endpoint, or purged).",
+			"eviction (a record dropped) by cause: size (the cache was full), sweep (no longer servable, fresh or stale), explicit (evicted by the change journal or the admin endpoint, or purged).",
 		[]string{"event", "cause"}, nil)
 	cacheSizeDesc = prometheus.NewDesc("keygate_cache_entries",
 		"Entries in the cache by kind (records, unknown).", []string{"kind"}, nil)
+	changeFeedDesc = prometheus.NewDesc("keygate_change_feed_healthy",
+		"1 while a change feed vouches for cached records (the Vault change journal read within 3 polls, or the file store): "+
+			"they are re-read when changed or at --max-record-age; 0: every --found-ttl.", nil, nil)
 )
 
 // decisionCollector reads the decision counters at scrape time, so Check
@@ -41,6 +44,7 @@ func (c decisionCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- checksDesc
 	ch <- cacheDesc
 	ch <- cacheSizeDesc
+	ch <- changeFeedDesc
 }
 
 func (c decisionCollector) Collect(ch chan<- prometheus.Metric) {
@@ -64,6 +68,7 @@ func (c decisionCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(cacheSizeDesc, prometheus.GaugeValue, float64(st.Records), "records")
 		ch <- prometheus.MustNewConstMetric(cacheSizeDesc, prometheus.GaugeValue, float64(st.Unknown), "unknown")
+		ch <- prometheus.MustNewConstMetric(changeFeedDesc, prometheus.GaugeValue, b2f(st.ChangeFeed))
 	}
 }
 

@@ -76,6 +76,16 @@ keygate_cache_entries{kind="unknown"} 3
 	if err := testutil.GatherAndCompare(m.Gatherer(), strings.NewReader(want), "keygate_cache_entries"); err != nil {
 		t.Error(err)
 	}
+	if v := changeFeed(t, m); v != 0 {
+		t.Errorf("keygate_change_feed_healthy = %v without a healthy feed, want 0", v)
+	}
+	m.WatchCache(func() extauthz.CacheStats { return extauthz.CacheStats{ChangeFeed: true} })
+	if v := changeFeed(t, m); v != 1 {
+		t.Errorf("keygate_change_feed_healthy = %v with a healthy feed, want 1", v)
+	}
+	m.WatchCache(func() extauthz.CacheStats {
+		return extauthz.CacheStats{Records: 7, Unknown: 3, SizeEvictions: 1, SweepEvictions: 2, ExplicitEvictions: 4, Evictions: 7}
+	})
 	got := map[string]float64{}
 	fams, err := m.Gatherer().Gather()
 	if err != nil {
@@ -140,4 +150,19 @@ func TestConfigValidate(t *testing.T) {
 	if err := (Config{MaxKeyIDs: 0}).Validate(); err == nil || !strings.Contains(err.Error(), "max-keys") {
 		t.Errorf("MaxKeyIDs 0: %v, want an error naming max-key-ids", err)
 	}
+}
+
+// changeFeed is the value of keygate_change_feed_healthy, -1 if absent.
+func changeFeed(t *testing.T, m *Metrics) float64 {
+	t.Helper()
+	fams, err := m.Gatherer().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		if f.GetName() == "keygate_change_feed_healthy" {
+			return f.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	return -1
 }

@@ -121,7 +121,7 @@ func TestExported(t *testing.T) {
 		"keygate_audit_lines_dropped_total": "", "grpc_server_handled_total": "grpc_code",
 		"grpc_server_handling_seconds_bucket": "le", "go_goroutines": "",
 		"process_resident_memory_bytes": "", "keygate_ratelimit_requests_total": "result",
-		"keygate_ratelimit_request_duration_seconds_bucket": "le",
+		"keygate_ratelimit_request_duration_seconds_bucket": "le", "keygate_change_feed_healthy": "",
 	} {
 		s, ok := exp[name]
 		if !ok {

@@ -152,7 +152,8 @@ func printWarnings(k *keysCtx, warnings []error) {
 		var j *keyadmin.JournalError
 		if errors.As(w, &j) {
 			fmt.Fprintf(k.e.stderr, "keygate: warning: the %s is written, but the change journal could not be: "+
-				"replicas apply it within their --found-ttl instead of --journal-poll (%v)\n", j.Op, j.Err)
+				"replicas apply it within their --max-record-age (--found-ttl if 0) instead of --journal-poll; "+
+				"to apply it now, POST /v1/evict?id=<key id> to each replica's --admin-addr (%v)\n", j.Op, j.Err)
 			continue
 		}
 		fmt.Fprintf(k.e.stderr, "keygate: warning: %v\n", w)

@@ -60,7 +60,8 @@ func TestKeysPrintWarnings(t *testing.T) {
 		&keyadmin.JournalError{Op: keyadmin.JournalOpRevoke, Err: errors.New("HTTP 403")},
 		errors.New("key AAAAAAAAAAAA is deleted, but its usage entry is not: HTTP 503"),
 	})
-	want := "keygate: warning: the revoke is written, but the change journal could not be: replicas apply it within their --found-ttl instead of --journal-poll (HTTP 403)\n" +
+	want := "keygate: warning: the revoke is written, but the change journal could not be: replicas apply it within their --max-record-age (--found-ttl if 0) instead of --journal-poll; " +
+		"to apply it now, POST /v1/evict?id=<key id> to each replica's --admin-addr (HTTP 403)\n" +
 		"keygate: warning: key AAAAAAAAAAAA is deleted, but its usage entry is not: HTTP 503\n"
 	if stderr.String() != want {
 		t.Errorf("stderr:\n%s\nwant:\n%s", stderr.String(), want)

@@ -90,9 +90,12 @@ func TestObserve(t *testing.T) {
 	if !strings.HasPrefix(admin, "http://127.0.0.1:") {
 		t.Errorf("--admin-addr :0 listens on %s, want loopback", admin)
 	}
-	var stats map[string]int
-	if err := json.Unmarshal([]byte(getBody(t, admin+"/v1/cache")), &stats); err != nil || stats["Records"] != 2 {
-		t.Errorf("/v1/cache: %v %v", stats, err)
+	var stats struct {
+		Records    int
+		ChangeFeed bool // the file store's reports
+	}
+	if err := json.Unmarshal([]byte(getBody(t, admin+"/v1/cache")), &stats); err != nil || stats.Records != 2 || !stats.ChangeFeed {
+		t.Errorf("/v1/cache: %+v %v", stats, err)
 	}
 	cfg := getBody(t, admin+"/v1/config")
 	if strings.Contains(cfg, "s3cret-approle-id") || !strings.Contains(cfg, `"--audit-log": "`+auditFile) ||
@@ -173,7 +176,7 @@ func checkMetrics(t *testing.T, url string, want map[string]int, keys []string, 
 	}
 	for _, name := range []string{"keygate_checks_total", "keygate_check_duration_seconds", "keygate_cache_events_total",
 		"keygate_cache_entries", "keygate_ready", "keygate_build_info", "keygate_audit_lines_total",
-		"keygate_audit_lines_dropped_total", "keygate_journal_lag_seconds", "keygate_key_requests_total",
+		"keygate_audit_lines_dropped_total", "keygate_journal_lag_seconds", "keygate_change_feed_healthy", "keygate_key_requests_total",
 		"grpc_server_handled_total", "go_goroutines", "process_resident_memory_bytes"} {
 		if families[name] == nil {
 			t.Errorf("/metrics lacks %s", name)

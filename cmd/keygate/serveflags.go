@@ -76,9 +76,14 @@ func (f *serveFlags) registerCache(fs *pflag.FlagSet) {
 	c := &f.cfg.Check
 	fs.IntVar(&c.CacheSize, "cache-size", c.CacheSize, "max cached key records")
 	fs.IntVar(&c.NegativeCacheSize, "negative-cache-size", c.NegativeCacheSize, "max cached unknown key ids")
-	fs.DurationVar(&c.FoundTTL, "found-ttl", c.FoundTTL, "how long a key record is used before it is re-read")
+	fs.DurationVar(&c.FoundTTL, "found-ttl", c.FoundTTL, "how long a key record is used before it is re-read while no change feed vouches for it "+
+		"(the Vault change journal unread for 3 --journal-poll, or off)")
+	fs.DurationVar(&c.MaxRecordAge, "max-record-age", c.MaxRecordAge, "how long a key record is used before it is re-read while a change feed "+
+		"vouches for it (the Vault change journal, the file store), ±10% per key; a change written straight to Vault takes this long; "+
+		`"0": every --found-ttl`)
+	docs(fs, "max-record-age", "", "Cache|../README.md#cache")
 	fs.DurationVar(&c.NotFoundTTL, "not-found-ttl", c.NotFoundTTL, "how long an unknown key id is remembered")
-	fs.DurationVar(&c.StaleTTL, "stale-ttl", c.StaleTTL, `how long past --found-ttl a record is still served while the store fails; "0" disables`)
+	fs.DurationVar(&c.StaleTTL, "stale-ttl", c.StaleTTL, `how long a record is still served while the store fails, from when it stopped being fresh; "0" disables`)
 	fs.DurationVar(&c.LookupTimeout, "lookup-timeout", c.LookupTimeout, "timeout of one store read on the Check path; keep it under Envoy's ext_authz timeout")
 	fs.Float64Var(&c.StoreReadRate, "store-read-rate", c.StoreReadRate, "store reads a second caused by cache misses; past it such misses are denied 503; "+
 		"negative: unlimited")

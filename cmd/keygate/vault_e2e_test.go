@@ -356,28 +356,46 @@ func TestAdminEvict(t *testing.T) {
 }
 
 // TestDirectVaultWrite: a record changed straight in Vault (no CLI, so no
-// journal entry) still takes effect within the found-TTL.
+// journal entry) takes effect within the key's --max-record-age (±10%)
+// while the journal is read, not within --found-ttl; with
+// --max-record-age 0, within --found-ttl.
 func TestDirectVaultWrite(t *testing.T) {
-	var ring keyring
-	env := vaultEnv(t)
-	s := serve(t, env, ring.all, "--found-ttl", "1s")
-	k := ring.add(createKey(t, env, "--tenant", "acme"))
-	if o := s.decide(t, k.Key, checkFlags{}); o.status != 200 {
-		t.Fatalf("before: %v", o)
+	for _, tc := range []struct {
+		maxAge, min, max time.Duration
+	}{
+		{3 * time.Second, 2 * time.Second, 3300*time.Millisecond + 2*time.Second},
+		{0, 0, time.Second + 2*time.Second},
+	} {
+		t.Run("max-record-age "+tc.maxAge.String(), func(t *testing.T) {
+			var ring keyring
+			env := vaultEnv(t)
+			s := serve(t, env, ring.all, "--found-ttl", "1s", "--max-record-age", tc.maxAge.String())
+			s.waitJournalRead(t)
+			k := ring.add(createKey(t, env, "--tenant", "acme"))
+			if o := s.decide(t, k.Key, checkFlags{}); o.status != 200 {
+				t.Fatalf("before: %v", o)
+			}
+			cached := time.Now()
+			client := vaulttest.Server(t).Client(t)
+			path := "secret/data/" + env["KEYGATE_VAULT_BASE_PATH"] + "/keys/" + k.ID
+			sec, err := client.Logical().Read(path)
+			if err != nil || sec == nil {
+				t.Fatalf("read %s: %v", path, err)
+			}
+			data := sec.Data["data"].(map[string]any)
+			data["status"] = "revoked"
+			if _, err := client.Logical().Write(path, map[string]any{"data": data}); err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, tc.max, "direct revoke applied", func() bool {
+				return s.decide(t, k.Key, checkFlags{}).reason == "revoked_key"
+			})
+			took := time.Since(cached)
+			if took < tc.min {
+				t.Errorf("applied %s after the key was cached, want no sooner than %s", took, tc.min)
+			}
+			t.Logf("a revocation written straight to Vault applied %s after the key was cached (found-ttl 1s, max-record-age %s)",
+				took.Round(10*time.Millisecond), tc.maxAge)
+		})
 	}
-	client := vaulttest.Server(t).Client(t)
-	path := "secret/data/" + env["KEYGATE_VAULT_BASE_PATH"] + "/keys/" + k.ID
-	sec, err := client.Logical().Read(path)
-	if err != nil || sec == nil {
-		t.Fatalf("read %s: %v", path, err)
-	}
-	data := sec.Data["data"].(map[string]any)
-	data["status"] = "revoked"
-	if _, err := client.Logical().Write(path, map[string]any{"data": data}); err != nil {
-		t.Fatal(err)
-	}
-	took := eventually(t, 5*time.Second, "direct revoke applied", func() bool {
-		return s.decide(t, k.Key, checkFlags{}).reason == "revoked_key"
-	})
-	t.Logf("a revocation written straight to Vault applied after %s (found-ttl 1s)", took.Round(10*time.Millisecond))
 }

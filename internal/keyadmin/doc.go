@@ -10,7 +10,7 @@
 // do is an optional capability, found once by New:
 //
 //	capability     interface       Vault  file  without it
-//	journal        Journal         yes    no    replicas see changes within their found-TTL
+//	journal        Journal         yes    no    replicas see changes within their found-TTL (there is no journal to vouch for records)
 //	                                            (the file store's servers watch the file instead)
 //	last use       UsageReader     yes    no    List's UnusedFor is ErrUnsupported; Audit has no "unused"
 //	pepper rotate  PepperRotator   yes    no    RotatePepper is ErrUnsupported (edit the file)

@@ -142,14 +142,16 @@ func (e *RotateError) Unwrap() error { return e.Err }
 
 // JournalError is a warning: the change (Op, a JournalOp*) is written,
 // but appending it to the change journal failed, so replicas apply it
-// within their found-TTL instead of their next journal poll.
+// only when they re-read the record (within their max record age while
+// they read the journal, else their found-TTL) instead of at their next
+// journal poll.
 type JournalError struct {
 	Op  string
 	Err error
 }
 
 func (e *JournalError) Error() string {
-	return fmt.Sprintf("the %s is written, but the change journal could not be: replicas apply it within their found-TTL (%v)", e.Op, e.Err)
+	return fmt.Sprintf("the %s is written, but the change journal could not be: replicas apply it within their max record age (found-TTL if off) (%v)", e.Op, e.Err)
 }
 
 func (e *JournalError) Unwrap() error { return e.Err }

@@ -44,7 +44,7 @@ type Store interface {
 
 // Journal is a store with a change journal (Vault): every change to an
 // existing key is appended, so serving replicas evict the ids at once
-// instead of within their found-TTL.
+// instead of when they next re-read the record.
 type Journal interface {
 	AppendJournal(ctx context.Context, op string, ids ...string) error
 }

@@ -44,10 +44,17 @@ type StoreChange struct {
 // read burst expire the whole cache instead: evicted ids are no longer
 // known, so re-reading many at once would be refused by StoreReadRate,
 // while expired records are re-read unlimited.
+//
+// Such a store (the file store) is a change feed that is always healthy:
+// Lookup answers from the snapshot the store last installed, and each
+// install reports every id whose answer it changed, so a record not
+// evicted is what a re-read would return. Re-reading it every FoundTTL
+// would only rebuild its response parts; it is re-read at MaxRecordAge.
 func evictChanges(onChange func(func(StoreChange)), srv *extauthz.Server, burst int, log *slog.Logger) <-chan struct{} {
 	if onChange == nil {
 		return nil
 	}
+	srv.ChangeFeed(time.Now().AddDate(100, 0, 0))
 	peppers := make(chan struct{}, 1)
 	onChange(func(c StoreChange) {
 		if len(c.IDs) > burst {

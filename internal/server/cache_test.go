@@ -68,6 +68,10 @@ func TestEvictChanges(t *testing.T) {
 		t.Errorf("%d evictions, want 1", st.Evictions)
 	}
 
+	if !f.srv.CacheStats().ChangeFeed {
+		t.Error("the file store's reports are not a healthy change feed")
+	}
+
 	f = newFileServer(t, 0)
 	f.revoke(t, 0)
 	if got := f.check(t, 0); got != "revoked_key" {

@@ -28,24 +28,34 @@ type Journal interface {
 	JournalSince(ctx context.Context, after int) (entries []JournalEntry, latest int, complete bool, err error)
 }
 
+// feedPolls is how many polls the change journal stays trusted after a
+// successful read began: one failed read does not make every cached record
+// due at once, and a journal that stopped being read hands back to
+// --found-ttl within feedPolls × --journal-poll.
+const feedPolls = 3
+
 // watchJournal polls the change journal every interval and evicts the key
 // ids changed since the last poll, so CLI changes reach this replica within
 // one poll rather than one --found-ttl. When it cannot know what changed
 // (the first successful read: Checks may have cached keys before it, and a
 // change journaled since then is not in what it returns; versions pruned,
 // too far behind), it expires the whole cache: every record cached before
-// the read returned is re-read on its next use.
+// the read returned is re-read on its next use. After each successful read
+// it tells srv the journal is a healthy change feed (extauthz ChangeFeed),
+// so cached records are re-read only when changed or at --max-record-age.
 func watchJournal(ctx context.Context, log *slog.Logger, j Journal, srv *extauthz.Server, every time.Duration, ob *observability) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	last := -1 // no successful poll yet
 	for {
+		start := time.Now() // changes journaled after it are left to the next read
 		entries, latest, complete, err := j.JournalSince(ctx, last)
 		switch {
 		case err != nil:
 			log.Warn("cannot read the change journal; changes take effect within --found-ttl", "err", err)
 		case !complete:
 			srv.ExpireAll()
+			srv.ChangeFeed(start.Add(feedPolls * every))
 			ob.journalPurged()
 			ob.journalRead(time.Now())
 			why := "fell behind the change journal (versions pruned or too many at once)"
@@ -62,6 +72,7 @@ func watchJournal(ctx context.Context, log *slog.Logger, j Journal, srv *extauth
 			}
 			ob.journalRead(time.Now())
 			applyJournal(log, srv, entries)
+			srv.ChangeFeed(start.Add(feedPolls * every))
 			last = latest
 		}
 		select {
