@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make test`: vet, all tests with -race (real Vault, nginx, Caddy,
-# envoyproxy/ratelimit and Redis included), short fuzz runs, then a scan of everything the tests printed
+# envoyproxy/ratelimit, Redis and headless Chromium included), short fuzz runs, then a scan of everything the tests printed
 # for raw API keys.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +17,9 @@ scripts/proxies.sh >/dev/null || echo "test.sh: scripts/proxies.sh failed; see a
 # The real envoyproxy/ratelimit service (built once and cached) and Redis
 # that the global limit tests run keygate against; same rule if missing.
 scripts/ratelimit.sh >/dev/null || echo "test.sh: scripts/ratelimit.sh failed; see above" >&2
+# Chromium and axe-core (fetched once, checked, cached) for the console's
+# browser tests (internal/browsertest); same rule if missing.
+scripts/chromium.sh >/dev/null || echo "test.sh: scripts/chromium.sh failed; see above" >&2
 
 # -v so that every t.Log line is in the scanned output too.
 set +e
