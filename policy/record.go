@@ -34,6 +34,9 @@ type Record struct {
 	Owner string `json:"owner,omitempty"`
 	// Status is "active" or "revoked". Required.
 	Status string `json:"status"`
+	// RevokedReason says why a revoked key was revoked ("leaked",
+	// "employee left"). Only with status revoked; at most 256 characters.
+	RevokedReason string `json:"revoked_reason,omitempty"`
 	// NotBefore and ExpiresAt are RFC 3339 times; empty means unbounded.
 	NotBefore string `json:"not_before,omitempty"`
 	ExpiresAt string `json:"expires_at,omitempty"`
@@ -172,7 +175,7 @@ func (r *Record) Validate() error {
 // escapes to at most 6, plus quotes, separators and field names.
 func (r *Record) encodedSizeBound() int {
 	n := 512 // field names and punctuation
-	for _, s := range []string{r.Hash, r.Name, r.Tenant, r.Owner, r.Status, r.NotBefore, r.ExpiresAt, r.CreatedAt, r.UpdatedAt, r.RotatedTo} {
+	for _, s := range []string{r.Hash, r.Name, r.Tenant, r.Owner, r.Status, r.RevokedReason, r.NotBefore, r.ExpiresAt, r.CreatedAt, r.UpdatedAt, r.RotatedTo} {
 		n += 6*len(s) + 2
 	}
 	for _, list := range [][]string{r.Scopes, r.AllowedCIDRs, r.AllowedReferrers, r.AllowedHosts} {
@@ -210,6 +213,10 @@ func (r *Record) checkIdentity(bad func(string, string, ...any)) Digest {
 		bad("status", "required (%q or %q)", StatusActive, StatusRevoked)
 	default:
 		bad("status", "%q is not %q or %q", r.Status, StatusActive, StatusRevoked)
+	}
+	checkText(bad, "revoked_reason", r.RevokedReason, 256, false)
+	if r.RevokedReason != "" && r.Status != StatusRevoked {
+		bad("revoked_reason", "only for a revoked key (status %q)", StatusRevoked)
 	}
 	return d
 }

@@ -262,3 +262,28 @@ func BenchmarkParseRecord(b *testing.B) {
 		}
 	}
 }
+
+func TestRevokedReason(t *testing.T) {
+	for _, tc := range []struct {
+		status, reason, wantErr string
+	}{
+		{StatusRevoked, "leaked", ""},
+		{StatusRevoked, "", ""},
+		{StatusActive, "", ""},
+		{StatusActive, "leaked", `record field "revoked_reason": only for a revoked key`},
+		{StatusRevoked, strings.Repeat("x", 257), `record field "revoked_reason": 257 bytes, limit 256`},
+		{StatusRevoked, "line\nbreak", `record field "revoked_reason": contains control characters`},
+	} {
+		r := Record{Hash: "sha256:" + strings.Repeat("ab", 32), Tenant: "acme", Status: tc.status, RevokedReason: tc.reason}
+		err := r.Validate()
+		if tc.wantErr == "" {
+			if err != nil {
+				t.Errorf("status %s reason %q: %v", tc.status, tc.reason, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+			t.Errorf("status %s reason %q: %v, want %q", tc.status, tc.reason, err, tc.wantErr)
+		}
+	}
+}

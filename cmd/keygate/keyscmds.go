@@ -73,15 +73,17 @@ func newUpdateCmd(e *env) *cobra.Command {
 }
 
 func newRevokeCmd(e *env) *cobra.Command {
+	var reason string
 	cmd, _ := keysCommand(e, "revoke ID", "Revoke a key: it is denied as soon as caches refresh", cobra.ExactArgs(1), false,
 		func(ctx context.Context, k *keysCtx, args []string) error {
-			ch, err := k.svc.Revoke(ctx, args[0])
+			ch, err := k.svc.Revoke(ctx, args[0], reason)
 			if err != nil {
 				return err
 			}
 			printWarnings(k, ch.Warnings)
 			return printChanged(k, args[0], ch.Record, "revoked")
 		})
+	cmd.Flags().StringVar(&reason, "reason", "", `why the key is revoked, kept in its record as revoked_reason (e.g. "leaked")`)
 	return cmd
 }
 

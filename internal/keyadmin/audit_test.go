@@ -49,7 +49,7 @@ func TestAuditFindings(t *testing.T) {
 		{"many scopes", keyadmin.Fields{ExpiresIn: day, Scopes: &[]string{"a", "b", "c"}}, nil,
 			keyadmin.AuditOptions{AuditOptions: policy.AuditOptions{MaxScopes: 2}}, []string{"many_scopes"}},
 		{"revoked: nothing", keyadmin.Fields{}, func(t *testing.T, f *fixture, id string, _ *usage) {
-			if _, err := f.svc.Revoke(context.Background(), id); err != nil {
+			if _, err := f.svc.Revoke(context.Background(), id, ""); err != nil {
 				t.Fatal(err)
 			}
 		}, keyadmin.AuditOptions{}, nil},

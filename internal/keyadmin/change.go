@@ -27,11 +27,16 @@ func (s *Service) Modify(ctx context.Context, keyID string, f Fields) (*Changed,
 	return &Changed{ID: keyID, Record: rec, Warnings: s.record(ctx, JournalOpUpdate, keyID)}, nil
 }
 
-// Revoke sets keyID's status to revoked and journals it. Revoking a
-// revoked key writes it again (its updated_at moves).
-func (s *Service) Revoke(ctx context.Context, keyID string) (*Changed, error) {
+// Revoke sets keyID's status to revoked, with reason (may be empty: a
+// revoked key's earlier reason is kept) as its revoked_reason, and
+// journals it. Revoking a revoked key writes it again (its updated_at
+// moves).
+func (s *Service) Revoke(ctx context.Context, keyID, reason string) (*Changed, error) {
 	rec, err := s.modify(ctx, keyID, s.clock(), func(r *policy.Record) error {
 		r.Status = policy.StatusRevoked
+		if reason != "" {
+			r.RevokedReason = reason
+		}
 		return nil
 	})
 	if err != nil {

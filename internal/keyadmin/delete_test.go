@@ -81,7 +81,7 @@ func expired(t *testing.T, f *fixture) string {
 
 func revoked(t *testing.T, f *fixture) string {
 	id := f.issue(t, keyadmin.Fields{Tenant: ptr("acme")}).ID
-	if _, err := f.svc.Revoke(context.Background(), id); err != nil {
+	if _, err := f.svc.Revoke(context.Background(), id, ""); err != nil {
 		t.Fatal(err)
 	}
 	return id

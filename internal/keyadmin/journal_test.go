@@ -57,7 +57,7 @@ func TestJournal(t *testing.T) {
 			note(m.Warnings, err)
 			r, err := svc.Rotate(ctx, k.ID, time.Hour)
 			note(r.Warnings, err)
-			rv, err := svc.Revoke(ctx, r.ID)
+			rv, err := svc.Revoke(ctx, r.ID, "")
 			note(rv.Warnings, err)
 			d, err := svc.Delete(ctx, r.ID, false)
 			note(d.Warnings, err)

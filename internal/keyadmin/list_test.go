@@ -29,7 +29,7 @@ func TestListFilter(t *testing.T) {
 	later := issue(keyadmin.Fields{Tenant: ptr("acme"), ExpiresIn: 90 * day})
 	expired := issue(keyadmin.Fields{Tenant: ptr("acme"), ExpiresIn: time.Hour})
 	revoked := issue(keyadmin.Fields{Tenant: ptr("globex"), ExpiresIn: day})
-	if _, err := svc.Revoke(context.Background(), revoked); err != nil {
+	if _, err := svc.Revoke(context.Background(), revoked, ""); err != nil {
 		t.Fatal(err)
 	}
 	unreadable := invalidRecord(t, f)

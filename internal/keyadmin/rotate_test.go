@@ -83,7 +83,7 @@ func TestRotateRefuses(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	revoked := f.issue(t, keyadmin.Fields{Tenant: ptr("acme")})
-	if _, err := f.svc.Revoke(ctx, revoked.ID); err != nil {
+	if _, err := f.svc.Revoke(ctx, revoked.ID, ""); err != nil {
 		t.Fatal(err)
 	}
 	rotated := f.issue(t, keyadmin.Fields{Tenant: ptr("acme")})

@@ -42,7 +42,7 @@ func testServiceMalformed(t *testing.T, f Fixture) {
 	}
 	for name, do := range map[string]func() error{
 		"Modify": func() error { _, err := svc.Modify(ctx, id, keyadmin.Fields{Name: ptr("x")}); return err },
-		"Revoke": func() error { _, err := svc.Revoke(ctx, id); return err },
+		"Revoke": func() error { _, err := svc.Revoke(ctx, id, ""); return err },
 		"Rotate": func() error { _, err := svc.Rotate(ctx, id, time.Hour); return err },
 	} {
 		if err := do(); !errors.Is(err, keyadmin.ErrInvalidRecord) {

@@ -82,9 +82,12 @@ func testServiceModify(t *testing.T, f Fixture) {
 	if _, err := svc.Modify(ctx, unknown, keyadmin.Fields{Name: ptr("x")}); !errors.Is(err, keyadmin.ErrNotFound) {
 		t.Errorf("Modify of an unknown key: %v, want ErrNotFound", err)
 	}
-	rv, err := svc.Revoke(ctx, k.ID)
-	if err != nil || rv.Record.Status != policy.StatusRevoked {
-		t.Fatalf("Revoke = %+v, %v", rv, err)
+	rv, err := svc.Revoke(ctx, k.ID, "test")
+	if err != nil || rv.Record.Status != policy.StatusRevoked || rv.Record.RevokedReason != "test" {
+		t.Fatalf("Revoke = %+v, %v; want status revoked, revoked_reason \"test\"", rv, err)
+	}
+	if got, err := svc.Get(ctx, k.ID); err != nil || got.Record.RevokedReason != "test" {
+		t.Fatalf("Get after Revoke with a reason = %+v, %v; want revoked_reason kept in the store", got, err)
 	}
 	checkJournal(t, f, before, JournalEntry{keyadmin.JournalOpUpdate, []string{k.ID}}, JournalEntry{keyadmin.JournalOpRevoke, []string{k.ID}})
 }
@@ -125,7 +128,7 @@ func testServiceDelete(t *testing.T, f Fixture) {
 	if _, err := svc.Delete(ctx, k.ID, false); !errors.As(err, &force) || force.Unreadable != nil || !errors.Is(err, keyadmin.ErrNeedsForce) {
 		t.Fatalf("Delete of an active key without force: %v, want a *ForceError", err)
 	}
-	if _, err := svc.Revoke(ctx, k.ID); err != nil {
+	if _, err := svc.Revoke(ctx, k.ID, "test"); err != nil {
 		t.Fatal(err)
 	}
 	before := len(journal(t, f))
