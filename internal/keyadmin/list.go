@@ -68,6 +68,16 @@ func (s *Service) Get(ctx context.Context, keyID string) (*Key, error) {
 	return &k, nil
 }
 
+// IDs returns the store's key ids, sorted. It may name deleted keys
+// (Vault lists their entries): Get says ErrNotFound for them.
+func (s *Service) IDs(ctx context.Context) ([]string, error) {
+	ids, err := s.store.List(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list keys: %w", err)
+	}
+	return ids, nil
+}
+
 // readParallel bounds the reads List and Audit have in flight.
 const readParallel = 8
 

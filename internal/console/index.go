@@ -1,0 +1,401 @@
+package console
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/keygate/keygate/internal/keyadmin"
+	"github.com/keygate/keygate/policy"
+)
+
+// The index holds every key's record in memory so that listing, searching
+// and counting 10,000+ keys costs no store read per page view. It is filled
+// once with every key, then kept current through the change journal (the
+// ids it names are re-read), a listing of the ids every ListEvery (keys
+// created elsewhere are not journaled), the console's own writes, and a
+// full reload every ReloadEvery (last use, records written straight to the
+// store). Every read runs with the credentials of the person whose page
+// view asked for it; a page is shown only to people whose own credentials
+// can list the keys (see Console.canList).
+type index struct {
+	cfg *Config
+
+	refresh sync.Mutex // one refresh at a time; page views wait for it
+
+	mu       sync.RWMutex
+	rows     map[string]*row
+	gone     map[string]bool // ids listed but deleted (Vault lists deleted keys): not re-read at each listing
+	loaded   time.Time       // last full load; zero: never
+	listed   time.Time       // last listing of ids
+	polled   time.Time       // last journal read
+	version  int             // journal version read up to; -1: unknown
+	loadErr  error           // why the last full load failed
+	findings time.Time       // when findings were last computed
+}
+
+// row is one key as the pages show it.
+type row struct {
+	ID       string
+	Rec      *policy.Record // nil when Err is set
+	Err      string         // the record cannot be read or validated
+	LastUsed time.Time
+	// Findings are policy.Audit's codes plus "unused", computed at
+	// index.findings.
+	Findings []policy.Finding
+}
+
+func newIndex(cfg *Config) *index {
+	return &index{cfg: cfg, rows: map[string]*row{}, gone: map[string]bool{}, version: -1}
+}
+
+func rowOf(k keyadmin.Key) *row {
+	r := &row{ID: k.ID, Rec: k.Record, LastUsed: k.LastUsed}
+	if k.Err != nil {
+		r.Err = k.Err.Error()
+	}
+	return r
+}
+
+// update brings the index up to date as far as its intervals ask, reading
+// with g's credentials. A failure leaves what was there.
+func (ix *index) update(ctx context.Context, g *Grant) error {
+	ix.refresh.Lock()
+	defer ix.refresh.Unlock()
+	now := ix.cfg.Now()
+	ix.mu.RLock()
+	loaded, listed, polled, version := ix.loaded, ix.listed, ix.polled, ix.version
+	ix.mu.RUnlock()
+	if loaded.IsZero() || now.Sub(loaded) >= ix.cfg.ReloadEvery {
+		return ix.load(ctx, g, now)
+	}
+	if g.Changes != nil && now.Sub(polled) >= ix.cfg.JournalEvery {
+		ids, newKeys, latest, complete, err := g.Changes.ChangedSince(ctx, version)
+		if err != nil {
+			return err
+		}
+		if !complete {
+			return ix.load(ctx, g, now)
+		}
+		ix.reread(ctx, g, ids)
+		ix.mu.Lock()
+		ix.polled, ix.version = now, latest
+		if newKeys {
+			ix.listed = time.Time{} // imports: list the ids now
+		}
+		listed = ix.listed
+		ix.mu.Unlock()
+	}
+	if now.Sub(listed) >= ix.cfg.ListEvery {
+		return ix.list(ctx, g, now)
+	}
+	ix.audit(now, false)
+	return nil
+}
+
+// load reads every key.
+func (ix *index) load(ctx context.Context, g *Grant, now time.Time) error {
+	version := -1
+	if g.Changes != nil { // the version before the read: changes after it are re-read
+		if _, _, v, _, err := g.Changes.ChangedSince(ctx, -1); err == nil {
+			version = v
+		}
+	}
+	keys, err := g.Admin.List(ctx, keyadmin.Filter{})
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if err != nil {
+		ix.loadErr = err
+		return err
+	}
+	rows := make(map[string]*row, len(keys))
+	for _, k := range keys {
+		rows[k.ID] = rowOf(k)
+	}
+	ix.rows, ix.gone, ix.loaded, ix.listed, ix.polled, ix.version, ix.loadErr = rows, map[string]bool{}, now, now, now, version, nil
+	ix.auditLocked(now)
+	return nil
+}
+
+// list adds keys the index does not know and drops deleted ones.
+func (ix *index) list(ctx context.Context, g *Grant, now time.Time) error {
+	ids, err := g.Admin.IDs(ctx)
+	if err != nil {
+		return err
+	}
+	ix.mu.RLock()
+	var added []string
+	for _, id := range ids {
+		if _, ok := ix.rows[id]; !ok && !ix.gone[id] {
+			added = append(added, id)
+		}
+	}
+	ix.mu.RUnlock()
+	ix.reread(ctx, g, added)
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	for id := range ix.rows {
+		if _, ok := slices.BinarySearch(ids, id); !ok {
+			delete(ix.rows, id)
+		}
+	}
+	ix.listed = now
+	ix.auditLocked(now)
+	return nil
+}
+
+// reread reads ids again (deleted ones leave the index).
+func (ix *index) reread(ctx context.Context, g *Grant, ids []string) {
+	for _, id := range ids {
+		if !policy.ValidID(id) {
+			continue
+		}
+		k, err := g.Admin.Get(ctx, id)
+		ix.mu.Lock()
+		switch {
+		case err == nil:
+			ix.rows[id] = rowOf(*k)
+			delete(ix.gone, id)
+		case errors.Is(err, keyadmin.ErrNotFound):
+			delete(ix.rows, id)
+			ix.gone[id] = true
+		default:
+			ix.rows[id] = &row{ID: id, Err: err.Error()}
+		}
+		ix.mu.Unlock()
+	}
+	ix.audit(ix.cfg.Now(), true)
+}
+
+// put records a key the console itself just wrote (or deleted: k nil).
+func (ix *index) put(id string, k *keyadmin.Key) {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if k == nil {
+		delete(ix.rows, id)
+		ix.gone[id] = true
+		return
+	}
+	old := ix.rows[id]
+	r := rowOf(*k)
+	if old != nil && r.LastUsed.IsZero() {
+		r.LastUsed = old.LastUsed
+	}
+	ix.rows[id] = r
+	ix.findings = time.Time{}
+	ix.auditLocked(ix.cfg.Now())
+}
+
+// audit recomputes findings at most once a minute (time moves keys into
+// "expiring" and "unused"), or now when force.
+func (ix *index) audit(now time.Time, force bool) {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if force {
+		ix.findings = time.Time{}
+	}
+	ix.auditLocked(now)
+}
+
+func (ix *index) auditLocked(now time.Time) {
+	if !ix.findings.IsZero() && now.Sub(ix.findings) < time.Minute {
+		return
+	}
+	unused := time.Duration(ix.cfg.UnusedDays[1]) * 24 * time.Hour
+	for _, r := range ix.rows {
+		if r.Rec == nil {
+			r.Findings = []policy.Finding{{Code: keyadmin.FindingUnreadable, Detail: r.Err}}
+			continue
+		}
+		f := policy.Audit(r.Rec, now, policy.AuditOptions{})
+		if u := policy.AuditUnused(r.Rec, r.LastUsed, now, unused); u != nil {
+			f = append(f, *u)
+		}
+		r.Findings = f
+	}
+	ix.findings = now
+}
+
+// query selects, sorts and pages the index.
+type query struct {
+	Q        string // substring of id, name, owner or tenant (case-insensitive)
+	Status   string // active, revoked, expired, or ""
+	Tenant   string // exact tenant, or ""
+	Expiring int    // > 0: active keys expiring within this many days
+	Unused   int    // > 0: active keys not used for this many days (never used: since created)
+	Finding  string // a finding code, "any", or ""
+	Sort     string // id, name, tenant, owner, status, expires, last_used, created (a leading - reverses)
+	Page     int    // 1-based
+}
+
+type result struct {
+	Rows       []*row
+	Total      int // matching keys
+	Page, Last int
+}
+
+func (ix *index) query(q query, pageSize int, now time.Time) result {
+	ix.mu.RLock()
+	match := make([]*row, 0, len(ix.rows))
+	lower := strings.ToLower(q.Q)
+	for _, r := range ix.rows {
+		if q.keep(r, lower, now) {
+			match = append(match, r)
+		}
+	}
+	ix.mu.RUnlock()
+	sortRows(match, q.Sort, now)
+	res := result{Total: len(match), Page: max(q.Page, 1), Last: max((len(match)+pageSize-1)/pageSize, 1)}
+	res.Page = min(res.Page, res.Last)
+	from := (res.Page - 1) * pageSize
+	res.Rows = match[from:min(from+pageSize, len(match))]
+	return res
+}
+
+func (q query) keep(r *row, lower string, now time.Time) bool {
+	if lower != "" && !strings.Contains(strings.ToLower(r.ID), lower) && (r.Rec == nil ||
+		!strings.Contains(strings.ToLower(r.Rec.Name), lower) && !strings.Contains(strings.ToLower(r.Rec.Owner), lower) &&
+			!strings.Contains(strings.ToLower(r.Rec.Tenant), lower)) {
+		return false
+	}
+	if q.Finding != "" && !hasFinding(r, q.Finding) {
+		return false
+	}
+	if q.Status == "" && q.Tenant == "" && q.Expiring == 0 && q.Unused == 0 {
+		return true
+	}
+	if r.Rec == nil {
+		return false
+	}
+	st := keyadmin.EffectiveStatus(r.Rec, now)
+	switch {
+	case q.Status != "" && string(st) != q.Status,
+		q.Tenant != "" && r.Rec.Tenant != q.Tenant:
+		return false
+	case q.Expiring > 0:
+		exp := r.Rec.ExpiresAtTime()
+		if st != keyadmin.Active || exp.IsZero() || exp.After(now.Add(time.Duration(q.Expiring)*24*time.Hour)) {
+			return false
+		}
+	}
+	if q.Unused > 0 {
+		since := r.LastUsed
+		if since.IsZero() {
+			since, _ = time.Parse(time.RFC3339, r.Rec.CreatedAt)
+		}
+		if st != keyadmin.Active || since.IsZero() || since.After(now.Add(-time.Duration(q.Unused)*24*time.Hour)) {
+			return false
+		}
+	}
+	return true
+}
+
+func hasFinding(r *row, code string) bool {
+	if code == "any" {
+		return len(r.Findings) > 0
+	}
+	return slices.ContainsFunc(r.Findings, func(f policy.Finding) bool { return f.Code == code })
+}
+
+func sortRows(rows []*row, by string, now time.Time) {
+	desc := strings.HasPrefix(by, "-")
+	by = strings.TrimPrefix(by, "-")
+	text := func(r *row, f func(*policy.Record) string) string {
+		if r.Rec == nil {
+			return ""
+		}
+		return f(r.Rec)
+	}
+	key := func(a, b *row) int {
+		switch by {
+		case "name":
+			return cmp.Compare(text(a, func(r *policy.Record) string { return r.Name }), text(b, func(r *policy.Record) string { return r.Name }))
+		case "tenant":
+			return cmp.Compare(text(a, func(r *policy.Record) string { return r.Tenant }), text(b, func(r *policy.Record) string { return r.Tenant }))
+		case "owner":
+			return cmp.Compare(text(a, func(r *policy.Record) string { return r.Owner }), text(b, func(r *policy.Record) string { return r.Owner }))
+		case "status":
+			return cmp.Compare(statusOf(a, now), statusOf(b, now))
+		case "expires":
+			return cmp.Compare(text(a, func(r *policy.Record) string { return r.ExpiresAt }), text(b, func(r *policy.Record) string { return r.ExpiresAt }))
+		case "created":
+			return cmp.Compare(text(a, func(r *policy.Record) string { return r.CreatedAt }), text(b, func(r *policy.Record) string { return r.CreatedAt }))
+		case "last_used":
+			return a.LastUsed.Compare(b.LastUsed)
+		}
+		return 0
+	}
+	slices.SortFunc(rows, func(a, b *row) int {
+		c := key(a, b)
+		if desc {
+			c = -c
+		}
+		return cmp.Or(c, cmp.Compare(a.ID, b.ID))
+	})
+}
+
+func statusOf(r *row, now time.Time) string {
+	if r.Rec == nil {
+		return "unreadable"
+	}
+	return string(keyadmin.EffectiveStatus(r.Rec, now))
+}
+
+// summary is the overview's counts.
+type summary struct {
+	Total, Active, Revoked, Expired, Unreadable int
+	Expiring, Unused                            [2]int
+	Findings                                    map[string]int
+	Tenants                                     []string
+	Loaded                                      time.Time
+	LoadErr                                     string
+}
+
+func (ix *index) summary(now time.Time) summary {
+	s := summary{Findings: map[string]int{}}
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	tenants := map[string]bool{}
+	for _, r := range ix.rows {
+		s.Total++
+		for _, f := range r.Findings {
+			s.Findings[f.Code]++
+		}
+		if r.Rec == nil {
+			s.Unreadable++
+			continue
+		}
+		tenants[r.Rec.Tenant] = true
+		switch keyadmin.EffectiveStatus(r.Rec, now) {
+		case keyadmin.Active:
+			s.Active++
+		case keyadmin.Revoked:
+			s.Revoked++
+		case keyadmin.Expired:
+			s.Expired++
+		}
+		for i, d := range ix.cfg.ExpiringDays {
+			if (query{Expiring: d}).keep(r, "", now) {
+				s.Expiring[i]++
+			}
+		}
+		for i, d := range ix.cfg.UnusedDays {
+			if (query{Unused: d}).keep(r, "", now) {
+				s.Unused[i]++
+			}
+		}
+	}
+	for t := range tenants {
+		s.Tenants = append(s.Tenants, t)
+	}
+	slices.Sort(s.Tenants)
+	s.Loaded = ix.loaded
+	if ix.loadErr != nil {
+		s.LoadErr = ix.loadErr.Error()
+	}
+	return s
+}
