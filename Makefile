@@ -13,7 +13,7 @@ export GOTOOLCHAIN := auto
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-run: build ## serve on the embedded file store with demo keys (no Vault needed)
+run: build ## serve and the console on the embedded file store with demo keys (no Vault needed)
 	@scripts/demo.sh $(BIN)
 
 build: ## build bin/keygate

@@ -8,6 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${1:-bin/keygate}
 addr=${KEYGATE_GRPC_ADDR:-127.0.0.1:9191}
+console_addr=${KEYGATE_CONSOLE_ADDR:-127.0.0.1:8080}
 dir=.run/demo
 umask 077 # the key files and their folder: owner only
 rm -rf "$dir" && mkdir -p "$dir"
@@ -20,6 +21,13 @@ create --tenant acme --name "demo: read-only" --scopes orders:read --expires-in 
 revoked=$(create --tenant acme --name "demo: revoked" --scopes orders:read)
 "$bin" keys revoke --store "$store" "$(field id <<<"$revoked")" >/dev/null
 field key <<<"$revoked" >"$dir/revoked.key"
+
+# The console, on the same file: it prints a one-time sign-in link.
+"$bin" console --store "$store" --addr "$console_addr" >"$dir/console.out" 2>"$dir/console.log" &
+console_pid=$!
+trap 'kill $console_pid 2>/dev/null' EXIT
+for _ in $(seq 50); do grep -q 'sign in' "$dir/console.out" 2>/dev/null && break; sleep 0.1; done
+link=$(sed -n 's/^sign in.*: //p' "$dir/console.out")
 
 cat <<MSG
 
@@ -38,7 +46,8 @@ Denied 401 (not a valid key; --key - reads the key from stdin, and KEYGATE_KEY w
   $bin check --addr $addr --key - --path /orders <<<kg_not-a-real-key
 
 Manage keys:  $bin keys list --store $store
+Console:      ${link:-did not start, see $dir/console.log} (one-time link; the console log is $dir/console.log)
 Stop with Ctrl-C.
 
 MSG
-exec "$bin" serve --store "$store" --grpc-addr "$addr"
+"$bin" serve --store "$store" --grpc-addr "$addr"

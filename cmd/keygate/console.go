@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/keygate/keygate/filestore"
@@ -35,6 +36,8 @@ type consoleFlags struct {
 	logLevel        string
 	linkTTL         time.Duration
 	shutdownTimeout time.Duration
+	markdown        bool // --help-markdown
+	fs              *pflag.FlagSet
 }
 
 func newConsoleCmd(e *env) *cobra.Command {
@@ -47,13 +50,16 @@ func newConsoleCmd(e *env) *cobra.Command {
 	}
 	fs := cmd.Flags()
 	f.store.register(fs)
+	for _, name := range consoleIgnored {
+		_ = fs.MarkHidden(name)
+	}
 	fs.StringVar(&f.addr, "addr", "127.0.0.1:8080", "listen address of the console")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "PEM server certificate (chain): serve HTTPS (cookies then Secure and __Host-)")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM key of --tls-cert")
 	fs.BoolVar(&f.plaintext, "plaintext", false, "serve plain HTTP on a non-loopback address; without it (and without --tls-cert) "+
 		"the console refuses to start on anything but loopback")
-	fs.StringVar(&f.userpass, "userpass-mount", "userpass", `Vault userpass auth mount offered at sign-in; "" leaves it out`)
-	fs.StringVar(&f.ldap, "ldap-mount", "", `Vault LDAP auth mount offered at sign-in (e.g. "ldap"); "" leaves it out`)
+	fs.StringVar(&f.userpass, "userpass-mount", "userpass", "Vault userpass auth mount offered at sign-in; empty leaves it out")
+	fs.StringVar(&f.ldap, "ldap-mount", "", `Vault LDAP auth mount offered at sign-in (e.g. "ldap"); empty leaves it out`)
 	fs.StringVar(&f.keyPrefix, "key-prefix", policy.DefaultPrefix, "API key prefix for new keys")
 	fs.StringVar(&f.hash, "hash", policy.AlgSHA256, "hash for new keys: sha256 or hmac-sha256 (needs a pepper in the store)")
 	fs.DurationVar(&f.cfg.SessionMax, "session-max", f.cfg.SessionMax, "longest session, whatever its Vault token's TTL (the token's TTL bounds it too)")
@@ -62,10 +68,30 @@ func newConsoleCmd(e *env) *cobra.Command {
 	fs.DurationVar(&f.linkTTL, "link-ttl", 15*time.Minute, "(file store) how long the one-time sign-in link printed at start works")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 10*time.Second, "grace for in-flight requests on shutdown")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.BoolVar(&f.markdown, "help-markdown", false, "print the flag table as Markdown, as in docs/console.md")
+	_ = fs.MarkHidden("help-markdown")
+	f.fs = fs
 	return cmd
 }
 
+// consoleIgnored are the store flags for keygate's own Vault login, which
+// the console has none of: hidden, and refused if given.
+var consoleIgnored = []string{"vault-auth", "vault-token-file", "vault-approle-role-id", "vault-approle-secret-id-file",
+	"vault-approle-mount", "vault-k8s-role", "vault-k8s-jwt-file", "vault-k8s-mount"}
+
+var consoleDocs = flagDocs{
+	intro: "Each flag can also be set by its `KEYGATE_*` variable (`--session-max` ↔ `KEYGATE_SESSION_MAX`).",
+	tables: []flagTable{{}, {
+		intro: "The store flags, as for `keygate serve`, but none for keygate's own Vault login: the console has no " +
+			"Vault token of its own (`VAULT_TOKEN` is ignored; `--vault-auth` and its login flags are refused); people sign in with theirs:",
+		group: storeGroup,
+	}},
+}
+
 func (f *consoleFlags) run(ctx context.Context, e *env) error {
+	if f.markdown {
+		return writeFlagDocs(e.stdout, f.fs, consoleDocs)
+	}
 	log, err := newLogger(e.stderr, f.logLevel)
 	if err != nil {
 		return err
@@ -85,6 +111,11 @@ func (f *consoleFlags) run(ctx context.Context, e *env) error {
 	}
 	if f.tlsCert == "" && !f.plaintext && !loopbackAddr(f.addr) {
 		errs = append(errs, fmt.Errorf("--addr %q is not loopback: serve it with --tls-cert/--tls-key, or pass --plaintext behind a TLS proxy", f.addr))
+	}
+	for _, name := range consoleIgnored {
+		if f.fs.Changed(name) {
+			errs = append(errs, fmt.Errorf("%s: the console logs in to Vault as no one: people sign in with their own credentials", e.flagName(name)))
+		}
 	}
 	if f.linkTTL <= 0 || f.shutdownTimeout <= 0 {
 		errs = append(errs, errors.New("--link-ttl and --shutdown-timeout: must be > 0"))

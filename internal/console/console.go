@@ -117,7 +117,7 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Security-Policy", contentSecurityPolicy)
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Referrer-Policy", "same-origin") // not no-referrer: Chrome then sends "Origin: null" on form POSTs
 	h.Set("Cross-Origin-Opener-Policy", "same-origin")
 	if c.cfg.Secure {
 		h.Set("Strict-Transport-Security", "max-age=31536000")

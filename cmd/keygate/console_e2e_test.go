@@ -1,0 +1,339 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	vaultapi "github.com/hashicorp/vault/api"
+
+	"github.com/keygate/keygate/internal/browsertest"
+	"github.com/keygate/keygate/internal/vaulttest"
+)
+
+var updateScreenshots = flag.Bool("update-screenshots", false, "write the console's screenshots to docs/console/")
+
+// consoleRun is a running `keygate console`.
+type consoleRun struct {
+	url  string
+	logs *syncBuffer
+}
+
+// startConsole runs `keygate console` in-process on a loopback port.
+func startConsole(t *testing.T, env envMap, args ...string) *consoleRun {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &consoleRun{logs: &syncBuffer{}}
+	var stdout syncBuffer
+	done := make(chan error, 1)
+	args = append([]string{"console", "--addr", "127.0.0.1:0", "--log-level", "debug"}, args...)
+	go func() { done <- run(ctx, args, env.get, strings.NewReader(""), &stdout, c.logs) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil && err != context.Canceled {
+				t.Errorf("console returned %v", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Errorf("console did not stop within 20s")
+		}
+	})
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("console log:\n%s", redact(c.logs.String()))
+		}
+	})
+	re := regexp.MustCompile(`keygate console: (http://127\.0\.0\.1:\d+)`)
+	eventually(t, 20*time.Second, "console listening", func() bool {
+		select {
+		case err := <-done:
+			t.Fatalf("console exited: %v\n%s", err, redact(c.logs.String()))
+		default:
+		}
+		if m := re.FindStringSubmatch(stdout.String()); m != nil {
+			c.url = m[1]
+			return true
+		}
+		return false
+	})
+	return c
+}
+
+// vaultPeople enables a userpass mount and makes two people: alice with
+// the shipped admin policy and bob who may only read and list, both for
+// the test's base path. It returns the mount.
+func vaultPeople(t *testing.T, root *vaultapi.Client, base string) string {
+	t.Helper()
+	const mount = "userpass" // the console's default; people are then "userpass-<name>"
+	if err := root.Sys().EnableAuthWithOptions(mount, &vaultapi.EnableAuthOptions{Type: "userpass"}); err != nil {
+		t.Fatalf("enable userpass: %v", err)
+	}
+	t.Cleanup(func() { _ = root.Sys().DisableAuth(mount) })
+	admin, err := os.ReadFile("../../vault/policies/keygate-admin.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminPolicy := strings.ReplaceAll(string(admin), "secret/data/keygate/", "secret/data/"+base+"/")
+	adminPolicy = strings.ReplaceAll(adminPolicy, "secret/metadata/keygate/", "secret/metadata/"+base+"/")
+	readPolicy := fmt.Sprintf(`
+path "secret/data/%[1]s/keys/+" { capabilities = ["read"] }
+path "secret/data/%[1]s/usage/+" { capabilities = ["read"] }
+path "secret/data/%[1]s/journal" { capabilities = ["read"] }
+path "secret/metadata/%[1]s/keys" { capabilities = ["list"] }
+`, base)
+	for name, body := range map[string]string{mount + "-admin": adminPolicy, mount + "-read": readPolicy} {
+		if err := root.Sys().PutPolicy(name, body); err != nil {
+			t.Fatalf("policy %s: %v", name, err)
+		}
+		t.Cleanup(func() { _ = root.Sys().DeletePolicy(name) })
+	}
+	for user, policy := range map[string]string{"alice": mount + "-admin", "bob": mount + "-read"} {
+		if _, err := root.Logical().Write("auth/"+mount+"/users/"+user, map[string]any{
+			"password": user + "-password", "token_policies": policy, "token_ttl": "1h",
+		}); err != nil {
+			t.Fatalf("user %s: %v", user, err)
+		}
+	}
+	return mount
+}
+
+// liveTokens counts the live Vault tokens of a display name.
+func liveTokens(t *testing.T, root *vaultapi.Client, displayName string) int {
+	t.Helper()
+	sec, err := root.Logical().List("auth/token/accessors")
+	if err != nil || sec == nil {
+		t.Fatalf("list token accessors: %v", err)
+	}
+	keys, _ := sec.Data["keys"].([]any)
+	n := 0
+	for _, k := range keys {
+		acc, _ := k.(string)
+		info, err := root.Auth().Token().LookupAccessor(acc)
+		if err != nil || info == nil {
+			continue
+		}
+		if dn, _ := info.Data["display_name"].(string); dn == displayName {
+			n++
+		}
+	}
+	return n
+}
+
+// checkedErrors: how many of each tab's browser errors were reported.
+var checkedErrors = map[*browsertest.Tab]int{}
+
+// signIn signs user in; Vault names them <mount>-<user>.
+func signIn(t *testing.T, tab *browsertest.Tab, base, mount, user string) {
+	t.Helper()
+	tab.Navigate(base + "/login")
+	tab.RunResponse(
+		chromedp.SetValue(chromedp.CSS("#method"), "userpass"),
+		chromedp.SetValue(chromedp.CSS("#user"), user),
+		chromedp.SetValue(chromedp.CSS("#secret"), user+"-password"),
+		chromedp.Click(chromedp.CSS("#login button[type=submit]")),
+	)
+	if got := tab.Text("#who"); got != mount+"-"+user {
+		t.Fatalf("signed in as %q, want %s-%s", got, mount, user)
+	}
+}
+
+// checkPage asserts the page has no serious or critical accessibility
+// violations and the browser reported no error (a CSP violation, a failed
+// load) since the tab's previous check, and saves its screenshot.
+func checkPage(t *testing.T, tab *browsertest.Tab, shots, name string) {
+	t.Helper()
+	if v := browsertest.Serious(tab.Axe()); len(v) > 0 {
+		t.Errorf("%s: accessibility violations: %v", name, v)
+	}
+	if errs := tab.Errors(); len(errs) > checkedErrors[tab] {
+		t.Errorf("%s: browser errors (CSP violations included): %v", name, errs[checkedErrors[tab]:])
+		checkedErrors[tab] = len(errs)
+	}
+	tab.Screenshot(filepath.Join(shots, name+".png"))
+}
+
+// TestConsoleBrowser drives the console in a real headless Chromium against
+// a real Vault and a real `keygate serve`, as a security team would.
+func TestConsoleBrowser(t *testing.T) {
+	var ring keyring
+	env := vaultEnv(t)
+	base := env["KEYGATE_VAULT_BASE_PATH"]
+	v := vaulttest.Server(t)
+	root := v.Client(t)
+	mount := vaultPeople(t, root, base)
+	audit := auditFile(t)
+	other := ring.add(createKey(t, env, "--tenant", "globex", "--name", "globex billing", "--scopes", "billing:read"))
+	s := serve(t, env, ring.all)
+	// The console has no token of its own: people sign in with theirs.
+	cons := startConsole(t, env.with("VAULT_TOKEN", ""))
+	shots := t.TempDir()
+	if *updateScreenshots {
+		shots = "../../docs/console"
+	}
+
+	b := browsertest.New(t)
+	alice := b.NewTab(t)
+	resp := alice.Navigate(cons.url + "/login")
+	if csp := browsertest.Header(resp, "Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") || strings.Contains(csp, "unsafe-inline") ||
+		!strings.Contains(csp, "frame-ancestors 'none'") {
+		t.Errorf("Content-Security-Policy %q", csp)
+	}
+	checkPage(t, alice, shots, "login")
+
+	// A wrong password is Vault's refusal, shown as such.
+	alice.RunResponse(
+		chromedp.SetValue(chromedp.CSS("#user"), "alice"),
+		chromedp.SetValue(chromedp.CSS("#secret"), "wrong"),
+		chromedp.Click(chromedp.CSS("#login button[type=submit]")),
+	)
+	if got := alice.Text("#error"); !strings.Contains(got, "invalid username or password") {
+		t.Errorf("wrong password: %q", got)
+	}
+	checkedErrors[alice] = len(alice.Errors()) // the 401 just asked for
+
+	signIn(t, alice, cons.url, mount, "alice")
+	aliceName := mount + "-alice"
+	ck := alice.Cookie("keygate_session")
+	if ck == nil || !ck.HTTPOnly || ck.SameSite != "Strict" {
+		t.Fatalf("session cookie %+v: want HttpOnly, SameSite=Strict", ck)
+	}
+	if n := liveTokens(t, root, aliceName); n != 1 {
+		t.Fatalf("alice has %d live Vault tokens after sign-in, want 1", n)
+	}
+	if got := alice.Text("#count-total"); got != "1" {
+		t.Errorf("overview counts %s keys, want 1", got)
+	}
+	checkPage(t, alice, shots, "overview")
+
+	// Create a key: shown once, usable at once.
+	alice.Navigate(cons.url + "/new")
+	checkPage(t, alice, shots, "new-key")
+	alice.RunResponse(
+		chromedp.SetValue(chromedp.CSS("#f-name"), "orders service"),
+		chromedp.SetValue(chromedp.CSS("#f-tenant"), "acme"),
+		chromedp.SetValue(chromedp.CSS("#f-owner"), "team-orders@example.com"),
+		chromedp.SetValue(chromedp.CSS("#f-scopes"), "orders:read orders:write"),
+		chromedp.SetValue(chromedp.CSS("#f-expires-in"), "90d"),
+		chromedp.Click(chromedp.CSS("#submit")),
+	)
+	raw := alice.Text("#new-key")
+	id := alice.Text("#key-id")
+	ring.add(created{ID: id, Key: raw})
+	if !keyShape.MatchString(raw) {
+		t.Fatalf("the new key page shows %d characters, not a key", len(raw))
+	}
+	if strings.Contains(alice.URL(), raw) {
+		t.Fatal("the new key is in the URL")
+	}
+	if o := s.decide(t, raw, checkFlags{}); o.status != 200 {
+		t.Fatalf("Check with the key the console issued: %v", o)
+	}
+	alice.RunResponse(chromedp.Reload())
+	if gone := browsertest.Get(alice, chromedp.Evaluate[bool](`document.querySelector("#new-key") === null`)); !gone {
+		t.Fatal("the new key is still shown after a reload")
+	}
+	if strings.Contains(browsertest.Get(alice, chromedp.Evaluate[string](`document.documentElement.outerHTML`)), raw) {
+		t.Fatal("the reloaded page still holds the key")
+	}
+	checkPage(t, alice, shots, "key")
+
+	alice.Navigate(cons.url + "/keys?sort=name")
+	if got := alice.Text("#total"); !strings.HasPrefix(got, "2 keys") {
+		t.Errorf("keys page: %q, want 2 keys", got)
+	}
+	checkPage(t, alice, shots, "keys")
+	alice.Navigate(cons.url + "/import")
+	checkPage(t, alice, shots, "import")
+
+	// bob may list and read, not revoke: Vault's refusal, nothing changes.
+	bob := b.NewTab(t)
+	signIn(t, bob, cons.url, mount, "bob")
+	bob.Navigate(cons.url + "/keys")
+	if got := bob.Text("#total"); !strings.HasPrefix(got, "2 keys") {
+		t.Errorf("bob's keys page: %q", got)
+	}
+	bob.Navigate(cons.url + "/keys/" + other.ID)
+	resp = bob.RunResponse(
+		chromedp.SetValue(chromedp.CSS("#reason"), "testing"),
+		chromedp.Click(chromedp.CSS("#confirm-revoke")),
+		chromedp.Click(chromedp.CSS("#revoke")),
+	)
+	if resp.Status != http.StatusForbidden || !strings.Contains(bob.Text("#error"), "Vault refused") {
+		t.Errorf("bob's revoke: HTTP %d %q, want 403 and Vault's refusal", resp.Status, bob.Text("#error"))
+	}
+	if out := mustCLI(t, env, "keys", "show", other.ID, "--json"); !strings.Contains(out, `"status": "active"`) && !strings.Contains(out, `"status":"active"`) {
+		t.Errorf("after bob's refused revoke the key is not active: %s", redact(out))
+	}
+	if o := s.decide(t, other.Key, checkFlags{}); o.status != 200 {
+		t.Errorf("the key bob could not revoke is denied: %v", o)
+	}
+
+	// A POST without the CSRF token is refused, even with bob's session.
+	form := url.Values{"confirm": {"yes"}, "reason": {"csrf"}}
+	req, _ := http.NewRequest(http.MethodPost, cons.url+"/keys/"+other.ID+"/revoke", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.AddCookie(&http.Cookie{Name: "keygate_session", Value: bob.Cookie("keygate_session").Value})
+	if r, err := http.DefaultClient.Do(req); err != nil || r.StatusCode != http.StatusForbidden {
+		t.Errorf("POST without a CSRF token: %v %v, want 403", r, err)
+	} else {
+		r.Body.Close()
+	}
+
+	// alice revokes, with a reason: every replica denies within 2 s.
+	alice.Navigate(cons.url + "/keys/" + id)
+	start := time.Now()
+	alice.RunResponse(
+		chromedp.SetValue(chromedp.CSS("#reason"), "leaked"),
+		chromedp.Click(chromedp.CSS("#confirm-revoke")),
+		chromedp.Click(chromedp.CSS("#revoke")),
+	)
+	if got := alice.Text("#key-status"); got != "revoked (leaked)" {
+		t.Errorf("status after revoke: %q", got)
+	}
+	took := eventually(t, 2*time.Second, "Check denied after the console's revoke", func() bool {
+		return s.decide(t, raw, checkFlags{}).status == 401
+	})
+	t.Logf("revoked in the console → denied by keygate serve after %s (%s after the click)", took, time.Since(start).Round(time.Millisecond))
+
+	// Vault's audit device saw alice, not the console, write the record;
+	// the console's log names her; no raw key anywhere.
+	auditLog, err := os.ReadFile(audit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`"display_name":"` + aliceName + `"[^\n]*"path":"secret/data/` + regexp.QuoteMeta(base) + `/keys/` + id).Match(auditLog) {
+		t.Error("Vault's audit log has no write of the key by alice")
+	}
+	logs := cons.logs.String()
+	if !strings.Contains(logs, `"action":"revoke"`) || !strings.Contains(logs, `"who":"`+aliceName+`"`) {
+		t.Errorf("console log lacks alice's revoke:\n%s", redact(logs))
+	}
+	for _, k := range ring.all() {
+		if strings.Contains(logs, k) || strings.Contains(string(auditLog), k) {
+			t.Error("a raw key is in the console's log or Vault's audit log")
+		}
+	}
+
+	// Sign-out revokes the Vault token.
+	alice.RunResponse(chromedp.Click(chromedp.CSS(".signout button")))
+	if !strings.HasSuffix(alice.URL(), "/login") {
+		t.Errorf("after sign-out at %s", alice.URL())
+	}
+	if n := liveTokens(t, root, aliceName); n != 0 {
+		t.Errorf("alice has %d live Vault tokens after sign-out, want 0", n)
+	}
+	alice.Navigate(cons.url + "/keys")
+	if !strings.HasSuffix(alice.URL(), "/login") {
+		t.Errorf("after sign-out /keys is at %s, want the sign-in page", alice.URL())
+	}
+}
