@@ -10,6 +10,8 @@ log=.run/test-output.log
 make --no-print-directory vet
 make --no-print-directory lint
 scripts/promtool.sh >/dev/null || echo "test.sh: scripts/promtool.sh failed; observe skips promtool (fails in CI)" >&2
+# The Prometheus server of the console's usage-chart test; same rule.
+scripts/prometheus.sh >/dev/null || echo "test.sh: scripts/prometheus.sh failed; see above" >&2
 
 # The real nginx and Caddy of cmd/keygate/proxy_e2e_test.go (Caddy is built
 # once and cached). If one is missing, its tests skip, or fail under CI.

@@ -65,6 +65,9 @@ func newConsoleCmd(e *env) *cobra.Command {
 	fs.DurationVar(&f.cfg.SessionMax, "session-max", f.cfg.SessionMax, "longest session, whatever its Vault token's TTL (the token's TTL bounds it too)")
 	fs.DurationVar(&f.cfg.IdleTimeout, "idle-timeout", f.cfg.IdleTimeout, "a session unused this long ends and its Vault token is revoked")
 	fs.IntVar(&f.cfg.PageSize, "page-size", f.cfg.PageSize, "keys per page")
+	fs.StringVar(&f.cfg.PrometheusURL, "prometheus-url", f.cfg.PrometheusURL, "Prometheus scraping keygate serve: pages chart request rates "+
+		`per key and tenant (serve --metrics-key-requests) and of all Checks, e.g. "http://prometheus:9090"`)
+	docs(fs, "prometheus-url", "off")
 	fs.DurationVar(&f.linkTTL, "link-ttl", 15*time.Minute, "(file store) how long the one-time sign-in link printed at start works")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 10*time.Second, "grace for in-flight requests on shutdown")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")

@@ -4,9 +4,13 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -20,15 +24,19 @@ import (
 	"github.com/keygate/keygate/internal/vaulttest"
 )
 
+var linkRE = regexp.MustCompile(`sign in \(once, within [^)]*\): (\S+)`)
+
 var updateScreenshots = flag.Bool("update-screenshots", false, "write the console's screenshots to docs/console/")
 
 // consoleRun is a running `keygate console`.
 type consoleRun struct {
 	url  string
+	link string // the one-time sign-in link (file store)
 	logs *syncBuffer
 }
 
-// startConsole runs `keygate console` in-process on a loopback port.
+// startConsole runs `keygate console` in-process on a loopback port (and,
+// on the file store, reads the one-time sign-in link it prints).
 func startConsole(t *testing.T, env envMap, args ...string) *consoleRun {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -62,6 +70,9 @@ func startConsole(t *testing.T, env envMap, args ...string) *consoleRun {
 		}
 		if m := re.FindStringSubmatch(stdout.String()); m != nil {
 			c.url = m[1]
+			if l := linkRE.FindStringSubmatch(stdout.String()); l != nil {
+				c.link = l[1]
+			}
 			return true
 		}
 		return false
@@ -335,5 +346,125 @@ func TestConsoleBrowser(t *testing.T) {
 	alice.Navigate(cons.url + "/keys")
 	if !strings.HasSuffix(alice.URL(), "/login") {
 		t.Errorf("after sign-out /keys is at %s, want the sign-in page", alice.URL())
+	}
+}
+
+// prometheusBin finds the Prometheus server scripts/prometheus.sh links:
+// $PROMETHEUS, <repo>/.tools/prometheus or $PATH. Without one it skips,
+// or fails when CI is set.
+func prometheusBin(t *testing.T) string {
+	t.Helper()
+	for _, p := range []string{os.Getenv("PROMETHEUS"), "../../.tools/prometheus"} {
+		if p != "" {
+			if _, err := os.Stat(p); err == nil {
+				return p
+			}
+		}
+	}
+	if p, err := exec.LookPath("prometheus"); err == nil {
+		return p
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("no prometheus: run scripts/prometheus.sh")
+	}
+	t.Skip("no prometheus: run scripts/prometheus.sh")
+	return ""
+}
+
+// startPrometheus runs a real Prometheus on loopback scraping target
+// (host:port) every second, and returns its URL once it is ready.
+func startPrometheus(t *testing.T, target string) string {
+	t.Helper()
+	bin := prometheusBin(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "prometheus.yml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`global: {scrape_interval: 1s, evaluation_interval: 1s}
+scrape_configs: [{job_name: keygate, static_configs: [{targets: [%q]}]}]
+`, target)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	var out syncBuffer
+	cmd := exec.Command(bin, "--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+addr)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("prometheus:\n%s", out.String())
+		}
+	})
+	u := "http://" + addr
+	eventually(t, 30*time.Second, "prometheus ready", func() bool {
+		r, err := http.Get(u + "/-/ready")
+		if err != nil {
+			return false
+		}
+		r.Body.Close()
+		return r.StatusCode == http.StatusOK
+	})
+	return u
+}
+
+// TestConsoleUsageChart: with --prometheus-url, the key, tenant and
+// overview pages chart request rates from a real Prometheus scraping a real
+// keygate serve.
+func TestConsoleUsageChart(t *testing.T) {
+	var ring keyring
+	env := envMap{"KEYGATE_STORE": "file:" + t.TempDir() + "/keys.yaml"}
+	k := ring.add(createKey(t, env, "--tenant", "acme", "--scopes", "orders:read"))
+	s := serve(t, env, ring.all, "--metrics-addr", ":0", "--metrics-key-requests")
+	metrics := strings.TrimPrefix(s.logAddr(t, "serving metrics", "metrics_addr"), "http://")
+	prom := startPrometheus(t, metrics)
+
+	cons := startConsole(t, env, "--prometheus-url", prom)
+	jar, _ := cookiejar.New(nil)
+	client := &http.Client{Jar: jar}
+	if r, err := client.Get(cons.link); err != nil || r.StatusCode != http.StatusOK {
+		t.Fatalf("sign-in link: %v %v", r, err)
+	}
+
+	page := func(path string) string {
+		r, err := client.Get(cons.url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Body.Close()
+		b, _ := io.ReadAll(r.Body)
+		return string(b)
+	}
+	if p := page("/keys/" + k.ID); !strings.Contains(p, "No requests recorded") {
+		t.Errorf("before any Check the key page should say no requests were recorded:\n%s", p)
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { // Checks until the chart shows them, at most 600 (one per 50ms)
+		defer close(done)
+		for range 600 {
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+				s.decideQuiet(k.Key)
+			}
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	for _, path := range []string{"/keys/" + k.ID, "/keys?tenant=acme", "/"} {
+		eventually(t, 30*time.Second, "a chart of allowed requests on "+path, func() bool {
+			p := page(path)
+			return strings.Contains(p, "<polyline") && strings.Contains(p, `class="swatch allowed"`)
+		})
+	}
+	if p := page("/keys/" + k.ID); strings.Contains(p, "style=") {
+		t.Error("the chart uses an inline style attribute, which the Content-Security-Policy blocks")
 	}
 }

@@ -12,6 +12,7 @@ package console
 
 import (
 	"log/slog"
+	"net/url"
 	"time"
 
 	"github.com/keygate/keygate/internal/field"
@@ -45,6 +46,9 @@ type Config struct {
 	// UnusedDays and ExpiringDays are the overview's buckets. Defaults
 	// [30 90] and [7 30].
 	UnusedDays, ExpiringDays [2]int
+	// PrometheusURL, if set, is the Prometheus that scrapes keygate serve:
+	// pages then chart request rates (see usage.go). Default "".
+	PrometheusURL string
 	// Log receives one line per action, with the Vault identity. Required.
 	Log *slog.Logger
 	// Now is the clock. Default time.Now.
@@ -91,6 +95,12 @@ func (c Config) Validate() error {
 		if b[0] < 1 || b[1] <= b[0] {
 			l.Add("want two increasing day counts > 0", "unused-days", "expiring-days")
 			break
+		}
+	}
+	if c.PrometheusURL != "" {
+		if u, err := url.Parse(c.PrometheusURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+			u.User != nil || u.RawQuery != "" {
+			l.Addf("prometheus-url", "%q: want an http(s) URL without user info or query, e.g. http://prometheus:9090", c.PrometheusURL)
 		}
 	}
 	if c.Log == nil {

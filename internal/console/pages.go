@@ -119,6 +119,7 @@ func (c *Console) fresh(w http.ResponseWriter, r *http.Request, s *session) bool
 
 type overviewData struct {
 	summary
+	Chart                    *chart
 	UnusedDays, ExpiringDays [2]int
 	Codes                    []string
 }
@@ -128,7 +129,8 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request, s *session) {
 		return
 	}
 	sum := c.index.summary(c.cfg.Now())
-	d := overviewData{summary: sum, UnusedDays: c.cfg.UnusedDays, ExpiringDays: c.cfg.ExpiringDays}
+	d := overviewData{summary: sum, UnusedDays: c.cfg.UnusedDays, ExpiringDays: c.cfg.ExpiringDays,
+		Chart: c.usageChart(r.Context(), "Checks a second, all keys", `sum by (result) (rate(keygate_checks_total[5m]))`)}
 	for code := range sum.Findings {
 		d.Codes = append(d.Codes, code)
 	}
@@ -145,6 +147,7 @@ type keysData struct {
 	Next     string
 	SortLink map[string]string
 	Statuses []string
+	Chart    *chart // the tenant's request rate, when one is chosen
 }
 
 // listQuery reads the list filters from the URL; a bad value is an error
@@ -217,6 +220,10 @@ func (c *Console) keys(w http.ResponseWriter, r *http.Request, s *session) {
 	res := c.index.query(q, c.cfg.PageSize, now)
 	d := keysData{Q: q, Res: res, Now: now, Tenants: c.index.summary(now).Tenants, SortLink: map[string]string{},
 		Statuses: []string{"active", "revoked", "expired"}}
+	if q.Tenant != "" {
+		d.Chart = c.usageChart(r.Context(), "Requests a second, tenant "+q.Tenant,
+			`sum by (result) (rate(keygate_key_requests_total{tenant=`+promString(q.Tenant)+`}[5m]))`)
+	}
 	if res.Page > 1 {
 		d.Prev = q.link(func(c *query) { c.Page = res.Page - 1 })
 	}
@@ -242,6 +249,7 @@ type keyData struct {
 	Chain    []string // ids this key was rotated to, in order
 	Usage    bool     // the store knows last use
 	JSON     string
+	Chart    *chart
 }
 
 func (c *Console) key(w http.ResponseWriter, r *http.Request, s *session) {
@@ -270,6 +278,8 @@ func (c *Console) key(w http.ResponseWriter, r *http.Request, s *session) {
 		}
 		next = nk.Record.RotatedTo
 	}
+	d.Chart = c.usageChart(r.Context(), "Requests a second, this key",
+		`sum by (result) (rate(keygate_key_requests_total{key_id=`+promString(id)+`}[5m]))`)
 	if d.Shown != nil && d.Shown.ID != id {
 		d.Shown = nil
 	}
