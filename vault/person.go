@@ -158,3 +158,67 @@ func personError(op Operation, err error) error {
 	}
 	return &Error{Op: op, Status: re.StatusCode, Err: cause}
 }
+
+// PersonOIDC signs in through Vault's oidc auth method: the browser is sent
+// to the identity provider, which sends it back with a code that Vault
+// turns into a token (OIDCAuthURL, then OIDCCallback).
+const PersonOIDC = "oidc"
+
+// OIDCAuthURL asks Vault (auth/<mount>/oidc/auth_url) where to send the
+// browser to sign in with role, coming back to redirectURI (which the role
+// must allow). clientNonce is a random value the caller keeps in the
+// browser and passes to OIDCCallback, so that a callback from another
+// browser cannot complete the sign-in.
+func OIDCAuthURL(ctx context.Context, cfg Config, mount, role, redirectURI, clientNonce string) (string, error) {
+	if !validSegment(mount) {
+		return "", fmt.Errorf("vault: %s: bad oidc mount %q", OpPersonLogin, mount)
+	}
+	client, err := newClient(cfg)
+	if err != nil {
+		return "", err
+	}
+	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+	sec, err := client.Logical().WriteWithContext(ctx, "auth/"+mount+"/oidc/auth_url",
+		map[string]any{"role": role, "redirect_uri": redirectURI, "client_nonce": clientNonce})
+	if err != nil {
+		return "", personError(OpPersonLogin, err)
+	}
+	u := ""
+	if sec != nil {
+		u, _ = sec.Data["auth_url"].(string)
+	}
+	if u == "" {
+		return "", &Error{Op: OpPersonLogin, Err: errors.New("no auth_url: the role's allowed_redirect_uris must include " + redirectURI)}
+	}
+	return u, nil
+}
+
+// OIDCCallback completes an OIDC sign-in with the state and code the
+// identity provider sent back, and the clientNonce given to OIDCAuthURL.
+func OIDCCallback(ctx context.Context, cfg Config, mount, state, code, clientNonce string) (*Person, error) {
+	if !validSegment(mount) {
+		return nil, fmt.Errorf("vault: %s: bad oidc mount %q", OpPersonLogin, mount)
+	}
+	client, err := newClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+	sec, err := client.Logical().ReadWithDataWithContext(ctx, "auth/"+mount+"/oidc/callback",
+		map[string][]string{"state": {state}, "code": {code}, "client_nonce": {clientNonce}})
+	if err != nil {
+		return nil, personError(OpPersonLogin, err)
+	}
+	if sec == nil || sec.Auth == nil || sec.Auth.ClientToken == "" {
+		return nil, &Error{Op: OpPersonLogin, Err: errors.New("the oidc callback answered no token")}
+	}
+	client.SetToken(sec.Auth.ClientToken)
+	p, err := lookupSelf(ctx, client)
+	if err != nil {
+		return nil, err
+	}
+	p.Token = sec.Auth.ClientToken
+	return p, nil
+}

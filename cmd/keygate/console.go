@@ -32,6 +32,7 @@ type consoleFlags struct {
 	tlsCert, tlsKey string
 	plaintext       bool
 	userpass, ldap  string
+	oidc, oidcRole  string
 	keyPrefix, hash string
 	logLevel        string
 	linkTTL         time.Duration
@@ -60,6 +61,8 @@ func newConsoleCmd(e *env) *cobra.Command {
 		"the console refuses to start on anything but loopback")
 	fs.StringVar(&f.userpass, "userpass-mount", "userpass", "Vault userpass auth mount offered at sign-in; empty leaves it out")
 	fs.StringVar(&f.ldap, "ldap-mount", "", `Vault LDAP auth mount offered at sign-in (e.g. "ldap"); empty leaves it out`)
+	fs.StringVar(&f.oidc, "oidc-mount", "", `Vault OIDC auth mount: a "Sign in with single sign-on" button (e.g. "oidc"); empty leaves it out`)
+	fs.StringVar(&f.oidcRole, "oidc-role", "", "role of --oidc-mount (its allowed_redirect_uris must include https://<console>/login/oidc/callback); empty: the mount's default_role")
 	fs.StringVar(&f.keyPrefix, "key-prefix", policy.DefaultPrefix, "API key prefix for new keys")
 	fs.StringVar(&f.hash, "hash", policy.AlgSHA256, "hash for new keys: sha256 or hmac-sha256 (needs a pepper in the store)")
 	fs.DurationVar(&f.cfg.SessionMax, "session-max", f.cfg.SessionMax, "longest session, whatever its Vault token's TTL (the token's TTL bounds it too)")
@@ -186,7 +189,8 @@ func (f *consoleFlags) authenticator(e *env, log *slog.Logger, keys keyadmin.Con
 	if err := probe.Validate(); err != nil {
 		return nil, nil, vaultErrors(err, e)
 	}
-	return &console.VaultAuth{Vault: cfg, Keys: keys, UserpassMount: f.userpass, LDAPMount: f.ldap}, nil, nil
+	return &console.VaultAuth{Vault: cfg, Keys: keys, UserpassMount: f.userpass, LDAPMount: f.ldap,
+		OIDCMount: f.oidc, OIDCRole: f.oidcRole}, nil, nil
 }
 
 func (f *consoleFlags) listen() (net.Listener, error) {

@@ -468,3 +468,71 @@ func TestConsoleUsageChart(t *testing.T) {
 		t.Error("the chart uses an inline style attribute, which the Content-Security-Policy blocks")
 	}
 }
+
+// TestConsoleOIDC: single sign-on through Vault's oidc auth method with a
+// real identity-provider round trip (a loopback provider), in Chromium.
+func TestConsoleOIDC(t *testing.T) {
+	env := vaultEnv(t)
+	base := env["KEYGATE_VAULT_BASE_PATH"]
+	root := vaulttest.Server(t).Client(t)
+	mount := vaultPeople(t, root, base) // for its admin policy
+	idp := newOIDCProvider(t, "carol")
+	if err := root.Sys().EnableAuthWithOptions("oidc", &vaultapi.EnableAuthOptions{Type: "oidc"}); err != nil {
+		t.Fatalf("enable oidc: %v", err)
+	}
+	t.Cleanup(func() { _ = root.Sys().DisableAuth("oidc") })
+	if _, err := root.Logical().Write("auth/oidc/config", map[string]any{
+		"oidc_discovery_url": idp.issuer(), "oidc_client_id": idp.clientID, "oidc_client_secret": idp.secret, "default_role": "console",
+	}); err != nil {
+		t.Fatalf("oidc config: %v", err)
+	}
+	cons := startConsole(t, env.with("VAULT_TOKEN", ""), "--oidc-mount", "oidc")
+	if _, err := root.Logical().Write("auth/oidc/role/console", map[string]any{
+		"role_type": "oidc", "user_claim": "sub", "allowed_redirect_uris": []string{cons.url + "/login/oidc/callback"},
+		"token_policies": mount + "-admin", "token_ttl": "1h", "oidc_scopes": "email",
+	}); err != nil {
+		t.Fatalf("oidc role: %v", err)
+	}
+
+	b := browsertest.New(t)
+	tab := b.NewTab(t)
+	tab.Navigate(cons.url + "/login")
+	tab.Run(chromedp.Click(chromedp.CSS("#oidc"))) // a chain of navigations: the provider, the callback, the continue page
+	who := tab.Text("#who") // after the provider, the callback and the continue page
+	if !strings.Contains(who, "carol") {
+		t.Fatalf("signed in through OIDC as %q, want carol", who)
+	}
+	t.Logf("signed in through the provider and Vault's oidc method as %s", who)
+	if tab.Cookie("keygate_oidc") != nil {
+		t.Error("the OIDC nonce cookie outlived the sign-in")
+	}
+	if got := tab.Text("#count-total"); got != "0" {
+		t.Errorf("overview after OIDC sign-in: %s keys", got)
+	}
+	if n := liveTokens(t, root, who); n != 1 {
+		t.Errorf("%d live tokens for %s, want 1", n, who)
+	}
+
+	// A callback this browser did not start cannot sign anyone in.
+	other := b.NewTab(t)
+	if resp := other.Navigate(cons.url + "/login/oidc/callback?state=forged&code=forged"); resp.Status != http.StatusBadRequest {
+		t.Errorf("forged callback: HTTP %d, want 400", resp.Status)
+	}
+	if other.Cookie("keygate_session") != nil {
+		t.Error("a forged callback made a session")
+	}
+	// A provider that refuses: the refusal is shown, no session.
+	idp.mu.Lock()
+	idp.refuse = true
+	idp.mu.Unlock()
+	other.Navigate(cons.url + "/login")
+	other.RunResponse(chromedp.Click(chromedp.CSS("#oidc")))
+	if got := other.Text("#error"); !strings.Contains(got, "access_denied") {
+		t.Errorf("refused by the provider: %q", got)
+	}
+
+	tab.RunResponse(chromedp.Click(chromedp.CSS(".signout button")))
+	if n := liveTokens(t, root, who); n != 0 {
+		t.Errorf("%d live tokens for %s after sign-out, want 0", n, who)
+	}
+}

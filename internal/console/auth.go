@@ -67,6 +67,10 @@ type VaultAuth struct {
 	// UserpassMount and LDAPMount are the auth mounts; "" leaves the
 	// method out.
 	UserpassMount, LDAPMount string
+	// OIDCMount and OIDCRole: sign in through Vault's oidc auth method
+	// with this role (its allowed_redirect_uris must include the
+	// console's /login/oidc/callback); "" mount leaves it out.
+	OIDCMount, OIDCRole string
 }
 
 // Methods implements Authenticator.
@@ -79,6 +83,39 @@ func (a *VaultAuth) Methods() []string {
 		m = append(m, vault.PersonLDAP)
 	}
 	return append(m, vault.PersonToken)
+}
+
+// Redirector is an Authenticator that can also sign in by sending the
+// browser to an identity provider (OIDC).
+type Redirector interface {
+	// AuthURL is where to send the browser; it comes back to redirectURI.
+	AuthURL(ctx context.Context, redirectURI, clientNonce string) (string, error)
+	// Callback completes the sign-in with what the provider sent back.
+	Callback(ctx context.Context, state, code, clientNonce string) (*Grant, error)
+}
+
+// Redirects reports whether OIDC sign-in is on.
+func (a *VaultAuth) Redirects() bool { return a.OIDCMount != "" }
+
+// AuthURL implements Redirector.
+func (a *VaultAuth) AuthURL(ctx context.Context, redirectURI, clientNonce string) (string, error) {
+	u, err := vault.OIDCAuthURL(ctx, a.Vault, a.OIDCMount, a.OIDCRole, redirectURI, clientNonce)
+	if errors.Is(err, vault.ErrBadCredentials) {
+		return "", fmt.Errorf("%w: %w", ErrBadCredentials, err)
+	}
+	return u, err
+}
+
+// Callback implements Redirector.
+func (a *VaultAuth) Callback(ctx context.Context, state, code, clientNonce string) (*Grant, error) {
+	p, err := vault.OIDCCallback(ctx, a.Vault, a.OIDCMount, state, code, clientNonce)
+	if errors.Is(err, vault.ErrBadCredentials) {
+		return nil, fmt.Errorf("%w: %w", ErrBadCredentials, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return a.grant(p, vault.PersonOIDC)
 }
 
 // SignIn implements Authenticator.
@@ -103,6 +140,11 @@ func (a *VaultAuth) SignIn(ctx context.Context, method, user, secret string) (*G
 	if err != nil {
 		return nil, err
 	}
+	return a.grant(p, method)
+}
+
+// grant gives a signed-in person their own key-admin service.
+func (a *VaultAuth) grant(p *vault.Person, method string) (*Grant, error) {
 	cfg := a.Vault
 	cfg.Token, cfg.Auth.Method, cfg.Auth.TokenFile = p.Token, vault.AuthToken, ""
 	store, err := vault.New(cfg)

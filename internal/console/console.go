@@ -86,6 +86,8 @@ func (c *Console) routes() {
 	m.HandleFunc("GET /login", c.loginPage)
 	m.HandleFunc("POST /login", c.login)
 	m.HandleFunc("GET /login/link", c.loginLink)
+	m.HandleFunc("GET /login/oidc", c.oidcStart)
+	m.HandleFunc("GET /login/oidc/callback", c.oidcCallback)
 	m.HandleFunc("POST /logout", c.signedIn(c.logout))
 	m.HandleFunc("GET /{$}", c.signedIn(c.overview))
 	m.HandleFunc("GET /keys", c.signedIn(c.keys))

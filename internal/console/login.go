@@ -13,6 +13,7 @@ import (
 const loginCookie = "keygate_login"
 
 type loginData struct {
+	OIDC    bool // the "Sign in with OIDC" button
 	Methods []string
 	Method  string
 	User    string
@@ -37,17 +38,28 @@ func (c *Console) renderLogin(w http.ResponseWriter, r *http.Request, status int
 	http.SetCookie(w, &http.Cookie{Name: loginCookie, Value: tok, Path: "/login", HttpOnly: true, Secure: c.cfg.Secure,
 		SameSite: http.SameSiteStrictMode, MaxAge: 3600})
 	d.Methods, d.CSRF = c.auth.Methods(), tok
+	if r, ok := c.auth.(interface{ Redirects() bool }); ok {
+		d.OIDC = r.Redirects()
+	}
 	if d.Method == "" {
 		d.Method = d.Methods[0]
 	}
 	c.render(w, r, nil, status, "login", "Sign in", d)
 }
 
-func (c *Console) login(w http.ResponseWriter, r *http.Request) {
+// loginCSRF checks the sign-in form's double-submit token.
+func loginCSRF(w http.ResponseWriter, r *http.Request) bool {
 	ck, err := r.Cookie(loginCookie)
 	form := r.PostFormValue("csrf")
 	if err != nil || form == "" || subtle.ConstantTimeCompare([]byte(ck.Value), []byte(form)) != 1 {
 		http.Error(w, "refused: the sign-in form's token is missing or wrong; reload the sign-in page", http.StatusForbidden)
+		return false
+	}
+	return true
+}
+
+func (c *Console) login(w http.ResponseWriter, r *http.Request) {
+	if !loginCSRF(w, r) {
 		return
 	}
 	method, user := r.PostFormValue("method"), r.PostFormValue("user")
@@ -97,19 +109,27 @@ func (c *Console) loginLink(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *Console) startSession(w http.ResponseWriter, r *http.Request, g *Grant) {
+	if c.begin(w, r, g) != nil {
+		http.Redirect(w, r, "/", http.StatusSeeOther)
+	}
+}
+
+// begin starts a session for g and sets its cookie; nil (answered) if it
+// cannot.
+func (c *Console) begin(w http.ResponseWriter, r *http.Request, g *Grant) *session {
 	if old := c.session(r); old != nil { // a new id at every sign-in
 		_ = c.sessions.end(r.Context(), old)
 	}
 	s, err := c.sessions.start(g)
 	if err != nil {
 		http.Error(w, "cannot start a session", http.StatusInternalServerError)
-		return
+		return nil
 	}
 	c.cfg.Log.Info("console: signed in", "who", g.Who.Name, "entity_id", g.Who.EntityID, "method", g.Who.Method,
 		"remote", clientAddr(r), "session_expires", s.expires)
 	c.setSessionCookie(w, s)
 	http.SetCookie(w, &http.Cookie{Name: loginCookie, Value: "", Path: "/login", MaxAge: -1, HttpOnly: true, Secure: c.cfg.Secure})
-	http.Redirect(w, r, "/", http.StatusSeeOther)
+	return s
 }
 
 func (c *Console) logout(w http.ResponseWriter, r *http.Request, s *session) {

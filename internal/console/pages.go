@@ -18,11 +18,14 @@ import (
 // page is what every template gets.
 type page struct {
 	Title string
-	Who   *Who
-	CSRF  string
-	Flash string
-	Error string
-	Data  any
+	// Refresh, if set, is where the page continues by itself (a meta
+	// refresh: a navigation by the console's own page, see oidc.go).
+	Refresh string
+	Who     *Who
+	CSRF    string
+	Flash   string
+	Error   string
+	Data    any
 }
 
 var funcs = template.FuncMap{
@@ -38,6 +41,9 @@ var funcs = template.FuncMap{
 
 func (c *Console) render(w http.ResponseWriter, _ *http.Request, s *session, status int, name, title string, data any) {
 	p := page{Title: title, Data: data}
+	if name == "continue" {
+		p.Refresh = "/"
+	}
 	if s != nil {
 		p.Who, p.CSRF = &s.grant.Who, s.csrf
 		s.mu.Lock()
