@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/chromedp"
 	vaultapi "github.com/hashicorp/vault/api"
 
@@ -140,6 +142,23 @@ func liveTokens(t *testing.T, root *vaultapi.Client, displayName string) int {
 	return n
 }
 
+// grantClipboard lets the tab's pages at origin use the clipboard.
+func grantClipboard(t *testing.T, tab *browsertest.Tab, origin string) {
+	t.Helper()
+	browsertest.Get(tab, func(ctx context.Context, _ *chromedp.Target) (struct{}, error) {
+		c := chromedp.FromContext(ctx)
+		for _, name := range []string{"clipboard-read", "clipboard-write"} {
+			if _, err := cdp.Call(ctx, c.Browser, browser.SetPermission, browser.SetPermissionParams{
+				Permission: &browser.PermissionDescriptor{Name: name}, Setting: browser.PermissionSettingGranted,
+				Origin: origin, BrowserContextID: c.BrowserContextID,
+			}); err != nil {
+				return struct{}{}, err
+			}
+		}
+		return struct{}{}, nil
+	})
+}
+
 // checkedErrors: how many of each tab's browser errors were reported.
 var checkedErrors = map[*browsertest.Tab]int{}
 
@@ -248,6 +267,15 @@ func TestConsoleBrowser(t *testing.T) {
 	}
 	if o := s.decide(t, raw, checkFlags{}); o.status != 200 {
 		t.Fatalf("Check with the key the console issued: %v", o)
+	}
+	// The copy button puts the key on the clipboard.
+	grantClipboard(t, alice, cons.url)
+	alice.Run(chromedp.Click(chromedp.CSS("button.copy")))
+	if got := alice.Text("#copied"); got != "Copied." {
+		t.Errorf("after Copy: %q", got)
+	}
+	if clip := browsertest.Get(alice, chromedp.Evaluate[string](`navigator.clipboard.readText()`, chromedp.EvalAwaitPromise)); clip != raw {
+		t.Errorf("the clipboard holds %d characters, not the key", len(clip))
 	}
 	alice.RunResponse(chromedp.Reload())
 	if gone := browsertest.Get(alice, chromedp.Evaluate[bool](`document.querySelector("#new-key") === null`)); !gone {
