@@ -179,6 +179,17 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 	})
 }
 
+// GetAll reads every record from the file in one parse (keyadmin's
+// BulkReader): the valid records, and the error for each invalid one. Both
+// are freshly decoded, the caller's to keep.
+func (s *Store) GetAll(context.Context) (map[string]*policy.Record, map[string]error, error) {
+	st, _, err := load(s.path)
+	if err != nil {
+		return nil, nil, err
+	}
+	return st.records, st.invalid, nil
+}
+
 // List returns the key ids in the file, sorted, including those of invalid
 // records (Get reports their errors) but not entries whose id is not a key
 // id.

@@ -19,7 +19,7 @@ import (
 func (c *Console) logAction(s *session, action, keyID string, err error, extra ...any) {
 	args := append([]any{"action", action, "key_id", keyID, "who", s.grant.Who.Name, "entity_id", s.grant.Who.EntityID}, extra...)
 	if err != nil {
-		c.cfg.Log.Warn("console: action refused", append(args, "err", err)...)
+		c.cfg.Log.Warn("console: action refused", append(args, "err", policy.Redact(err.Error()))...) // a pasted key is not logged
 		return
 	}
 	c.cfg.Log.Info("console: action", args...)
@@ -139,7 +139,7 @@ func (c *Console) rotate(w http.ResponseWriter, r *http.Request, s *session) {
 	id := r.PathValue("id")
 	grace := 24 * time.Hour
 	if g := strings.TrimSpace(r.PostFormValue("grace")); g != "" {
-		d, err := keyadmin.ParseLifetime(g)
+		d, err := parseGrace(g)
 		if err != nil {
 			c.render(w, r, s, http.StatusBadRequest, "error", "Rotate failed", errorData{Action: "Rotating key " + safeID(id), Message: "grace: " + err.Error()})
 			return
@@ -167,6 +167,15 @@ func (c *Console) rotate(w http.ResponseWriter, r *http.Request, s *session) {
 	}
 	c.flash(s, fmt.Sprintf("Key %s rotated to %s; %s keeps working for %s. %s", id, rot.ID, id, grace, warnings(rot.Warnings)))
 	http.Redirect(w, r, "/keys/"+rot.ID, http.StatusSeeOther)
+}
+
+// parseGrace is a lifetime, or zero ("0", "0s"): keyadmin.Rotate allows
+// retiring the old key at once, as `keygate keys rotate --grace 0` does.
+func parseGrace(s string) (time.Duration, error) {
+	if d, err := time.ParseDuration(s); err == nil && d == 0 {
+		return 0, nil
+	}
+	return keyadmin.ParseLifetime(s)
 }
 
 func (c *Console) deleteKey(w http.ResponseWriter, r *http.Request, s *session) {
@@ -212,7 +221,9 @@ func (c *Console) importKeys(w http.ResponseWriter, r *http.Request, s *session)
 	if id := r.PostFormValue("apply"); id != "" {
 		s.mu.Lock()
 		p := s.pending
-		s.pending = nil
+		if p != nil && p.id == id { // applied once; another id leaves it pending
+			s.pending = nil
+		}
 		s.mu.Unlock()
 		if p == nil || p.id != id {
 			c.render(w, r, s, http.StatusConflict, "import", "Import keys", importData{Errors: []string{"the checked upload is gone (applied, or replaced by another): upload it again"}})

@@ -79,7 +79,7 @@ func list(s string) []string {
 func (f keyForm) fields(now time.Time) (keyadmin.Fields, error) {
 	var out keyadmin.Fields
 	var errs []error
-	bad := func(field, msg string) { errs = append(errs, fmt.Errorf("%s: %s", field, msg)) }
+	bad := func(field, msg string) { errs = append(errs, fmt.Errorf("%s: %s", field, policy.Redact(msg))) } // parse errors quote the value
 	out.Name, out.Tenant, out.Owner = &f.Name, &f.Tenant, &f.Owner
 	for _, l := range []struct {
 		v   string

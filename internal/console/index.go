@@ -38,7 +38,9 @@ type index struct {
 	findings time.Time       // when findings were last computed
 }
 
-// row is one key as the pages show it.
+// row is one key as the pages show it. A stored row is never changed:
+// query hands rows out, and pages read them after the lock is released;
+// a change stores a new row.
 type row struct {
 	ID       string
 	Rec      *policy.Record // nil when Err is set
@@ -53,11 +55,13 @@ func newIndex(cfg *Config) *index {
 	return &index{cfg: cfg, rows: map[string]*row{}, gone: map[string]bool{}, version: -1}
 }
 
-func rowOf(k keyadmin.Key) *row {
+// rowOf is k's row with its findings at now.
+func (ix *index) rowOf(k keyadmin.Key, now time.Time) *row {
 	r := &row{ID: k.ID, Rec: k.Record, LastUsed: k.LastUsed}
 	if k.Err != nil {
 		r.Err = k.Err.Error()
 	}
+	ix.audit(r, now)
 	return r
 }
 
@@ -70,7 +74,13 @@ func (ix *index) update(ctx context.Context, g *Grant) error {
 	ix.mu.RLock()
 	loaded, listed, polled, version := ix.loaded, ix.listed, ix.polled, ix.version
 	ix.mu.RUnlock()
-	if loaded.IsZero() || now.Sub(loaded) >= ix.cfg.ReloadEvery {
+	reload := ix.cfg.ReloadEvery
+	if g.Changes == nil {
+		// No journal (the file store): nothing says what changed, so read
+		// everything as often as ids are listed.
+		reload = min(reload, ix.cfg.ListEvery)
+	}
+	if loaded.IsZero() || now.Sub(loaded) >= reload {
 		return ix.load(ctx, g, now)
 	}
 	if g.Changes != nil && now.Sub(polled) >= ix.cfg.JournalEvery {
@@ -93,7 +103,7 @@ func (ix *index) update(ctx context.Context, g *Grant) error {
 	if now.Sub(listed) >= ix.cfg.ListEvery {
 		return ix.list(ctx, g, now)
 	}
-	ix.audit(now, false)
+	ix.reaudit(now)
 	return nil
 }
 
@@ -114,10 +124,10 @@ func (ix *index) load(ctx context.Context, g *Grant, now time.Time) error {
 	}
 	rows := make(map[string]*row, len(keys))
 	for _, k := range keys {
-		rows[k.ID] = rowOf(k)
+		rows[k.ID] = ix.rowOf(k, now)
 	}
 	ix.rows, ix.gone, ix.loaded, ix.listed, ix.polled, ix.version, ix.loadErr = rows, map[string]bool{}, now, now, now, version, nil
-	ix.auditLocked(now)
+	ix.findings = now
 	return nil
 }
 
@@ -144,7 +154,6 @@ func (ix *index) list(ctx context.Context, g *Grant, now time.Time) error {
 		}
 	}
 	ix.listed = now
-	ix.auditLocked(now)
 	return nil
 }
 
@@ -155,20 +164,20 @@ func (ix *index) reread(ctx context.Context, g *Grant, ids []string) {
 			continue
 		}
 		k, err := g.Admin.Get(ctx, id)
+		now := ix.cfg.Now()
 		ix.mu.Lock()
 		switch {
 		case err == nil:
-			ix.rows[id] = rowOf(*k)
+			ix.rows[id] = ix.rowOf(*k, now)
 			delete(ix.gone, id)
 		case errors.Is(err, keyadmin.ErrNotFound):
 			delete(ix.rows, id)
 			ix.gone[id] = true
 		default:
-			ix.rows[id] = &row{ID: id, Err: err.Error()}
+			ix.rows[id] = ix.rowOf(keyadmin.Key{ID: id, Err: err}, now)
 		}
 		ix.mu.Unlock()
 	}
-	ix.audit(ix.cfg.Now(), true)
 }
 
 // put records a key the console itself just wrote (or deleted: k nil).
@@ -180,44 +189,41 @@ func (ix *index) put(id string, k *keyadmin.Key) {
 		ix.gone[id] = true
 		return
 	}
-	old := ix.rows[id]
-	r := rowOf(*k)
-	if old != nil && r.LastUsed.IsZero() {
-		r.LastUsed = old.LastUsed
+	kk := *k
+	if old := ix.rows[id]; old != nil && kk.LastUsed.IsZero() {
+		kk.LastUsed = old.LastUsed
 	}
-	ix.rows[id] = r
-	ix.findings = time.Time{}
-	ix.auditLocked(ix.cfg.Now())
+	ix.rows[id] = ix.rowOf(kk, ix.cfg.Now())
+	delete(ix.gone, id)
 }
 
-// audit recomputes findings at most once a minute (time moves keys into
-// "expiring" and "unused"), or now when force.
-func (ix *index) audit(now time.Time, force bool) {
+// reaudit recomputes every row's findings at most once a minute (time
+// moves keys into "expiring" and "unused"), as new rows.
+func (ix *index) reaudit(now time.Time) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
-	if force {
-		ix.findings = time.Time{}
-	}
-	ix.auditLocked(now)
-}
-
-func (ix *index) auditLocked(now time.Time) {
-	if !ix.findings.IsZero() && now.Sub(ix.findings) < time.Minute {
+	if now.Sub(ix.findings) < time.Minute {
 		return
 	}
-	unused := time.Duration(ix.cfg.UnusedDays[1]) * 24 * time.Hour
-	for _, r := range ix.rows {
-		if r.Rec == nil {
-			r.Findings = []policy.Finding{{Code: keyadmin.FindingUnreadable, Detail: r.Err}}
-			continue
-		}
-		f := policy.Audit(r.Rec, now, policy.AuditOptions{})
-		if u := policy.AuditUnused(r.Rec, r.LastUsed, now, unused); u != nil {
-			f = append(f, *u)
-		}
-		r.Findings = f
+	for id, old := range ix.rows {
+		r := *old
+		ix.audit(&r, now)
+		ix.rows[id] = &r
 	}
 	ix.findings = now
+}
+
+// audit sets r's findings at now: policy.Audit's, plus "unused", or
+// "unreadable".
+func (ix *index) audit(r *row, now time.Time) {
+	if r.Rec == nil {
+		r.Findings = []policy.Finding{{Code: keyadmin.FindingUnreadable, Detail: r.Err}}
+		return
+	}
+	r.Findings = policy.Audit(r.Rec, now, policy.AuditOptions{})
+	if u := policy.AuditUnused(r.Rec, r.LastUsed, now, time.Duration(ix.cfg.UnusedDays[1])*24*time.Hour); u != nil {
+		r.Findings = append(r.Findings, *u)
+	}
 }
 
 // query selects, sorts and pages the index.
@@ -312,6 +318,8 @@ func sortRows(rows []*row, by string, now time.Time) {
 	}
 	key := func(a, b *row) int {
 		switch by {
+		case "id":
+			return cmp.Compare(a.ID, b.ID)
 		case "name":
 			return cmp.Compare(text(a, func(r *policy.Record) string { return r.Name }), text(b, func(r *policy.Record) string { return r.Name }))
 		case "tenant":
@@ -343,6 +351,24 @@ func statusOf(r *row, now time.Time) string {
 		return "unreadable"
 	}
 	return string(keyadmin.EffectiveStatus(r.Rec, now))
+}
+
+// tenants are the tenants of the indexed keys, sorted.
+func (ix *index) tenants() []string {
+	ix.mu.RLock()
+	set := map[string]bool{}
+	for _, r := range ix.rows {
+		if r.Rec != nil {
+			set[r.Rec.Tenant] = true
+		}
+	}
+	ix.mu.RUnlock()
+	out := make([]string, 0, len(set))
+	for t := range set {
+		out = append(out, t)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // summary is the overview's counts.

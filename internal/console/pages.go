@@ -215,6 +215,15 @@ func (q query) link(change func(*query)) string {
 
 func (c *Console) keys(w http.ResponseWriter, r *http.Request, s *session) {
 	q, err := listQuery(r.URL.Query())
+	if id, perr := s.grant.Admin.KeyID(q.Q); perr == nil {
+		// A pasted key: search by its id, and never render the key.
+		http.Redirect(w, r, q.link(func(c *query) { c.Q, c.Page = id, 1 }), http.StatusSeeOther)
+		return
+	} else if policy.Redact(q.Q) != q.Q {
+		c.render(w, r, s, http.StatusBadRequest, "error", "Bad filter", errorData{Action: "Listing keys",
+			Message: "q: that looks like an API key: search by its id (the 12 characters after the prefix), not the key"})
+		return
+	}
 	if err != nil {
 		c.render(w, r, s, http.StatusBadRequest, "error", "Bad filter", errorData{Action: "Listing keys", Message: err.Error()})
 		return
@@ -224,7 +233,7 @@ func (c *Console) keys(w http.ResponseWriter, r *http.Request, s *session) {
 	}
 	now := c.cfg.Now()
 	res := c.index.query(q, c.cfg.PageSize, now)
-	d := keysData{Q: q, Res: res, Now: now, Tenants: c.index.summary(now).Tenants, SortLink: map[string]string{},
+	d := keysData{Q: q, Res: res, Now: now, Tenants: c.index.tenants(), SortLink: map[string]string{},
 		Statuses: []string{"active", "revoked", "expired"}}
 	if q.Tenant != "" {
 		d.Chart = c.usageChart(r.Context(), "Requests a second, tenant "+q.Tenant,
@@ -270,7 +279,7 @@ func (c *Console) key(w http.ResponseWriter, r *http.Request, s *session) {
 	}
 	c.index.put(id, k)
 	now := c.cfg.Now()
-	d := keyData{Key: k, Status: string(keyadmin.EffectiveStatus(k.Record, now)), Shown: s.takeShown(),
+	d := keyData{Key: k, Status: string(keyadmin.EffectiveStatus(k.Record, now)), Shown: s.takeShown(id),
 		Usage: s.grant.Admin.Caps().Usage, JSON: recordJSON(k.Record)}
 	d.Findings = policy.Audit(k.Record, now, policy.AuditOptions{})
 	if u := policy.AuditUnused(k.Record, k.LastUsed, now, time.Duration(c.cfg.UnusedDays[1])*24*time.Hour); u != nil {
@@ -286,9 +295,6 @@ func (c *Console) key(w http.ResponseWriter, r *http.Request, s *session) {
 	}
 	d.Chart = c.usageChart(r.Context(), "Requests a second, this key",
 		`sum by (result) (rate(keygate_key_requests_total{key_id=`+promString(id)+`}[5m]))`)
-	if d.Shown != nil && d.Shown.ID != id {
-		d.Shown = nil
-	}
 	c.render(w, r, s, http.StatusOK, "key", "Key "+id, d)
 }
 

@@ -31,11 +31,15 @@ type session struct {
 
 type shownKey struct{ ID, Key, What string }
 
-// takeShown returns the key to show once, and forgets it.
-func (s *session) takeShown() *shownKey {
+// takeShown returns the key to show once on key id's page, and forgets
+// it; another key's page leaves it for its own.
+func (s *session) takeShown(id string) *shownKey {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	k := s.shown
+	if k == nil || k.ID != id {
+		return nil
+	}
 	s.shown = nil
 	return k
 }

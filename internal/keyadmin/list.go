@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -85,6 +87,9 @@ const readParallel = 8
 // at a time, in the store's order. Deleted keys (which Vault still lists)
 // are left out; a key that cannot be read is a Key with its Err.
 func (s *Service) readAll(ctx context.Context) ([]Key, error) {
+	if s.bulk != nil {
+		return s.readBulk(ctx)
+	}
 	ids, err := s.store.List(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list keys: %w", err)
@@ -110,6 +115,28 @@ func (s *Service) readAll(ctx context.Context) ([]Key, error) {
 	return out, nil
 }
 
+// readBulk is readAll for a BulkReader, in id order.
+func (s *Service) readBulk(ctx context.Context) ([]Key, error) {
+	recs, invalid, err := s.bulk.GetAll(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list keys: %w", err)
+	}
+	ids := slices.Sorted(maps.Keys(recs))
+	ids = slices.AppendSeq(ids, maps.Keys(invalid))
+	slices.Sort(ids)
+	keys := make([]Key, 0, len(ids))
+	for _, id := range ids {
+		k := Key{ID: id, Record: recs[id], Err: invalid[id]}
+		if k.Err != nil {
+			k.Record = nil
+		} else {
+			s.lastUsed(ctx, &k)
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
+}
+
 // read reads one key; gone reports a deleted one.
 func (s *Service) read(ctx context.Context, id string) (k Key, gone bool) {
 	rec, _, err := s.store.Get(ctx, id)
@@ -121,16 +148,22 @@ func (s *Service) read(ctx context.Context, id string) (k Key, gone bool) {
 		k.Record = nil
 		return k, false
 	}
-	if s.usage != nil {
-		at, ok, err := s.usage.LastUsed(ctx, id)
-		switch {
-		case err != nil:
-			k.UsageErr = err
-		case ok:
-			k.LastUsed = at
-		}
-	}
+	s.lastUsed(ctx, &k)
 	return k, false
+}
+
+// lastUsed fills in when k was last used, if the store knows.
+func (s *Service) lastUsed(ctx context.Context, k *Key) {
+	if s.usage == nil {
+		return
+	}
+	at, ok, err := s.usage.LastUsed(ctx, k.ID)
+	switch {
+	case err != nil:
+		k.UsageErr = err
+	case ok:
+		k.LastUsed = at
+	}
 }
 
 // Filter selects keys for List. Every criterion given must match; keys

@@ -38,6 +38,7 @@ type Service struct {
 	usage   UsageReader   // nil: unknown
 	peppers PepperRotator // nil: cannot rotate
 	restore Restorer      // nil: deletes cannot be undone
+	bulk    BulkReader    // nil: List and Audit read key by key
 	format  policy.Format
 	hash    string
 	now     func() time.Time
@@ -70,6 +71,7 @@ func New(cfg Config, store Store) (*Service, error) {
 	s.usage, _ = store.(UsageReader)
 	s.peppers, _ = store.(PepperRotator)
 	s.restore, _ = store.(Restorer)
+	s.bulk, _ = store.(BulkReader)
 	return s, nil
 }
 
@@ -141,4 +143,10 @@ func (s *Service) record(ctx context.Context, op string, ids ...string) []error 
 		return []error{&JournalError{Op: op, Err: err}}
 	}
 	return nil
+}
+
+// KeyID is the id of rawKey if it is a well-formed key of the service's
+// format (checksum included); the error never holds the key.
+func (s *Service) KeyID(rawKey string) (string, error) {
+	return s.format.Parse(rawKey)
 }

@@ -68,6 +68,14 @@ type Restorer interface {
 	RestoreHint(keyID string) string
 }
 
+// BulkReader is a store that reads every record at once more cheaply than
+// a Get per key (the file store: one parse of its file instead of one per
+// key). The maps are the caller's; invalid errors wrap
+// policy.ErrInvalidRecord.
+type BulkReader interface {
+	GetAll(ctx context.Context) (records map[string]*policy.Record, invalid map[string]error, err error)
+}
+
 // Caps says which optional capabilities a Service's store has.
 type Caps struct {
 	Journal        bool // changes are journaled for serving replicas
