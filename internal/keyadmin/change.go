@@ -32,6 +32,9 @@ func (s *Service) Modify(ctx context.Context, keyID string, f Fields) (*Changed,
 // journals it. Revoking a revoked key writes it again (its updated_at
 // moves).
 func (s *Service) Revoke(ctx context.Context, keyID, reason string) (*Changed, error) {
+	if policy.Redact(reason) != reason {
+		return nil, fieldErr("revoked_reason", errKeyShaped)
+	}
 	rec, err := s.modify(ctx, keyID, s.clock(), func(r *policy.Record) error {
 		r.Status = policy.StatusRevoked
 		if reason != "" {

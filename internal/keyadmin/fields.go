@@ -68,7 +68,50 @@ func (f *Fields) check() error {
 	if f.RemoveGlobalQuota && f.GlobalQuota != nil {
 		errs = append(errs, fieldErr(FieldGlobalQuota, "remove the global quota, or set it: not both"))
 	}
-	return errors.Join(errs...)
+	return errors.Join(append(errs, f.keyShaped()...)...)
+}
+
+// errKeyShaped: a pasted key must not end up stored in clear in a record.
+const errKeyShaped = "holds something shaped like an API key: keys are never stored in clear (name a key by its id)"
+
+// keyShaped reports each text field holding something shaped like an API
+// key (policy.Redact would hide it), naming the field, never the value.
+func (f *Fields) keyShaped() []error {
+	var errs []error
+	check := func(field string, values ...string) {
+		for _, v := range values {
+			if policy.Redact(v) != v {
+				errs = append(errs, fieldErr(field, errKeyShaped))
+				return
+			}
+		}
+	}
+	str := func(p *string) []string {
+		if p == nil {
+			return nil
+		}
+		return []string{*p}
+	}
+	list := func(p *[]string) []string {
+		if p == nil {
+			return nil
+		}
+		return *p
+	}
+	check("name", str(f.Name)...)
+	check("tenant", str(f.Tenant)...)
+	check("owner", str(f.Owner)...)
+	check("scopes", list(f.Scopes)...)
+	check("allowed_cidrs", list(f.AllowedCIDRs)...)
+	check("allowed_referrers", list(f.AllowedReferrers)...)
+	check("allowed_hosts", list(f.AllowedHosts)...)
+	for k, v := range f.SetHeaders {
+		check("headers", k, v)
+	}
+	for k, v := range f.SetMetadata {
+		check("metadata", k, v)
+	}
+	return errs
 }
 
 // apply writes the fields into rec at time now. It applies every field it

@@ -182,3 +182,51 @@ func TestModify(t *testing.T) {
 		})
 	}
 }
+
+// A pasted key in any text field is refused, naming the field, never the
+// key, and nothing is written: keys are never stored in clear.
+func TestKeyShapedFieldsRefused(t *testing.T) {
+	f := newFixture(t)
+	other := f.issue(t, keyadmin.Fields{Tenant: ptr("acme")})
+	raw := other.RawKey
+	tests := []struct {
+		field  string
+		fields keyadmin.Fields
+	}{
+		{"name", keyadmin.Fields{Name: ptr("key " + raw)}},
+		{"tenant", keyadmin.Fields{Tenant: ptr(raw)}},
+		{"owner", keyadmin.Fields{Owner: ptr(raw)}},
+		{"scopes", keyadmin.Fields{Scopes: &[]string{"a", raw}}},
+		{"allowed_hosts", keyadmin.Fields{AllowedHosts: &[]string{raw}}},
+		{"allowed_referrers", keyadmin.Fields{AllowedReferrers: &[]string{raw}}},
+		{"allowed_cidrs", keyadmin.Fields{AllowedCIDRs: &[]string{raw}}},
+		{"headers", keyadmin.Fields{SetHeaders: map[string]string{"x-plan": raw}}},
+		{"metadata", keyadmin.Fields{SetMetadata: map[string]string{raw: "x"}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.field, func(t *testing.T) {
+			fields := tc.fields
+			if fields.Tenant == nil {
+				fields.Tenant = ptr("acme")
+			}
+			before := f.count(t)
+			_, err := f.svc.Issue(context.Background(), fields)
+			if !errors.Is(err, keyadmin.ErrInvalidInput) || !strings.Contains(err.Error(), tc.field) || strings.Contains(err.Error(), raw) {
+				t.Errorf("Issue: %v, want ErrInvalidInput naming %s without the key", policy.Redact(fmt.Sprint(err)), tc.field)
+			}
+			if _, err := f.svc.Modify(context.Background(), other.ID, tc.fields); !errors.Is(err, keyadmin.ErrInvalidInput) {
+				t.Errorf("Modify: %v, want ErrInvalidInput", policy.Redact(fmt.Sprint(err)))
+			}
+			if f.count(t) != before {
+				t.Error("a key was written")
+			}
+		})
+	}
+	if _, err := f.svc.Revoke(context.Background(), other.ID, "leaked: "+raw); !errors.Is(err, keyadmin.ErrInvalidInput) ||
+		!strings.Contains(err.Error(), "revoked_reason") {
+		t.Errorf("Revoke with a key in the reason: %v", policy.Redact(fmt.Sprint(err)))
+	}
+	if k, _ := f.svc.Get(context.Background(), other.ID); k.Record.Status != policy.StatusActive {
+		t.Error("the refused revoke changed the key")
+	}
+}

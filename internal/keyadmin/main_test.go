@@ -94,3 +94,13 @@ func (f *fixture) handEdit(t *testing.T, id, record string) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// count is how many keys the store lists.
+func (f *fixture) count(t *testing.T) int {
+	t.Helper()
+	ids, err := f.store.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ids)
+}
