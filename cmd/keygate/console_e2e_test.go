@@ -526,7 +526,7 @@ func TestConsoleOIDC(t *testing.T) {
 	tab := b.NewTab(t)
 	tab.Navigate(cons.url + "/login")
 	tab.Run(chromedp.Click(chromedp.CSS("#oidc"))) // a chain of navigations: the provider, the callback, the continue page
-	who := tab.Text("#who") // after the provider, the callback and the continue page
+	who := tab.Text("#who")                        // after the provider, the callback and the continue page
 	if !strings.Contains(who, "carol") {
 		t.Fatalf("signed in through OIDC as %q, want carol", who)
 	}
