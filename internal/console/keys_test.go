@@ -344,6 +344,9 @@ func TestRotate(t *testing.T) {
 		before, count := h.fileBytes(), h.keyCount()
 		resp, body := u.post("/keys/"+k.ID+"/rotate", url.Values{"grace": {"soon"}})
 		status(t, resp, body, http.StatusBadRequest, `grace: "soon": want e.g. 90d, 12h or 1d12h`)
+		if h.fileBytes() != before {
+			t.Error("a rotate refused for its grace wrote the key file")
+		}
 		if _, err := h.svc.Revoke(context.Background(), k.ID, ""); err != nil {
 			t.Fatal(err)
 		}
