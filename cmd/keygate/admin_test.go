@@ -130,9 +130,9 @@ func TestAdminGuard(t *testing.T) {
 
 func cacheRecords(t *testing.T, admin string) int {
 	t.Helper()
-	var stats map[string]int
+	var stats struct{ Records int }
 	if err := json.Unmarshal([]byte(getBody(t, admin+"/v1/cache")), &stats); err != nil {
 		t.Fatal(err)
 	}
-	return stats["Records"]
+	return stats.Records
 }

@@ -271,8 +271,13 @@ func TestConsoleBrowser(t *testing.T) {
 	// The copy button puts the key on the clipboard.
 	grantClipboard(t, alice, cons.url)
 	alice.Run(chromedp.Click(chromedp.CSS("button.copy")))
-	if got := alice.Text("#copied"); got != "Copied." {
-		t.Errorf("after Copy: %q", got)
+	copied := "" // the script sets it when the clipboard's promise settles
+	eventually(t, 5*time.Second, "the copy button's status", func() bool {
+		copied = browsertest.Get(alice, chromedp.Evaluate[string](`document.querySelector("#copied").textContent`))
+		return copied != ""
+	})
+	if copied != "Copied." {
+		t.Errorf("after Copy: %q", copied)
 	}
 	if clip := browsertest.Get(alice, chromedp.Evaluate[string](`navigator.clipboard.readText()`, chromedp.EvalAwaitPromise)); clip != raw {
 		t.Errorf("the clipboard holds %d characters, not the key", len(clip))
