@@ -19,6 +19,11 @@ run: build ## serve and the console on the embedded file store with demo keys (n
 build: ## build bin/keygate
 	$(GO) build -trimpath -o $(BIN) ./cmd/keygate
 
+.PHONY: plugin
+plugin: ## build bin/keygate-vault-plugin (the Vault secrets engine, docs/vault-plugin.md) and print its SHA-256
+	$(GO) build -trimpath -o bin/keygate-vault-plugin ./cmd/keygate-vault-plugin
+	@sha256sum bin/keygate-vault-plugin
+
 test: vault ## everything: vet, staticcheck, govulncheck, race tests incl. real Vault, nginx and Caddy, short fuzzing, raw-key scan
 	@scripts/test.sh
 
