@@ -39,6 +39,7 @@ func TestRotate(t *testing.T) {
 	// Only active, unexpired, not-yet-rotated keys rotate.
 	before := h.snapshot()
 	h.bad(logical.UpdateOperation, "keys/"+old+"/rotate", nil, "already rotated")
+	h.unchanged(before)
 	h.write("keys/"+newID+"/revoke", nil)
 	before = h.snapshot()
 	h.bad(logical.UpdateOperation, "keys/"+newID+"/rotate", nil, "revoked")
