@@ -28,6 +28,8 @@ type e2e struct {
 	v     *vaulttest.Vault
 	root  *vaultapi.Client
 	audit string // file audit log
+
+	rawKeys []string // every key issued: none may appear in a log
 }
 
 func startE2E(t *testing.T) *e2e {
@@ -130,14 +132,26 @@ func TestEngineOnVault(t *testing.T) {
 	e.mustWrite("roles/team-a", map[string]any{"tenant": "acme", "allowed_scopes": "orders:read,orders:write", "default_ttl": "10s", "max_ttl": "60s", "max_rate_limit": "50/second"})
 	e.mustWrite("roles/team-b", map[string]any{"tenant": "globex", "allowed_scopes": "billing:read"})
 	team := e.teamClient()
-	var rawKeys []string
+	e.delegation(team)
+	e.expiry()
+	e.revokePrefix(team)
+	e.revokeLatency()
+	e.reload()
+	e.adminPath()
+	checkAudit(t, e, e.rawKeys)
+	checkVaultLog(t, e, e.rawKeys)
+}
 
+// delegation: a role-scoped token issues for its role only; renewal and
+// lease revocation reach the record.
+func (e *e2e) delegation(team *vaultapi.Client) {
+	t := e.t
 	// A role-scoped policy issues for its role, and nothing else.
 	issued, err := e.write(team, "issue/team-a", map[string]any{"ttl": "10s", "scopes": "orders:read", "name": "ci"})
 	if err != nil {
 		t.Fatalf("team issue: %v", err)
 	}
-	rawKeys = append(rawKeys, issued.Data["key"].(string))
+	e.rawKeys = append(e.rawKeys, issued.Data["key"].(string))
 	id := issued.Data["id"].(string)
 	if issued.LeaseID == "" || issued.LeaseDuration != 10 || !issued.Renewable || !strings.HasPrefix(issued.LeaseID, mount+"/issue/team-a/") {
 		t.Fatalf("lease %q %ds renewable %v", issued.LeaseID, issued.LeaseDuration, issued.Renewable)
@@ -175,13 +189,20 @@ func TestEngineOnVault(t *testing.T) {
 	if rec := e.record(id); rec.Status != "revoked" || rec.RevokedReason != "lease revoked" {
 		t.Fatalf("after lease revoke: %s %q", rec.Status, rec.RevokedReason)
 	}
+}
 
-	// A lease that runs out revokes its key with no action.
+// expiry: a lease that runs out revokes its key.
+func (e *e2e) expiry() {
+	t := e.t
 	short := e.mustWrite("issue/team-a", map[string]any{"ttl": "2s"})
-	rawKeys = append(rawKeys, short.Data["key"].(string))
+	e.rawKeys = append(e.rawKeys, short.Data["key"].(string))
 	waitRevoked(t, e, short.Data["id"].(string), 15*time.Second)
+}
 
-	// revoke-prefix revokes every key of a role; measure issue on the way.
+// revokePrefix: revoke-prefix revokes every key of a role; issue latency
+// is measured on the way.
+func (e *e2e) revokePrefix(team *vaultapi.Client) {
+	t := e.t
 	var ids []string
 	var issueTimes []time.Duration
 	for range 20 {
@@ -191,10 +212,10 @@ func TestEngineOnVault(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ids, rawKeys = append(ids, s.Data["id"].(string)), append(rawKeys, s.Data["key"].(string))
+		ids, e.rawKeys = append(ids, s.Data["id"].(string)), append(e.rawKeys, s.Data["key"].(string))
 	}
 	logLatency(t, "issue (through the plugin, team token)", issueTimes)
-	start = time.Now()
+	start := time.Now()
 	if err := e.root.Sys().RevokePrefix(mount + "/issue/team-a"); err != nil {
 		t.Fatal(err)
 	}
@@ -204,29 +225,35 @@ func TestEngineOnVault(t *testing.T) {
 			t.Fatalf("key %s after revoke-prefix: %s", id, rec.Status)
 		}
 	}
+}
 
-	// Per-lease revoke latency, and revoke through keys/<id>/revoke.
+// revokeLatency measures revocation by lease and by keys/<id>/revoke.
+func (e *e2e) revokeLatency() {
+	t := e.t
 	var leaseRevokes, pathRevokes []time.Duration
 	for range 10 {
 		s := e.mustWrite("issue/team-a", nil)
-		rawKeys = append(rawKeys, s.Data["key"].(string))
+		e.rawKeys = append(e.rawKeys, s.Data["key"].(string))
 		start := time.Now()
 		if err := e.root.Sys().Revoke(s.LeaseID); err != nil {
 			t.Fatal(err)
 		}
 		leaseRevokes = append(leaseRevokes, time.Since(start))
 		s = e.mustWrite("issue/team-a", nil)
-		rawKeys = append(rawKeys, s.Data["key"].(string))
+		e.rawKeys = append(e.rawKeys, s.Data["key"].(string))
 		start = time.Now()
 		e.mustWrite("keys/"+s.Data["id"].(string)+"/revoke", map[string]any{"reason": "test"})
 		pathRevokes = append(pathRevokes, time.Since(start))
 	}
 	logLatency(t, "sys/leases/revoke", leaseRevokes)
 	logLatency(t, "keys/<id>/revoke", pathRevokes)
+}
 
-	// A plugin reload loses nothing.
+// reload: a plugin reload loses nothing.
+func (e *e2e) reload() {
+	t := e.t
 	live := e.mustWrite("issue/team-a", map[string]any{"ttl": "60s"})
-	rawKeys = append(rawKeys, live.Data["key"].(string))
+	e.rawKeys = append(e.rawKeys, live.Data["key"].(string))
 	keysBefore := e.keyIDs()
 	journalBefore := e.mustRead("journal", nil)
 	if _, err := e.root.Sys().ReloadPluginWithContext(context.Background(), &vaultapi.ReloadPluginInput{Plugin: vaultplugin.Name}); err != nil {
@@ -247,14 +274,33 @@ func TestEngineOnVault(t *testing.T) {
 	if rec := e.record(live.Data["id"].(string)); rec.Status != "revoked" {
 		t.Fatalf("revoke after reload: %s", rec.Status)
 	}
+}
 
+// adminPath: bad input, and check-and-set writes through Vault's HTTP API.
+func (e *e2e) adminPath() {
+	t := e.t
 	// Bad input gets Vault's 400 naming the field.
 	if _, err := e.write(e.root, "issue/team-a", map[string]any{"scopes": "admin"}); err == nil || !strings.Contains(err.Error(), `"scopes"`) || !strings.Contains(err.Error(), "Code: 400") {
 		t.Fatalf("bad issue: %v", err)
 	}
 
-	checkAudit(t, e, rawKeys, id)
-	checkVaultLog(t, e, rawKeys)
+	// The admin path: check-and-set writes with numbers in the record, and
+	// the journal read with after, through Vault's HTTP API.
+	adminRec := map[string]any{"hash": "sha256:" + strings.Repeat("cd", 32), "tenant": "acme", "status": "active",
+		"rate_limit": map[string]any{"requests": 5, "per": "second", "burst": 7}}
+	e.mustWrite("keys/CCCCCCCCCCCC", map[string]any{"record": adminRec, "cas": 0})
+	if _, err := e.write(e.root, "keys/CCCCCCCCCCCC", map[string]any{"record": adminRec, "cas": 0}); err == nil || !strings.Contains(err.Error(), "check-and-set") {
+		t.Fatalf("second create: %v", err)
+	}
+	adminRec["name"] = "renamed"
+	e.mustWrite("keys/CCCCCCCCCCCC", map[string]any{"record": adminRec, "cas": 1})
+	if got := e.record("CCCCCCCCCCCC"); got.RateLimit == nil || got.RateLimit.Burst != 7 || got.Name != "renamed" {
+		t.Fatalf("admin write read back as %+v", got)
+	}
+	j := e.mustRead("journal", map[string][]string{"after": {"0"}})
+	if entries := j.Data["entries"].([]any); len(entries) == 0 || j.Data["complete"] != true {
+		t.Fatalf("journal after=0: %v", j.Data)
+	}
 }
 
 func (e *e2e) mustRead(path string, data map[string][]string) *vaultapi.Secret {
@@ -290,7 +336,7 @@ func logLatency(t *testing.T, what string, d []time.Duration) {
 
 // checkAudit: the file audit log names the issuing token's display name
 // for the issue, and holds no raw key (Vault HMACs response strings).
-func checkAudit(t *testing.T, e *e2e, rawKeys []string, firstID string) {
+func checkAudit(t *testing.T, e *e2e, rawKeys []string) {
 	t.Helper()
 	data, err := os.ReadFile(e.audit)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -12,6 +13,9 @@ import (
 	"github.com/keygate/keygate/internal/keyadmin"
 	"github.com/keygate/keygate/policy"
 )
+
+// idRegex captures a path segment as the id; handlers check it is a key id.
+const idRegex = `(?P<id>[^/]+)`
 
 var idField = &framework.FieldSchema{Type: framework.TypeString, Description: "Key id: 12 letters and digits (the public part of a key, not the key).", Required: true}
 
@@ -26,7 +30,7 @@ func (b *Backend) keyPaths() []*framework.Path {
 			HelpDescription: "Deleted keys are not listed (their ids stay reserved).",
 		},
 		{
-			Pattern: "keys/" + framework.MatchAllRegex("id") + "/revoke$",
+			Pattern: "keys/" + idRegex + "/revoke$",
 			Fields: map[string]*framework.FieldSchema{
 				"id":     idField,
 				"reason": {Type: framework.TypeString, Description: `Why the key is revoked ("leaked"), kept as revoked_reason. Optional: a revoked key keeps its earlier reason.`},
@@ -38,7 +42,7 @@ func (b *Backend) keyPaths() []*framework.Path {
 			HelpDescription: "Sets status revoked and revoked_reason, and journals it (op revoke): keygate servers deny the key within one journal poll.",
 		},
 		{
-			Pattern: "keys/" + framework.MatchAllRegex("id") + "/rotate$",
+			Pattern: "keys/" + idRegex + "/rotate$",
 			Fields: map[string]*framework.FieldSchema{
 				"id":    idField,
 				"grace": {Type: framework.TypeDurationSecond, Default: "24h", Description: "How long the old key keeps working (default 24h; 0: it stops now)."},
@@ -54,7 +58,7 @@ rotated_to = the new id; journaled (op rotate). Only active, unexpired
 keys not yet rotated rotate.`,
 		},
 		{
-			Pattern: "keys/" + framework.MatchAllRegex("id"),
+			Pattern: "keys/" + idRegex + "$",
 			Fields: map[string]*framework.FieldSchema{
 				"id":     idField,
 				"record": {Type: framework.TypeMap, Description: "The key's policy record (README \"Key records\") as a JSON object."},
@@ -265,7 +269,7 @@ func (b *Backend) rotate(ctx context.Context, req *logical.Request, d *framework
 		return nil, err
 	}
 	grace := d.Get("grace").(int)
-	rotated, err := svc.Rotate(ctx, id, secondsDuration(grace))
+	rotated, err := svc.Rotate(ctx, id, time.Duration(grace)*time.Second)
 	var rerr *keyadmin.RotateError
 	if err != nil && !errors.As(err, &rerr) {
 		return errResponse("key "+id+" not rotated", err)
