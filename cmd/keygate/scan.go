@@ -180,8 +180,12 @@ func (f *scanFlags) outcome(e *env, res *leakscan.Result, revoked int) error {
 	}
 	if f.stats {
 		st := res.Stats
-		fmt.Fprintf(e.stderr, "keygate: scanned %d files, %d commits, %.1f MB in %s (%.0f MB/s); skipped %d binary, %d over --max-file-size, %d symlinks or special files\n",
-			st.Files, st.Commits, float64(st.Bytes)/1e6, st.Elapsed.Round(time.Millisecond), st.MBPerSecond(),
+		what := fmt.Sprintf("%d files", st.Files)
+		if st.Commits > 0 {
+			what += fmt.Sprintf(" and %d commits", st.Commits)
+		}
+		fmt.Fprintf(e.stderr, "keygate: scanned %s, %.1f MB in %s (%.0f MB/s); skipped %d binary, %d over --max-file-size, %d symlinks or special files\n",
+			what, float64(st.Bytes)/1e6, st.Elapsed.Round(time.Millisecond), st.MBPerSecond(),
 			st.SkippedBinary, st.SkippedLarge, st.SkippedSpecial)
 	}
 	switch {

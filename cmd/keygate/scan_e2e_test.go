@@ -18,7 +18,8 @@ import (
 func TestScanRevoke(t *testing.T) {
 	for _, store := range []string{"file", "vault"} {
 		t.Run(store, func(t *testing.T) {
-			var ring keyring
+			f := &leakFixture{} // its ring: every key, for the no-raw-key checks
+			ring := &f.ring
 			env := envMap{"KEYGATE_STORE": "file:" + filepath.Join(t.TempDir(), "keys.yaml")}
 			if store == "vault" {
 				env = vaultEnv(t)
@@ -39,7 +40,6 @@ func TestScanRevoke(t *testing.T) {
 				}
 			}
 
-			f := &leakFixture{ring: ring}
 			out, stderr, code := f.scanCLI(t, env, "", "--revoke", "--json", dir)
 			revokedAt := time.Now()
 			if code != 1 {
@@ -91,9 +91,9 @@ func TestScanGitHistory(t *testing.T) {
 		}
 		t.Skip(err)
 	}
-	var ring keyring
+	f := &leakFixture{}
 	env := envMap{"KEYGATE_STORE": "file:" + filepath.Join(t.TempDir(), "keys.yaml")}
-	k := ring.add(createKey(t, env, "--tenant", "acme"))
+	k := f.ring.add(createKey(t, env, "--tenant", "acme"))
 	repo := t.TempDir()
 	git := func(args ...string) string {
 		t.Helper()
@@ -119,7 +119,6 @@ func TestScanGitHistory(t *testing.T) {
 	write("DEBUG = False\nKEYGATE_KEY = os.environ[\"KEYGATE_KEY\"]\n")
 	git("commit", "-q", "-am", "key from the environment")
 
-	f := &leakFixture{ring: ring}
 	if _, _, code := f.scanCLI(t, env, "", repo); code != 0 {
 		t.Errorf("working tree: exit %d, want 0", code)
 	}
