@@ -39,7 +39,16 @@ type Config struct {
 	Mount string
 	// BasePath is the folder under the mount holding keygate's entries;
 	// it may have several segments ("team/keygate"). Default "keygate".
+	// With the plugin, the folder under KVMount of the peppers, key use and
+	// hot-key slots.
 	BasePath string
+	// Engine is where key records and the change journal live: EngineKV
+	// (KV v2 at Mount/BasePath) or EnginePlugin (keygate's secrets engine
+	// mounted at Mount). Default EngineKV.
+	Engine string
+	// KVMount is, with EnginePlugin, the KV v2 mount of the peppers, key
+	// use and hot-key slots. Default "secret".
+	KVMount string
 	// Timeout bounds each request to Vault, including reading the body;
 	// it must be > 0. Default 2s. The hot path should also pass a context
 	// deadline shorter than Envoy's ext_authz timeout.
@@ -65,6 +74,8 @@ func DefaultConfig() Config {
 	return Config{
 		Mount:    "secret",
 		BasePath: "keygate",
+		Engine:   EngineKV,
+		KVMount:  "secret",
 		Timeout:  2 * time.Second,
 		Auth: AuthConfig{
 			Method:          AuthToken,
@@ -98,6 +109,15 @@ func (c Config) Validate() error {
 		l.Addf("vault-mount", "must not contain %q", "/")
 	case !validSegment(c.Mount):
 		l.Addf("vault-mount", "%q: want letters, digits and . _ - only", c.Mount)
+	}
+	switch c.Engine {
+	case EngineKV:
+	case EnginePlugin:
+		if !validSegment(c.KVMount) || strings.Contains(c.KVMount, "/") {
+			l.Addf("vault-kv-mount", "%q: want one path segment of letters, digits and . _ -", c.KVMount)
+		}
+	default:
+		l.Addf("vault-engine", "%q: want %q or %q", c.Engine, EngineKV, EnginePlugin)
 	}
 	if msg := checkPath(c.BasePath); msg != "" {
 		l.Addf("vault-base-path", "%s", msg)

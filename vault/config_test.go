@@ -12,7 +12,7 @@ import (
 // DefaultConfig is the one place the defaults are written: pin them, and
 // check that Addr and a token are all it lacks.
 func TestDefaultConfig(t *testing.T) {
-	want := Config{Mount: "secret", BasePath: "keygate", Timeout: 2 * time.Second, Auth: AuthConfig{
+	want := Config{Mount: "secret", BasePath: "keygate", Engine: EngineKV, KVMount: "secret", Timeout: 2 * time.Second, Auth: AuthConfig{
 		Method: AuthToken, TokenFilePoll: 5 * time.Second, AppRoleMount: "approle", KubernetesMount: "kubernetes",
 		JWTFile: "/var/run/secrets/kubernetes.io/serviceaccount/token", MinBackoff: 500 * time.Millisecond, MaxBackoff: 30 * time.Second,
 	}}
@@ -41,8 +41,11 @@ var validateTests = []validateTest{
 	{"nested base path", func(c *Config) { c.BasePath = "team-a/keygate.v2" }, nil},
 	{"namespace", func(c *Config) { c.Namespace = "admin/team" }, nil},
 	{"zero config: no zero means a default", func(c *Config) { *c = Config{} }, []string{
-		"vault-addr: required", `vault-auth: "": want`, "vault-mount: required",
+		"vault-addr: required", `vault-auth: "": want`, "vault-mount: required", `vault-engine: "": want`,
 		"vault-base-path: required", "vault-timeout: must be > 0, got 0s", "vault-min-backoff: must be > 0"}},
+	{"plugin engine", func(c *Config) { c.Engine, c.Mount = EnginePlugin, "keygate" }, nil},
+	{"unknown engine", func(c *Config) { c.Engine = "kv2" }, []string{`vault-engine: "kv2": want "kv" or "plugin"`}},
+	{"plugin engine without its KV mount", func(c *Config) { c.Engine, c.KVMount = EnginePlugin, "" }, []string{"vault-kv-mount:"}},
 	{"zero timeout", func(c *Config) { c.Timeout = 0 }, []string{"vault-timeout: must be > 0, got 0s"}},
 	{"zero mount", func(c *Config) { c.Mount = "" }, []string{"vault-mount: required"}},
 	{"zero base path", func(c *Config) { c.BasePath = "" }, []string{"vault-base-path: required"}},

@@ -68,7 +68,7 @@ type hotSlot struct {
 }
 
 func (s *Store) hotPath(n int) string {
-	return s.mount + "/data/" + s.base + "/hot/" + strconv.Itoa(n)
+	return s.kvMount + "/data/" + s.base + "/hot/" + strconv.Itoa(n)
 }
 
 // HotSlot is the slot that holds keyID.

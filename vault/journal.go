@@ -45,6 +45,9 @@ func (s *Store) AppendJournal(ctx context.Context, op string, ids ...string) err
 			return fmt.Errorf("vault: %s: %w", OpAppendJournal, ErrInvalidID)
 		}
 	}
+	if s.plugin() {
+		return s.appendPluginJournal(ctx, op, ids)
+	}
 	data := JournalEntry{Op: op, IDs: ids, At: time.Now().UTC().Format(time.RFC3339)}
 	for attempt := range 10 {
 		if attempt > 0 { // another writer appended first: retry after a short random pause
@@ -72,6 +75,9 @@ func (s *Store) AppendJournal(ctx context.Context, op string, ids ...string) err
 // means versions were pruned, the journal restarted, or the gap exceeds
 // maxJournalGap: the caller must assume any key changed.
 func (s *Store) JournalSince(ctx context.Context, after int) ([]JournalEntry, int, bool, error) {
+	if s.plugin() {
+		return s.pluginJournalSince(ctx, after)
+	}
 	latest, err := s.read(ctx, OpJournal, "", s.journalPath(), nil, maxBody)
 	switch {
 	case err != nil:

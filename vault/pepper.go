@@ -11,7 +11,7 @@ import (
 // pepperLen is the size of a pepper made by InitPepper.
 const pepperLen = 32
 
-func (s *Store) pepperPath() string { return s.mount + "/data/" + s.base + "/pepper" }
+func (s *Store) pepperPath() string { return s.kvMount + "/data/" + s.base + "/pepper" }
 
 // Peppers reads the HMAC peppers. No pepper entry is zero Peppers and no
 // error (keys hashed with plain sha256 need none); an entry whose latest

@@ -33,8 +33,10 @@ type Store struct {
 	client  *vaultapi.Client
 	auth    *Auth
 	timeout time.Duration
-	mount   string
+	mount   string // the KV v2 mount, or the plugin's (engine)
+	kvMount string // the KV v2 mount of peppers, key use and hot keys: mount, or KVMount with the plugin
 	base    string
+	engine  string // EngineKV or EnginePlugin
 	observe Observer // nil: none
 }
 
@@ -60,7 +62,11 @@ func New(cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Store{client: client, auth: auth, timeout: cfg.Timeout, mount: cfg.Mount, base: cfg.BasePath}, nil
+	s := &Store{client: client, auth: auth, timeout: cfg.Timeout, mount: cfg.Mount, kvMount: cfg.Mount, base: cfg.BasePath, engine: cfg.Engine}
+	if s.plugin() {
+		s.kvMount = cfg.KVMount
+	}
+	return s, nil
 }
 
 // Auth returns the Store's token manager; callers run its Run method for
@@ -68,6 +74,9 @@ func New(cfg Config) (*Store, error) {
 func (s *Store) Auth() *Auth { return s.auth }
 
 func (s *Store) keyPath(keyID string) string {
+	if s.plugin() {
+		return s.mount + "/keys/" + keyID
+	}
 	return s.mount + "/data/" + s.base + "/keys/" + keyID
 }
 
@@ -88,6 +97,9 @@ func (s *Store) Lookup(ctx context.Context, keyID string) (*policy.Record, error
 // policy.ErrKeyNotFound; one that does not parse is an error wrapping
 // policy.ErrInvalidRecord, returned with its version.
 func (s *Store) readRecord(ctx context.Context, op Operation, keyID string, limit int64) (*policy.Record, int, error) {
+	if s.plugin() {
+		return s.readPluginRecord(ctx, op, keyID, limit)
+	}
 	e, err := s.read(ctx, op, keyID, s.keyPath(keyID), nil, limit)
 	if err != nil {
 		return nil, 0, err
@@ -147,6 +159,9 @@ func (s *Store) writeRecord(ctx context.Context, op Operation, keyID string, rec
 	if len(data) > policy.MaxRecordSize {
 		return fmt.Errorf("vault: %s %s: %w: record is %d bytes, limit %d", op, keyID, policy.ErrInvalidRecord, len(data), policy.MaxRecordSize)
 	}
+	if s.plugin() {
+		return s.writePluginRecord(ctx, op, keyID, data, cas, casErr)
+	}
 	return s.casWrite(ctx, op, keyID, s.keyPath(keyID), json.RawMessage(data), cas, casErr)
 }
 
@@ -155,6 +170,9 @@ func (s *Store) writeRecord(ctx context.Context, op Operation, keyID string, rec
 // are left out. No entries is nil, not an error; a missing mount is an
 // *Error.
 func (s *Store) List(ctx context.Context) ([]string, error) {
+	if s.plugin() {
+		return s.listPluginKeys(ctx)
+	}
 	path := s.mount + "/metadata/" + s.base + "/keys"
 	// GET ?list=true is Vault's LIST; reading it raw (unlike
 	// Logical().List) tells "no entries" from "no such mount".

@@ -23,7 +23,7 @@ type usageRecord struct {
 }
 
 func (s *Store) usagePath(keyID string) string {
-	return s.mount + "/data/" + s.base + "/usage/" + keyID
+	return s.kvMount + "/data/" + s.base + "/usage/" + keyID
 }
 
 // RecordUsage writes that keyID was last used at at. It does not read
@@ -69,6 +69,9 @@ func (s *Store) LastUsed(ctx context.Context, keyID string) (time.Time, bool, er
 // before the Delete would pass its check-and-set and bring the key back. A
 // change written between the read and the marker is policy.ErrConflict.
 func (s *Store) Delete(ctx context.Context, keyID string) error {
+	if s.plugin() {
+		return s.deletePluginKey(ctx, keyID)
+	}
 	_, version, err := s.Get(ctx, keyID)
 	if err != nil && !errors.Is(err, policy.ErrInvalidRecord) {
 		return err // not found, or Vault failed; an invalid record may be deleted

@@ -124,9 +124,12 @@ func (b *Backend) journalPath() *framework.Path {
 				Default:     -1,
 				Description: "Return the entries after this version. -1 (the default): none, only the latest version (a replica that just started).",
 			},
+			"op":  {Type: framework.TypeString, Description: "Write: the operation, one of update, revoke, rotate, delete, new-keys."},
+			"ids": {Type: framework.TypeStringSlice, Description: "Write: the key ids changed (none for new-keys)."},
 		},
 		Operations: map[logical.Operation]framework.OperationHandler{
-			logical.ReadOperation: &framework.PathOperation{Callback: b.readJournal, Summary: "Read the change journal after a version."},
+			logical.ReadOperation:   &framework.PathOperation{Callback: b.readJournal, Summary: "Read the change journal after a version."},
+			logical.UpdateOperation: &framework.PathOperation{Callback: b.writeJournal, Summary: "Append an entry (keygate's CLI, after a write with journal=false)."},
 		},
 		HelpSynopsis: "The change journal keygate servers poll.",
 		HelpDescription: `Every change to an existing key (update, revoke, rotate, delete) and
@@ -134,7 +137,9 @@ every batch of new keys (new-keys, no ids) is an entry {version, op, ids,
 at}. Read with after=<the last version seen>: the data is {entries,
 latest, complete}. complete is false when entries after "after" were
 pruned (the last 1000 are kept) or "after" is past the latest version (the
-journal went back): the reader must then forget every cached key.`,
+journal went back): the reader must then forget every cached key.
+Write {op, ids} appends an entry: keygate's CLI does after each change it
+made with journal=false, naming the operation.`,
 	}
 }
 
@@ -148,4 +153,31 @@ func (b *Backend) readJournal(ctx context.Context, req *logical.Request, d *fram
 		list[i] = map[string]any{"version": e.Version, "op": e.Op, "ids": e.IDs, "at": e.At}
 	}
 	return &logical.Response{Data: map[string]any{"entries": list, "latest": latest, "complete": complete}}, nil
+}
+
+// journalOps are the operations an appended entry may name.
+var journalOps = map[string]bool{"update": true, "revoke": true, "rotate": true, "delete": true, "new-keys": true}
+
+func (b *Backend) writeJournal(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	op := d.Get("op").(string)
+	ids := d.Get("ids").([]string)
+	switch {
+	case !journalOps[op]:
+		return logical.ErrorResponse(`nothing written: field "op": %q: want update, revoke, rotate, delete or new-keys`, policy.Redact(op)), nil
+	case op == "new-keys" && len(ids) > 0:
+		return logical.ErrorResponse(`nothing written: field "ids": new-keys names no ids`), nil
+	case op != "new-keys" && len(ids) == 0:
+		return logical.ErrorResponse(`nothing written: field "ids": required for %s`, op), nil
+	case len(ids) > 1000:
+		return logical.ErrorResponse(`nothing written: field "ids": %d ids, limit 1000`, len(ids)), nil
+	}
+	for i, id := range ids {
+		if !policy.ValidID(id) {
+			return logical.ErrorResponse(`nothing written: field "ids[%d]": not a key id (12 letters and digits)`, i), nil
+		}
+	}
+	if err := b.appendJournal(ctx, req.Storage, op, ids...); err != nil {
+		return nil, err
+	}
+	return nil, nil
 }

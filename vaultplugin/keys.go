@@ -63,6 +63,8 @@ keys not yet rotated rotate.`,
 				"id":     idField,
 				"record": {Type: framework.TypeMap, Description: "The key's policy record (README \"Key records\") as a JSON object."},
 				"cas":    {Type: framework.TypeInt, Default: -1, Description: "Check-and-set: 0 creates (refused if the id exists or ever existed), N replaces version N. Required."},
+				"journal": {Type: framework.TypeBool, Default: true, Description: "false: the client journals the change itself " +
+					"(keygate's CLI does, naming the operation: revoke, rotate...; write journal). Leave it true otherwise: replicas then see the change at once."},
 			},
 			ExistenceCheck: b.keyExists,
 			Operations: map[logical.Operation]framework.OperationHandler{
@@ -75,8 +77,10 @@ keys not yet rotated rotate.`,
 			HelpDescription: `Read: {record, version, role} (404 for a missing or deleted key).
 Write: {record, cas}, check-and-set like KV v2: cas 0 creates, cas N
 replaces version N; a key issued for a role stays within the role. Every
-write is journaled. Delete is soft: the key is gone, its id is never
-reused.`,
+write and delete is journaled (op new-keys for a create, revoke when the
+status becomes revoked, update otherwise; delete), unless "journal" is
+false: keygate's CLI then appends the entry itself (write journal), naming
+the operation. Delete is soft: the key is gone, its id is never reused.`,
 		},
 	}
 }
@@ -140,6 +144,9 @@ func (b *Backend) writeKey(ctx context.Context, req *logical.Request, d *framewo
 	unlock()
 	if err != nil {
 		return errResponse("key "+id+" not written", err)
+	}
+	if !d.Get("journal").(bool) {
+		return nil, nil
 	}
 	if op == keyadmin.JournalOpNewKeys {
 		err = st.AppendJournal(ctx, op)
@@ -230,6 +237,9 @@ func (b *Backend) deleteKey(ctx context.Context, req *logical.Request, d *framew
 		return nil, nil // already gone: nothing to journal
 	case err != nil:
 		return nil, err
+	}
+	if !d.Get("journal").(bool) {
+		return nil, nil
 	}
 	return warnings(nil, journalWarning(keyadmin.JournalOpDelete, st.AppendJournal(ctx, keyadmin.JournalOpDelete, id))), nil
 }

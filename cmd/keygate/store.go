@@ -52,7 +52,12 @@ func (f *storeFlags) register(fs *pflag.FlagSet) {
 	c := &f.vault
 	fs.StringVar(&f.spec, "store", "", `key store: "vault" or "file:PATH" (the embedded file store, reloaded on change)`)
 	docs(fs, "store", `"vault" if VAULT_ADDR is set`, "File store|vault.md#file-store")
-	fs.StringVar(&c.Mount, "vault-mount", c.Mount, "Vault KV v2 mount")
+	fs.StringVar(&c.Mount, "vault-mount", c.Mount, `Vault KV v2 mount; with --vault-engine "plugin", the keygate secrets engine's mount`)
+	fs.StringVar(&c.Engine, "vault-engine", c.Engine, `where key records and the change journal live: "kv" (KV v2 at --vault-mount/--vault-base-path) `+
+		`or "plugin" (keygate's Vault secrets engine at --vault-mount)`)
+	docs(fs, "vault-engine", "", "Vault secrets engine|vault-plugin.md")
+	fs.StringVar(&c.KVMount, "vault-kv-mount", c.KVMount, `with --vault-engine "plugin": the KV v2 mount of the peppers, key use and hot-key slots `+
+		"(under --vault-base-path)")
 	fs.StringVar(&c.BasePath, "vault-base-path", c.BasePath, `path under the mount: records at "<mount>/<base>/keys/<id>"`)
 	fs.DurationVar(&c.Timeout, "vault-timeout", c.Timeout, "timeout of one Vault request, without client retries (reads on the Check path also obey --lookup-timeout)")
 	registerVaultAuth(fs, c)
@@ -62,7 +67,7 @@ func (f *storeFlags) register(fs *pflag.FlagSet) {
 }
 
 // storeFlagNames are the flags register adds.
-var storeFlagNames = []string{"store", "vault-mount", "vault-base-path", "vault-timeout", "vault-auth", "vault-token-file",
+var storeFlagNames = []string{"store", "vault-mount", "vault-engine", "vault-kv-mount", "vault-base-path", "vault-timeout", "vault-auth", "vault-token-file",
 	"vault-approle-role-id", "vault-approle-secret-id-file", "vault-approle-mount", "vault-k8s-role", "vault-k8s-jwt-file",
 	"vault-k8s-mount", "vault-ca-cert", "vault-client-cert", "vault-client-key"}
 
