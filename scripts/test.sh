@@ -22,6 +22,9 @@ scripts/ratelimit.sh >/dev/null || echo "test.sh: scripts/ratelimit.sh failed; s
 # Chromium and axe-core (fetched once, checked, cached) for the console's
 # browser tests (internal/browsertest); same rule if missing.
 scripts/chromium.sh >/dev/null || echo "test.sh: scripts/chromium.sh failed; see above" >&2
+# gitleaks (built once from the Go module proxy and cached) for the tests of
+# rules/gitleaks.toml; same rule if missing.
+scripts/gitleaks.sh >/dev/null || echo "test.sh: scripts/gitleaks.sh failed; see above" >&2
 
 # -v so that every t.Log line is in the scanned output too.
 set +e
