@@ -27,9 +27,11 @@ import (
 // than a random one like the other tests in this package.
 const (
 	serverPolicy = "keygate-server"
-	adminPolicy  = "keygate-admin"
-	journalPath  = "secret/data/keygate/journal"
-	journalMeta  = "secret/metadata/keygate/journal"
+	// pluginServerPolicy is the server's with --vault-engine plugin.
+	pluginServerPolicy = "keygate-server-plugin"
+	adminPolicy        = "keygate-admin"
+	journalPath        = "secret/data/keygate/journal"
+	journalMeta        = "secret/metadata/keygate/journal"
 )
 
 // errDenied in a test table means: Vault must answer 403 permission denied.
@@ -546,8 +548,15 @@ func TestPolicyFiles(t *testing.T) {
 			{"secret/data/keygate/pepper", []string{"create", "read", "update"}},
 			{"secret/data/keygate/journal", []string{"create", "read", "update"}},
 		},
+		pluginServerPolicy: {
+			{"keygate/keys/+", []string{"read"}},
+			{"keygate/journal", []string{"read"}},
+			{"secret/data/keygate/pepper", []string{"read"}},
+			{"secret/data/keygate/usage/+", []string{"create", "update"}},
+			{"secret/data/keygate/hot/+", []string{"create", "read", "update"}},
+		},
 	}
-	for _, name := range []string{serverPolicy, adminPolicy} {
+	for _, name := range []string{serverPolicy, adminPolicy, pluginServerPolicy} {
 		t.Run(name, func(t *testing.T) {
 			text := readPolicyFile(t, name)
 			// Vault parses and validates the HCL.
@@ -563,7 +572,7 @@ func TestPolicyFiles(t *testing.T) {
 			for _, s := range stanzas {
 				usage := strings.HasPrefix(s.path, "secret/data/keygate/usage/")
 				hot := s.path == "secret/data/keygate/hot/+"
-				if name == serverPolicy && !slices.Equal(s.caps, []string{"read"}) && !usage && !hot {
+				if (name == serverPolicy || name == pluginServerPolicy) && !slices.Equal(s.caps, []string{"read"}) && !usage && !hot {
 					t.Errorf("server policy, path %q: capabilities %v; the server may only read (and record key use and hot keys)", s.path, s.caps)
 				}
 				softDelete := name == adminPolicy && (usage || s.path == "secret/data/keygate/keys/+")
@@ -572,8 +581,9 @@ func TestPolicyFiles(t *testing.T) {
 						t.Errorf("path %q grants %q (see the policy's header before changing this test)", s.path, c)
 					}
 				}
-				if !strings.HasPrefix(s.path, "secret/data/keygate/") && !strings.HasPrefix(s.path, "secret/metadata/keygate/") {
-					t.Errorf("path %q is outside secret/{data,metadata}/keygate/", s.path)
+				engine := name == pluginServerPolicy && (s.path == "keygate/keys/+" || s.path == "keygate/journal")
+				if !engine && !strings.HasPrefix(s.path, "secret/data/keygate/") && !strings.HasPrefix(s.path, "secret/metadata/keygate/") {
+					t.Errorf("path %q is outside secret/{data,metadata}/keygate/ (and, for the plugin's server, keygate/keys/+ and keygate/journal)", s.path)
 				}
 				if strings.Contains(strings.TrimSuffix(s.path, "/+"), "+") || strings.Contains(s.path, "*") {
 					t.Errorf("path %q: the only glob allowed is a whole last segment /+ (one id); * also grants every nested path", s.path)

@@ -36,7 +36,7 @@ type Store struct {
 	mount   string // the KV v2 mount, or the plugin's (engine)
 	kvMount string // the KV v2 mount of peppers, key use and hot keys: mount, or KVMount with the plugin
 	base    string
-	engine  string // EngineKV or EnginePlugin
+	engine  string   // EngineKV or EnginePlugin
 	observe Observer // nil: none
 }
 
