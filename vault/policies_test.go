@@ -29,9 +29,11 @@ const (
 	serverPolicy = "keygate-server"
 	// pluginServerPolicy is the server's with --vault-engine plugin.
 	pluginServerPolicy = "keygate-server-plugin"
-	adminPolicy        = "keygate-admin"
-	journalPath        = "secret/data/keygate/journal"
-	journalMeta        = "secret/metadata/keygate/journal"
+	// pluginAdminPolicy is the CLI's and console's with the plugin.
+	pluginAdminPolicy = "keygate-admin-plugin"
+	adminPolicy       = "keygate-admin"
+	journalPath       = "secret/data/keygate/journal"
+	journalMeta       = "secret/metadata/keygate/journal"
 )
 
 // errDenied in a test table means: Vault must answer 403 permission denied.
@@ -555,8 +557,16 @@ func TestPolicyFiles(t *testing.T) {
 			{"secret/data/keygate/usage/+", []string{"create", "update"}},
 			{"secret/data/keygate/hot/+", []string{"create", "read", "update"}},
 		},
+		pluginAdminPolicy: {
+			{"keygate/keys/+", []string{"create", "delete", "read", "update"}},
+			{"keygate/keys", []string{"list"}},
+			{"keygate/journal", []string{"read", "update"}},
+			{"keygate/roles/+", []string{"create", "delete", "read", "update"}},
+			{"keygate/roles", []string{"list"}},
+			{"secret/data/keygate/usage/+", []string{"delete", "read"}},
+		},
 	}
-	for _, name := range []string{serverPolicy, adminPolicy, pluginServerPolicy} {
+	for _, name := range []string{serverPolicy, adminPolicy, pluginServerPolicy, pluginAdminPolicy} {
 		t.Run(name, func(t *testing.T) {
 			text := readPolicyFile(t, name)
 			// Vault parses and validates the HCL.
@@ -575,13 +585,15 @@ func TestPolicyFiles(t *testing.T) {
 				if (name == serverPolicy || name == pluginServerPolicy) && !slices.Equal(s.caps, []string{"read"}) && !usage && !hot {
 					t.Errorf("server policy, path %q: capabilities %v; the server may only read (and record key use and hot keys)", s.path, s.caps)
 				}
-				softDelete := name == adminPolicy && (usage || s.path == "secret/data/keygate/keys/+")
+				softDelete := name == adminPolicy && (usage || s.path == "secret/data/keygate/keys/+") ||
+					name == pluginAdminPolicy && (usage || s.path == "keygate/keys/+" || s.path == "keygate/roles/+")
 				for _, c := range s.caps {
 					if c == "delete" && !softDelete || c == "sudo" || c == "patch" || c == "deny" {
 						t.Errorf("path %q grants %q (see the policy's header before changing this test)", s.path, c)
 					}
 				}
-				engine := name == pluginServerPolicy && (s.path == "keygate/keys/+" || s.path == "keygate/journal")
+				engine := name == pluginServerPolicy && (s.path == "keygate/keys/+" || s.path == "keygate/journal") ||
+					name == pluginAdminPolicy && strings.HasPrefix(s.path, "keygate/")
 				if !engine && !strings.HasPrefix(s.path, "secret/data/keygate/") && !strings.HasPrefix(s.path, "secret/metadata/keygate/") {
 					t.Errorf("path %q is outside secret/{data,metadata}/keygate/ (and, for the plugin's server, keygate/keys/+ and keygate/journal)", s.path)
 				}
@@ -601,7 +613,11 @@ func TestPolicyFiles(t *testing.T) {
 				if !slices.Equal(got, s.caps) {
 					t.Errorf("Vault's capabilities on %s = %v, the file says %v", probe, got, s.caps)
 				}
-				// Nothing nested below a path is granted.
+				// Nothing nested below a path is granted (but what another
+				// stanza grants: keygate/keys and keygate/keys/+).
+				if slices.ContainsFunc(stanzas, func(o stanza) bool { return o.path == s.path+"/+" }) {
+					continue
+				}
 				got, err = root.Sys().CapabilitiesWithContext(ctx, tok, probe+"/nested")
 				check(t, err)
 				if !slices.Equal(got, []string{"deny"}) {

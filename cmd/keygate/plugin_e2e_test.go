@@ -93,7 +93,7 @@ func TestPluginEngineServe(t *testing.T) {
 	add := func(k engineKey) engineKey { mu.Lock(); keys = append(keys, k.key); mu.Unlock(); return k }
 	var replicas []*server
 	for range 3 {
-		replicas = append(replicas, serve(t, env, all))
+		replicas = append(replicas, serve(t, env, all, "--imported-keys")) // for the engine's import, below
 	}
 	everywhere := func(what string, k engineKey, want int) {
 		t.Helper()
@@ -143,8 +143,20 @@ func TestPluginEngineServe(t *testing.T) {
 		everywhere("after revoke-prefix", b, 401)
 	}
 
-	// keygate's own CLI works on the engine's layout (admin: root token).
-	admin := env.with("VAULT_TOKEN", root.Token())
+	// keygate's own CLI works on the engine's layout, with only the shipped
+	// keygate-admin-plugin policy.
+	adminPolicy, err := os.ReadFile("../../vault/policies/keygate-admin-plugin.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := root.Sys().PutPolicy("keygate-admin-plugin", string(adminPolicy)); err != nil {
+		t.Fatal(err)
+	}
+	adminTok, err := root.Auth().Token().Create(&vaultapi.TokenCreateRequest{Policies: []string{"keygate-admin-plugin"}, TTL: "1h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := env.with("VAULT_TOKEN", adminTok.Auth.ClientToken)
 	cliKey := add(issue(t, team, "orders", nil))
 	everywhere("before keys revoke", cliKey, 200)
 	mustCLI(t, admin, "keys", "revoke", cliKey.id, "--reason", "leaked")
@@ -155,6 +167,31 @@ func TestPluginEngineServe(t *testing.T) {
 	created := createKey(t, admin, "--tenant", "globex", "--scopes", "billing:read")
 	add(engineKey{id: created.ID, key: created.Key})
 	everywhere("created by keygate keys create", engineKey{key: created.Key}, 200)
+	if out := mustCLI(t, admin, "keys", "list"); !strings.Contains(out, created.ID) || !strings.Contains(out, cliKey.id) {
+		t.Errorf("keys list lacks the keys: %s", redact(out))
+	}
+
+	// The engine's rotation: the new key works at once, the old one until
+	// its grace ends.
+	old := add(issue(t, team, "orders", nil))
+	sec, err := root.Logical().Write("keygate/keys/"+old.id+"/rotate", map[string]any{"grace": "2s"})
+	if err != nil {
+		t.Fatalf("rotate: %v", err)
+	}
+	next := add(engineKey{id: fmt.Sprint(sec.Data["id"]), key: fmt.Sprint(sec.Data["key"])})
+	everywhere("the rotated-to key", next, 200)
+	everywhere("the old key in its grace", old, 200)
+	time.Sleep(2 * time.Second)
+	everywhere("the old key after its grace", old, 401)
+
+	// The engine's import: a legacy key is found by its hash.
+	legacy := "legacy-" + fmt.Sprint(time.Now().UnixNano()) + "-0123456789abcdef"
+	add(engineKey{key: legacy})
+	if _, err := root.Logical().Write("keygate/import", map[string]any{
+		"file": "keys:\n  - key: " + legacy + "\n    tenant: acme\n    scopes: [orders:read]\n"}); err != nil {
+		t.Fatalf("import: %v", err)
+	}
+	everywhere("an imported key", engineKey{key: legacy}, 200)
 }
 
 func containsAll(s string, subs ...string) bool {
