@@ -184,8 +184,8 @@ func (f *scanFlags) outcome(e *env, res *leakscan.Result, revoked int) error {
 		if st.Commits > 0 {
 			what += fmt.Sprintf(" and %d commits", st.Commits)
 		}
-		fmt.Fprintf(e.stderr, "keygate: scanned %s, %.1f MB in %s (%.0f MB/s); skipped %d binary, %d over --max-file-size, %d symlinks or special files\n",
-			what, float64(st.Bytes)/1e6, st.Elapsed.Round(time.Millisecond), st.MBPerSecond(),
+		fmt.Fprintf(e.stderr, "keygate: scanned %s, %.1f MB in %s (%.0f MB/s, %.0f files/s); skipped %d binary, %d over --max-file-size, %d symlinks or special files\n",
+			what, float64(st.Bytes)/1e6, st.Elapsed.Round(time.Millisecond), st.MBPerSecond(), float64(st.Files)/max(st.Elapsed.Seconds(), 1e-9),
 			st.SkippedBinary, st.SkippedLarge, st.SkippedSpecial)
 	}
 	switch {
