@@ -45,7 +45,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newServeCmd(e), newConsoleCmd(e), newKeysCmd(e), newCheckCmd(e), newPepperCmd(e), newScanCmd(e), newVersionCmd(e))
+	root.AddCommand(newServeCmd(e), newConsoleCmd(e), newEventsCmd(e), newLeakEndpointCmd(e), newKeysCmd(e), newCheckCmd(e), newPepperCmd(e), newScanCmd(e), newVersionCmd(e))
 	return root.ExecuteContext(ctx)
 }
 
