@@ -2,6 +2,7 @@ package extauthz
 
 import (
 	"context"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"net"
 	"net/http"
 	"sync"
@@ -249,5 +250,53 @@ func TestCallerValidKeysNeverDrain(t *testing.T) {
 	}
 	if _, ok := c.reserve(ctx, in, now); ok {
 		t.Error("an 11th unknown key within the same instant was not throttled")
+	}
+}
+
+// TestCancelledCallerExact: a caller whose context ends while its store
+// read is in flight gets exactly store_unavailable (503), is recorded as
+// such, and is not charged to the unknown-key throttle: with a budget of
+// one, its next unknown key is read and answered unknown_key, not
+// caller_rate_limited. The read itself finishes for whoever shares it.
+func TestCancelledCallerExact(t *testing.T) {
+	e := newEnv(t, callerLimit(0.001, 1), func(c *Config) { c.LookupTimeout = time.Minute })
+	release, entered := make(chan struct{}), make(chan string, 1)
+	e.store.set(func(s *fakeStore) { s.block, s.entered = release, entered })
+	unknown, _ := newEnv(t).newKey(nil)
+	e.keys = append(e.keys, unknown)
+
+	base, cancel := context.WithCancel(fromPeer("10.0.0.7"))
+	done := make(chan *authv3.CheckResponse, 1)
+	go func() {
+		resp, err := e.srv.Check(base, newReq().key(unknown).build())
+		if err != nil {
+			t.Errorf("Check returned an error (Envoy may fail open on it): %v", err)
+		}
+		done <- resp
+	}()
+	<-entered // the read is in flight
+	cancel()
+	resp := <-done
+	if got := outcome(resp); got != "store_unavailable" {
+		t.Fatalf("cancelled caller: %q, want store_unavailable", got)
+	}
+	if code := resp.GetDeniedResponse().GetStatus().GetCode(); int(code) != 503 {
+		t.Errorf("cancelled caller: HTTP %d, want 503", code)
+	}
+	if n := countDecisions(e, "store_unavailable"); n != 1 {
+		t.Errorf("%d store_unavailable decisions recorded, want exactly 1", n)
+	}
+	close(release)
+	e.store.set(func(s *fakeStore) { s.block, s.entered = nil, nil })
+
+	other, _ := newEnv(t).newKey(nil)
+	e.keys = append(e.keys, other)
+	if got := outcome(e.checkCtx(fromPeer("10.0.0.7"), newReq().key(other).build())); got != "unknown_key" {
+		t.Errorf("the same caller's next unknown key: %q, want unknown_key (the cancelled read must not have spent its token)", got)
+	}
+	third, _ := newEnv(t).newKey(nil)
+	e.keys = append(e.keys, third)
+	if got := outcome(e.checkCtx(fromPeer("10.0.0.7"), newReq().key(third).build())); got != "caller_rate_limited" {
+		t.Errorf("a third unknown key, its one token spent: %q, want caller_rate_limited", got)
 	}
 }
