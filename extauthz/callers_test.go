@@ -2,13 +2,13 @@ package extauthz
 
 import (
 	"context"
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"net"
 	"net/http"
 	"sync"
 	"testing"
 	"time"
 
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc/peer"
 
 	"github.com/keygate/keygate/policy"
