@@ -22,7 +22,9 @@ type Match struct {
 }
 
 // String and GoString keep the token out of %v and %#v.
-func (m Match) String() string   { return fmt.Sprintf("{type %q url %q source %q}", m.Type, m.URL, m.Source) }
+func (m Match) String() string {
+	return fmt.Sprintf("{type %q url %q source %q}", m.Type, m.URL, m.Source)
+}
 func (m Match) GoString() string { return m.String() }
 
 // Feedback is GitHub's token-status answer for one token: its SHA-256
