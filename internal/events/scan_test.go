@@ -1,0 +1,163 @@
+package events
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/keygate/keygate/internal/keyadmin"
+	"github.com/keygate/keygate/policy"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+var t0 = time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
+
+func ptr[T any](v T) *T { return &v }
+
+// scanAt advances the clock to at and scans once, as the leader does.
+type scanner struct {
+	t   *testing.T
+	clk *clock
+	p   *producer
+	st  State
+}
+
+func (s *scanner) at(at time.Time) []Event {
+	s.t.Helper()
+	s.clk.set(at)
+	evs, st, err := s.p.scan(context.Background(), s.st)
+	if err != nil {
+		s.t.Fatalf("scan at %s: %v", at, err)
+	}
+	s.st = st
+	return evs
+}
+
+// summary is "type subject days/idle" per event, for comparisons.
+func summary(evs []Event, names map[string]string) []string {
+	var out []string
+	for _, e := range evs {
+		s := string(e.Type) + " " + names[e.Subject]
+		if e.Data.Days > 0 {
+			s += " " + (time.Duration(e.Data.Days) * day).String()
+		}
+		out = append(out, s)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestTimeEvents: with an injected clock, key.expiring fires once per
+// threshold (7 and 1 days before), key.expired once at expiry, key.unused
+// once when the idle period ends, and auto-disable revokes the idle key
+// (reason "unused") after the grace, once. A window that spans several
+// thresholds sends only the latest news.
+func TestTimeEvents(t *testing.T) {
+	clk := &clock{t: t0}
+	fs, _ := newFileStore(t)
+	store := &usageStore{Store: fs, used: map[string]time.Time{}}
+	svc := newService(t, store, clk.Now)
+	cfg := testConfig(Webhook{URL: "http://127.0.0.1:1/x", Secret: mustSecret(t)})
+	cfg.Now, cfg.UnusedFor, cfg.AutoDisable, cfg.AutoDisableGrace = clk.Now, 30*day, true, 5*day
+	r, err := New(cfg, svc, NewFileCoordinator(t.TempDir()+"/k"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := issue(t, svc, keyadmin.Fields{Tenant: ptr("acme"), ExpiresAt: ptr(t0.Add(10 * day))})
+	b := issue(t, svc, keyadmin.Fields{Tenant: ptr("acme"), Name: ptr("idle")})
+	c := issue(t, svc, keyadmin.Fields{Tenant: ptr("acme"), ExpiresAt: ptr(t0.Add(20 * day))})
+	store.use(a.ID, t0.Add(9*day)) // a and c stay in use
+	store.use(c.ID, t0.Add(19*day))
+	names := map[string]string{a.ID: "a", b.ID: "b", c.ID: "c"}
+	s := &scanner{t: t, clk: clk, p: &producer{r: r}, st: State{Started: t0, LastScan: t0, LastList: t0}}
+
+	steps := []struct {
+		at   time.Time
+		want []string
+	}{
+		{t0.Add(2 * day), nil},
+		{t0.Add(3*day + time.Hour), []string{"key.expiring a 168h0m0s"}},
+		{t0.Add(3*day + 2*time.Hour), nil}, // once per threshold
+		{t0.Add(9*day + time.Hour), []string{"key.expiring a 24h0m0s"}},
+		{t0.Add(10*day - time.Minute), nil},
+		{t0.Add(10*day + time.Minute), []string{"key.expired a"}},
+		{t0.Add(11 * day), nil},
+		// c: both of its expiring thresholds (13d, 19d) pass in one window: only the 1-day one.
+		{t0.Add(19*day + 12*time.Hour), []string{"key.expiring c 24h0m0s"}},
+		{t0.Add(30*day + time.Minute), []string{"key.expired c", "key.unused b"}},
+		{t0.Add(31 * day), nil},
+	}
+	for i, st := range steps {
+		if got := summary(s.at(st.at), names); !slices.Equal(got, st.want) {
+			t.Errorf("step %d (t0+%s): %q, want %q", i, st.at.Sub(t0), got, st.want)
+		}
+	}
+	if k, _ := svc.Get(context.Background(), b.ID); k.Record.Status != policy.StatusActive {
+		t.Fatalf("b revoked before its grace ended")
+	}
+	if got := s.at(t0.Add(35*day + time.Minute)); len(got) != 0 {
+		t.Errorf("at the end of the grace: events %v, want none (the revocation is journaled, not scanned)", summary(got, names))
+	}
+	k, err := svc.Get(context.Background(), b.ID)
+	if err != nil || k.Record.Status != policy.StatusRevoked || k.Record.RevokedReason != UnusedReason {
+		t.Fatalf("b after the grace: %+v %v, want revoked with reason %q", k, err, UnusedReason)
+	}
+	if got := s.at(t0.Add(40 * day)); len(got) != 0 {
+		t.Errorf("after: %v", summary(got, names))
+	}
+}
+
+// TestTimeEventIDs: the same fact gives the same id when produced again
+// (a new leader from the last saved state), and different facts differ.
+func TestTimeEventIDs(t *testing.T) {
+	clk := &clock{t: t0}
+	fs, _ := newFileStore(t)
+	svc := newService(t, fs, clk.Now)
+	cfg := testConfig(Webhook{URL: "http://127.0.0.1:1/x", Secret: mustSecret(t)})
+	cfg.Now = clk.Now
+	r, err := New(cfg, svc, NewFileCoordinator(t.TempDir()+"/k"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	issue(t, svc, keyadmin.Fields{Tenant: ptr("acme"), ExpiresAt: ptr(t0.Add(10 * day))})
+	saved := State{Started: t0, LastScan: t0}
+	first := &scanner{t: t, clk: clk, p: &producer{r: r}, st: saved}
+	second := &scanner{t: t, clk: clk, p: &producer{r: r}, st: saved}
+	a, b := first.at(t0.Add(4*day)), second.at(t0.Add(4*day+time.Hour))
+	if len(a) != 1 || len(b) != 1 || a[0].ID != b[0].ID {
+		t.Fatalf("repeat of one fact: %v and %v, want one event with one id", a, b)
+	}
+	c := first.at(t0.Add(9*day + time.Hour))
+	if len(c) != 1 || c[0].ID == a[0].ID {
+		t.Fatalf("the next threshold: %v, want a new id", c)
+	}
+}
+
+// TestUnusedOffWithoutUsage: the file store does not know key use, so
+// key.unused is off and auto-disable is refused.
+func TestUnusedOffWithoutUsage(t *testing.T) {
+	fs, path := newFileStore(t)
+	svc := newService(t, fs, nil)
+	cfg := testConfig(Webhook{URL: "http://127.0.0.1:1/x", Secret: mustSecret(t)})
+	r, err := New(cfg, svc, NewFileCoordinator(path), nil)
+	if err != nil || r.cfg.UnusedFor != 0 {
+		t.Fatalf("New: %v, unused-for %s; want key.unused off", err, r.cfg.UnusedFor)
+	}
+	cfg.AutoDisable = true
+	if _, err := New(cfg, svc, NewFileCoordinator(path), nil); err == nil {
+		t.Fatal("auto-disable without key use: no error")
+	}
+}
+
+func mustSecret(t *testing.T) Secret {
+	t.Helper()
+	s, err := ParseSecret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
