@@ -31,9 +31,13 @@ const (
 	pluginServerPolicy = "keygate-server-plugin"
 	// pluginAdminPolicy is the CLI's and console's with the plugin.
 	pluginAdminPolicy = "keygate-admin-plugin"
-	adminPolicy       = "keygate-admin"
-	journalPath       = "secret/data/keygate/journal"
-	journalMeta       = "secret/metadata/keygate/journal"
+	// leakPolicy and leakRevokePolicy are keygate leak-endpoint's (the
+	// second added for --revoke).
+	leakPolicy       = "keygate-leak-endpoint"
+	leakRevokePolicy = "keygate-leak-endpoint-revoke"
+	adminPolicy      = "keygate-admin"
+	journalPath      = "secret/data/keygate/journal"
+	journalMeta      = "secret/metadata/keygate/journal"
 )
 
 // errDenied in a test table means: Vault must answer 403 permission denied.
@@ -566,7 +570,15 @@ func TestPolicyFiles(t *testing.T) {
 			{"secret/data/keygate/usage/+", []string{"delete", "read"}},
 		},
 	}
-	for _, name := range []string{serverPolicy, adminPolicy, pluginServerPolicy, pluginAdminPolicy} {
+	want[leakPolicy] = []stanza{
+		{"secret/data/keygate/keys/+", []string{"read"}},
+		{"secret/data/keygate/pepper", []string{"read"}},
+	}
+	want[leakRevokePolicy] = []stanza{
+		{"secret/data/keygate/keys/+", []string{"update"}},
+		{"secret/data/keygate/journal", []string{"create", "read", "update"}},
+	}
+	for _, name := range []string{serverPolicy, adminPolicy, pluginServerPolicy, pluginAdminPolicy, leakPolicy, leakRevokePolicy} {
 		t.Run(name, func(t *testing.T) {
 			text := readPolicyFile(t, name)
 			// Vault parses and validates the HCL.
@@ -582,7 +594,7 @@ func TestPolicyFiles(t *testing.T) {
 			for _, s := range stanzas {
 				usage := strings.HasPrefix(s.path, "secret/data/keygate/usage/")
 				hot := s.path == "secret/data/keygate/hot/+"
-				if (name == serverPolicy || name == pluginServerPolicy) && !slices.Equal(s.caps, []string{"read"}) && !usage && !hot {
+				if (name == serverPolicy || name == pluginServerPolicy || name == leakPolicy) && !slices.Equal(s.caps, []string{"read"}) && !usage && !hot {
 					t.Errorf("server policy, path %q: capabilities %v; the server may only read (and record key use and hot keys)", s.path, s.caps)
 				}
 				softDelete := name == adminPolicy && (usage || s.path == "secret/data/keygate/keys/+") ||
