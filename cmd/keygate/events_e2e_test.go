@@ -2,9 +2,14 @@ package main
 
 import (
 	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 	"time"
+
+	vaultapi "github.com/hashicorp/vault/api"
+
+	"github.com/keygate/keygate/internal/vaulttest"
 )
 
 // fastEvents are the intervals the e2e tests run `keygate events` with.
@@ -115,5 +120,138 @@ func TestEventsVault(t *testing.T) {
 	eventually(t, 10*time.Second, "the lease", p.leading)
 	took := lifecycle(t, env, h, &ring)
 	t.Logf("Vault: journaled revoke → webhook %s (--journal-poll 100ms)", took.Round(time.Millisecond))
+	checkDelivered(t, h, &ring)
+}
+
+// eventsToken is a token holding only the shipped keygate-events policy,
+// its paths moved to the test's base path.
+func eventsToken(t *testing.T, base string) string {
+	t.Helper()
+	client := vaulttest.Server(t).Client(t)
+	text, err := os.ReadFile("../../vault/policies/keygate-events.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules := strings.NewReplacer("secret/data/keygate/", "secret/data/"+base+"/", "secret/metadata/keygate/", "secret/metadata/"+base+"/").Replace(string(text))
+	name := "events-" + base
+	if err := client.Sys().PutPolicy(name, rules); err != nil {
+		t.Fatal(err)
+	}
+	sec, err := client.Auth().Token().Create(&vaultapi.TokenCreateRequest{Policies: []string{name}, TTL: "1h"})
+	if err != nil || sec == nil || sec.Auth == nil {
+		t.Fatalf("create an events token: %v", err)
+	}
+	return sec.Auth.ClientToken
+}
+
+// TestEventsReplicas: three `keygate events` on one Vault, each with a token
+// of the shipped keygate-events policy: one sends, each event arrives once.
+// When the sender loses Vault (its token revoked: it can neither renew nor
+// release the lease), it stops sending and another replica takes over
+// once the lease expires; when that one is stopped, it releases the lease
+// and the third takes over at once. Repeats across a failover carry the
+// same id.
+func TestEventsReplicas(t *testing.T) {
+	var ring keyring
+	env := vaultEnv(t)
+	base := env["KEYGATE_VAULT_BASE_PATH"]
+	h := newHookReceiver(t)
+	const ttl = 1500 * time.Millisecond
+	procs := make([]*eventsProc, 3)
+	tokens := make([]string, 3)
+	for i := range procs {
+		tokens[i] = eventsToken(t, base)
+		penv := envMap{"VAULT_ADDR": env["VAULT_ADDR"], "VAULT_TOKEN": tokens[i], "KEYGATE_VAULT_BASE_PATH": base}
+		procs[i] = startEvents(t, penv, ring.all, append(h.args(), fastEvents...)...)
+	}
+	leader := func() int {
+		n, at := 0, -1
+		for i, p := range procs {
+			if p.leading() {
+				n, at = n+1, i
+			}
+		}
+		if n > 1 {
+			t.Fatalf("%d replicas hold the lease at once", n)
+		}
+		return at
+	}
+	eventually(t, 10*time.Second, "one sender", func() bool { return leader() >= 0 })
+	first := leader()
+
+	k1 := ring.add(createKey(t, env, "--tenant", "acme"))
+	k2 := ring.add(createKey(t, env, "--tenant", "acme"))
+	mustCLI(t, env, "keys", "revoke", k1.ID)
+	h.wait(t, 10*time.Second, "key.created", k2.ID)
+	h.wait(t, 10*time.Second, "key.revoked", k1.ID)
+	time.Sleep(500 * time.Millisecond) // anything sent twice would be here by now
+	checkDelivered(t, h, &ring)
+
+	// The sender loses Vault.
+	client := vaulttest.Server(t).Client(t)
+	if err := client.Auth().Token().RevokeOrphan(tokens[first]); err != nil {
+		t.Fatal(err)
+	}
+	took := eventually(t, 3*ttl, "another replica sending", func() bool { l := leader(); return l >= 0 && l != first })
+	if took > ttl+ttl/3+500*time.Millisecond {
+		t.Errorf("failover took %s, want within the lease ttl %s (+ one campaign interval)", took, ttl)
+	}
+	second := leader()
+	t.Logf("failover after the sender lost Vault: %s (--lease-ttl %s)", took.Round(time.Millisecond), ttl)
+	if !strings.Contains(procs[first].logs.String(), "stopped sending events") {
+		t.Errorf("the replica that lost Vault does not say it stopped sending")
+	}
+
+	mustCLI(t, env, "keys", "revoke", k2.ID)
+	h.wait(t, 10*time.Second, "key.revoked", k2.ID)
+
+	// A graceful stop releases the lease: the third takes over at once.
+	procs[second].stop(t)
+	took = eventually(t, 3*ttl, "the third replica sending", func() bool { l := leader(); return l >= 0 && l != first && l != second })
+	t.Logf("failover after a graceful stop: %s", took.Round(time.Millisecond))
+	k3 := ring.add(createKey(t, env, "--tenant", "acme"))
+	h.wait(t, 10*time.Second, "key.created", k3.ID)
+
+	// Each fact has one id; a fact delivered twice (across a failover)
+	// came with that id.
+	ids := map[string]string{}
+	dups := 0
+	seen := map[string]bool{}
+	for _, ev := range h.got() {
+		fact := ev.Type + " " + ev.Subject
+		if id, ok := ids[fact]; ok && id != ev.ID {
+			t.Errorf("%s sent with two ids", fact)
+		}
+		ids[fact] = ev.ID
+		if seen[ev.ID] {
+			dups++
+		}
+		seen[ev.ID] = true
+	}
+	t.Logf("%d events, %d repeated (same id) across the failovers", len(h.got()), dups)
+}
+
+// TestEventsAutoDisable: with --auto-disable-unused, a key never used sends
+// key.unused after --unused-for, and is revoked (reason "unused") after the
+// grace, which the journal then reports as key.revoked.
+func TestEventsAutoDisable(t *testing.T) {
+	var ring keyring
+	env := vaultEnv(t)
+	h := newHookReceiver(t)
+	p := startEvents(t, env, ring.all, append(h.args(), append(fastEvents, "--unused-for", "2s", "--auto-disable-unused", "--auto-disable-grace", "1s")...)...)
+	eventually(t, 10*time.Second, "the lease", p.leading)
+	k := ring.add(createKey(t, env, "--tenant", "acme"))
+	unused := h.wait(t, 10*time.Second, "key.unused", k.ID)
+	revoked := h.wait(t, 10*time.Second, "key.revoked", k.ID)
+	if revoked.Data.RevokedReason != "unused" || revoked.Data.Status != "revoked" {
+		t.Errorf("auto-disabled key: %+v", revoked.Data)
+	}
+	if gap := revoked.at.Sub(unused.at); gap < 900*time.Millisecond {
+		t.Errorf("revoked %s after key.unused, want at least the 1s grace", gap)
+	}
+	out := mustCLI(t, env, "keys", "show", k.ID, "--json")
+	if !strings.Contains(out, `"revoked_reason":"unused"`) && !strings.Contains(out, `"revoked_reason": "unused"`) {
+		t.Errorf("keys show after auto-disable:\n%s", redact(out))
+	}
 	checkDelivered(t, h, &ring)
 }

@@ -3,6 +3,7 @@ package events
 import (
 	"context"
 	"errors"
+	"maps"
 	"strconv"
 	"time"
 
@@ -185,20 +186,42 @@ func (p *producer) list(ctx context.Context, st State) ([]Event, State, error) {
 			return nil, st, err
 		}
 		known[id] = true
-		if ev, ok := p.created(*k, st); ok {
+		if ev, ok := p.created(*k, &st); ok {
 			evs = append(evs, ev)
 		}
 	}
 	p.known = known
-	st.LastList = start
+	listed(&st, start)
 	return evs, st, nil
 }
 
-// created is key.created for k if it was created after st.LastList.
-func (p *producer) created(k keyadmin.Key, st State) (Event, bool) {
+// created is key.created for k if it was created after st.LastList (less
+// createdSkew) and not announced yet; it notes the announcement in
+// st.Created.
+func (p *producer) created(k keyadmin.Key, st *State) (Event, bool) {
 	at, err := time.Parse(time.RFC3339, k.Record.CreatedAt)
 	if err != nil || !at.After(st.LastList.Add(-createdSkew)) || !at.After(st.Started.Add(-createdSkew)) {
 		return Event{}, false
 	}
+	if _, done := st.Created[k.ID]; done {
+		return Event{}, false
+	}
+	st.Created = maps.Clone(st.Created)
+	if st.Created == nil {
+		st.Created = map[string]string{}
+	}
+	st.Created[k.ID] = k.Record.CreatedAt
 	return newEvent(KeyCreated, k.ID, "c"+k.Record.CreatedAt, at, k.Record, k.LastUsed, p.r.now()), true
+}
+
+// listed moves st.LastList to at and forgets the announcements it no
+// longer needs.
+func listed(st *State, at time.Time) {
+	st.LastList = at
+	for id, c := range st.Created {
+		if t, err := time.Parse(time.RFC3339, c); err != nil || !t.After(at.Add(-createdSkew)) {
+			st.Created = maps.Clone(st.Created)
+			delete(st.Created, id)
+		}
+	}
 }

@@ -100,6 +100,7 @@ func (r *Runner) Run(ctx context.Context) error {
 			err := r.lead(ctx)
 			r.release()
 			if ctx.Err() != nil {
+				r.log.Info("stopped sending events: shutting down; the lease is released")
 				return nil
 			}
 			r.log.Warn("stopped sending events", "err", err)

@@ -34,7 +34,7 @@ func (p *producer) scan(ctx context.Context, st State) ([]Event, State, error) {
 		}
 		known[k.ID] = true
 		if p.r.journal != nil && !p.known[k.ID] {
-			if ev, ok := p.created(k, st); ok {
+			if ev, ok := p.created(k, &st); ok {
 				evs = append(evs, ev)
 			}
 		}
@@ -53,7 +53,7 @@ func (p *producer) scan(ctx context.Context, st State) ([]Event, State, error) {
 	}
 	if p.r.journal != nil {
 		p.known = known
-		st.LastList = now
+		listed(&st, now)
 	}
 	st.LastScan = now
 	return evs, st, nil

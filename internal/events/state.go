@@ -26,6 +26,10 @@ type State struct {
 	// LastScan is the end of the last scan's window: time-based events fire
 	// for thresholds in (LastScan, now].
 	LastScan time.Time `json:"last_scan"`
+	// Created are the keys announced as created whose created_at is
+	// within createdSkew of LastList (id → created_at), so a new sender,
+	// which looks that far back, does not announce them again.
+	Created map[string]string `json:"created,omitempty"`
 	// Keys (stores without a journal: the file store) is every key as last
 	// seen, to tell what changed.
 	Keys map[string]keySum `json:"keys,omitempty"`
