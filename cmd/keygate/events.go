@@ -33,6 +33,7 @@ type eventsFlags struct {
 	metricsAddr     string
 	logLevel        string
 	shutdownTimeout time.Duration
+	markdown        bool // --help-markdown
 	fs              *pflag.FlagSet
 	bad             *badValues
 }
@@ -68,26 +69,44 @@ func newEventsCmd(e *env) *cobra.Command {
 	docs(fs, "metrics-addr", "off")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 5*time.Second, "grace for the metrics endpoint on shutdown")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.BoolVar(&f.markdown, "help-markdown", false, "print the flag table as Markdown, as in docs/events.md")
+	_ = fs.MarkHidden("help-markdown")
 	f.fs = fs
 	f.bad = collect(fs)
 	return cmd
 }
 
+var eventsDocs = flagDocs{
+	intro: "Each flag can also be set by its `KEYGATE_*` variable (`--lease-ttl` ↔ `KEYGATE_LEASE_TTL`; one `--webhook` and its secret file that way).",
+	tables: []flagTable{{}, {
+		intro: "The store flags, as for `keygate serve`:",
+		group: storeGroup,
+	}},
+}
+
 // run checks every flag at once, then sends until ctx ends.
 func (f *eventsFlags) run(ctx context.Context, e *env) error {
+	if f.markdown {
+		return writeFlagDocs(e.stdout, f.fs, eventsDocs)
+	}
 	log, logErr := newLogger(e.stderr, f.logLevel)
 	if logErr != nil {
 		log, _ = newLogger(e.stderr, "info")
 	}
-	errs := []error{f.bad.err(), e.envErr, logErr, f.durations(), f.readWebhooks(log)}
+	hookErr := f.readWebhooks(log)
+	errs := []error{f.bad.err(), e.envErr, logErr, f.durations(), hookErr}
+	for _, err := range field.Split(f.cfg.Validate()) {
+		var fe *field.Error
+		if hookErr != nil && errors.As(err, &fe) && strings.HasPrefix(fe.Names[0], "webhook-secret-file[") {
+			continue // readWebhooks said why
+		}
+		errs = append(errs, err)
+	}
 	if err := errors.Join(errs...); err != nil {
 		return f.named(e, err)
 	}
 	metrics := events.NewMetrics(len(f.cfg.Webhooks))
 	f.cfg.Log, f.cfg.Metrics = log, metrics
-	if err := f.cfg.Validate(); err != nil {
-		return f.named(e, err)
-	}
 	store, err := f.store.open(ctx, e, log, false)
 	if err != nil {
 		return err
