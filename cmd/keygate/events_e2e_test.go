@@ -2,7 +2,10 @@ package main
 
 import (
 	"encoding/json"
+	"io"
+	"net/http"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -116,12 +119,35 @@ func TestEventsVault(t *testing.T) {
 	var ring keyring
 	env := vaultEnv(t)
 	h := newHookReceiver(t)
-	p := startEvents(t, env, ring.all, append(h.args(), fastEvents...)...)
+	p := startEvents(t, env, ring.all, append(h.args(), append(fastEvents, "--metrics-addr", "127.0.0.1:0")...)...)
 	eventually(t, 10*time.Second, "the lease", p.leading)
 	took := lifecycle(t, env, h, &ring)
 	t.Logf("Vault: journaled revoke → webhook %s (--journal-poll 100ms)", took.Round(time.Millisecond))
 	checkDelivered(t, h, &ring)
+
+	m := metricsAddrRE.FindStringSubmatch(p.logs.String())
+	if m == nil {
+		t.Fatal("no metrics address in the logs")
+	}
+	resp, err := http.Get("http://" + m[1] + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, want := range []string{"keygate_events_leader 1", `keygate_events_delivered_total{type="key.revoked",webhook="0"} 1`,
+		`keygate_events_delivered_total{type="key.leaked",webhook="0"} 1`, `keygate_events_queue_length{webhook="0"} 0`,
+		`keygate_events_dead_letter_total{reason="queue_full",webhook="0"} 0`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if strings.Contains(string(body), h.srv.URL) || strings.Contains(string(body), "127.0.0.1:") {
+		t.Error("/metrics names the webhook URL")
+	}
 }
+
+var metricsAddrRE = regexp.MustCompile(`"msg":"events metrics listening","metrics_addr":"([^"]+)"`)
 
 // eventsToken is a token holding only the shipped keygate-events policy,
 // its paths moved to the test's base path.
