@@ -53,7 +53,7 @@ func BenchmarkGRPCCheck(b *testing.B) {
 		srv  authv3.AuthorizationServer
 		opts []grpc.ServerOption
 	}{
-		{"keygate", e.srv, nil}, // registered as gRPC serves it: wireServer
+		{"keygate", e.srv, e.srv.GRPCOptions()}, // as keygate serve registers it: the lean decoder, wireServer
 		{"floor", &floorServer{keys: map[string]string{testKey: "acme"}}, nil},
 		// the floor answering with keygate's response: what the response
 		// content (identity headers, metadata, removals) costs by itself

@@ -18,7 +18,7 @@ import (
 func TestGRPCTransport(t *testing.T) {
 	e := newEnv(t)
 	lis := bufconn.Listen(1 << 20)
-	g := grpc.NewServer()
+	g := grpc.NewServer(e.srv.GRPCOptions()...)
 	e.srv.Register(g)
 	served := make(chan error, 1)
 	go func() { served <- g.Serve(lis) }()

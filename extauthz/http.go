@@ -58,7 +58,7 @@ func (s *Server) HTTPHandler() http.Handler {
 			writeBadRequest(w, bad)
 		default:
 			ctx := context.WithValue(r.Context(), callerKey{}, r.RemoteAddr)
-			writeHTTPDecision(w, s.check(ctx, req, &s.plain))
+			writeHTTPDecision(w, s.check(ctx, req, nil, &s.plain))
 		}
 	})
 }

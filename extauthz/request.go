@@ -48,7 +48,15 @@ type incoming struct {
 	scopeList   string
 	source      string // peer address as Envoy reported it
 	requestID   string // x-request-id, for audit lines
+	// hostFromAuthority: host came from a :authority header (the host
+	// attribute was empty), so another :authority must agree with it.
+	hostFromAuthority bool
 }
+
+// ambiguous stands for a single-valued header sent twice with different
+// values (origin, referer, :authority): no origin or host matches it, so a
+// key that restricts them is denied, never judged on one of the two.
+const ambiguous = ","
 
 // readRequest extracts the key and the attributes policy needs. It reads
 // both the headers map and Envoy's header_map (encode_raw_headers). Nil
@@ -91,7 +99,7 @@ func (in *incoming) wants(cfg *Config, name string) bool {
 	case cfg.KeyHeader, cfg.AuthHeader, "origin", "referer", "x-request-id":
 		return true
 	case ":authority":
-		return in.host == "" // Envoy also sends it as attributes.request.http.host
+		return in.host == "" || in.hostFromAuthority // Envoy also sends it as attributes.request.http.host
 	}
 	in.other(name)
 	return false
@@ -117,31 +125,47 @@ func (in *incoming) header(cfg *Config, name, value string) {
 			in.credential(fromAuthHeader, token)
 		}
 	case name == "origin":
-		in.origin = value
+		in.origin = single(in.origin, value, ambiguous)
 	case name == "referer":
-		in.referer = value
+		in.referer = single(in.referer, value, ambiguous)
 	case name == "x-request-id":
-		in.requestID = value
+		in.requestID = single(in.requestID, value, ambiguous) // audit only; see Server.decided
 	case name == ":authority":
-		if in.host == "" {
-			in.host = value
+		switch {
+		case in.host == "":
+			in.host, in.hostFromAuthority = value, true
+		case in.hostFromAuthority:
+			in.host = single(in.host, value, ambiguous)
 		}
 	default:
 		in.other(name)
 	}
 }
 
+// single is the value of a header that should appear once: seen so far is
+// old ("" for none), then value arrives. Two different non-empty values
+// give conflict, which stays. The order the headers arrive in does not
+// change the result.
+func single(old, value, conflict string) string {
+	switch {
+	case value == "" || old == value || old == conflict:
+		return old
+	case old == "":
+		return value
+	}
+	return conflict
+}
+
 // credential records one candidate key. An empty value counts as missing; a
 // comma (Envoy's join of repeated headers) or a second, different value is
-// ambiguous and never picked from.
+// ambiguous and never picked from: no key is kept, whatever the order the
+// headers came in.
 func (in *incoming) credential(from uint8, value string) {
 	switch {
 	case in.reason == policy.AmbiguousCredentials:
-	case strings.IndexByte(value, ',') >= 0:
-		in.reason = policy.AmbiguousCredentials
+	case strings.IndexByte(value, ',') >= 0, in.rawKey != "" && value != "" && in.rawKey != value:
+		in.reason, in.rawKey = policy.AmbiguousCredentials, ""
 	case value == "": // counts as missing unless another header has a key
-	case in.rawKey != "" && in.rawKey != value:
-		in.reason = policy.AmbiguousCredentials
 	default:
 		in.rawKey = value
 	}

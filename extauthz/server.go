@@ -81,16 +81,18 @@ func NewServer(cfg Config, store Store, hasher *policy.Hasher, log *slog.Logger)
 	return s, nil
 }
 
-// Register adds the Authorization service to g. Responses sent over gRPC
-// carry their fixed parts pre-encoded (see wireServer).
-func (s *Server) Register(g *grpc.Server) { authv3.RegisterAuthorizationServer(g, wireServer{s: s}) }
+// Register adds the Authorization service to g, which must have been
+// created with GRPCOptions: its codec decodes requests with the lean
+// decoder (see lean.go), and
+// responses sent carry their fixed parts pre-encoded (see wireServer).
+func (s *Server) Register(g *grpc.Server) { g.RegisterService(&checkService, wireServer{s: s}) }
 
 // Check decides one request: extract key → parse/checksum (or, for an
 // imported key, hash to its id) → cache (one shared store read on a miss)
 // → verify hash → note the use → Evaluate → rate limit and quota → global
 // limits (the rate limit service, for keys that have them) → response.
 func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
-	return s.check(ctx, req, &s.plain), nil
+	return s.check(ctx, req, nil, &s.plain), nil
 }
 
 // wireServer is the Server as registered with gRPC: it answers with the
@@ -102,11 +104,16 @@ type wireServer struct {
 }
 
 func (w wireServer) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
-	return w.s.check(ctx, req, &w.s.wire), nil
+	return w.s.check(ctx, req, nil, &w.s.wire), nil
 }
 
-// check is Check, answering with r's responses.
-func (s *Server) check(ctx context.Context, req *authv3.CheckRequest, r *responder) (resp *authv3.CheckResponse) {
+func (w wireServer) checkLean(ctx context.Context, req *leanRequest) *authv3.CheckResponse {
+	return w.s.check(ctx, req.full, req, &w.s.wire)
+}
+
+// check is Check, answering with r's responses. The request is lean (what
+// the lean decoder read) or, when lean is nil or holds none, req.
+func (s *Server) check(ctx context.Context, req *authv3.CheckRequest, lean *leanRequest, r *responder) (resp *authv3.CheckResponse) {
 	var d Decision
 	var in incoming
 	var start time.Time
@@ -124,7 +131,14 @@ func (s *Server) check(ctx context.Context, req *authv3.CheckRequest, r *respond
 		s.decided(ctx, &d, &in, start, ownID)
 	}()
 
-	in = s.readRequest(req)
+	switch {
+	case lean == nil || lean.full != nil:
+		in = s.readRequest(req)
+	case lean.tooLarge:
+		in = incoming{reason: policy.RequestTooLarge}
+	default:
+		in = lean.in
+	}
 	if d.Reason = in.reason; d.Reason != policy.Allowed {
 		return r.deny(d.Reason)
 	}
@@ -273,7 +287,12 @@ func (s *Server) decided(ctx context.Context, d *Decision, in *incoming, start t
 			d.KeyID = strings.Clone(d.KeyID) // never retain the raw key's memory
 		}
 		d.Latency = time.Since(start)
-		d.RequestID, d.Method, d.Host, d.Path, d.SourceIP = in.requestID, in.method, in.host, in.path, in.source
+		// Copies: the lean decoder's strings share the request's bytes,
+		// raw key included, and decisions outlive the request.
+		d.Method, d.Host, d.Path, d.SourceIP = strings.Clone(in.method), strings.Clone(in.host), strings.Clone(in.path), strings.Clone(in.source)
+		if in.requestID != ambiguous { // two different x-request-ids: none
+			d.RequestID = strings.Clone(in.requestID)
+		}
 		s.OnDecision(*d)
 	}
 	if s.log.Enabled(ctx, slog.LevelDebug) {

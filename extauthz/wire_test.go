@@ -80,11 +80,11 @@ func BenchmarkAllowMarshal(b *testing.B) {
 func TestResponderChosenAtEntry(t *testing.T) {
 	e := newEnv(t)
 	sent := make(chan *authv3.CheckResponse, 1)
-	g := grpc.NewServer(grpc.UnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	g := grpc.NewServer(append(e.srv.GRPCOptions(), grpc.UnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 		resp, err := h(ctx, req)
 		sent <- resp.(*authv3.CheckResponse)
 		return resp, err
-	}))
+	}))...)
 	e.srv.Register(g)
 	lis := bufconn.Listen(1 << 20)
 	go func() { _ = g.Serve(lis) }()
