@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/internal/keyadmin"
+	"github.com/keygate/keygate/policy"
 )
 
 // createdSkew is how far before the last listing a new key's created_at may
@@ -88,16 +89,20 @@ func (p *producer) changes(ctx context.Context, st State) ([]Event, State, error
 	if p.r.journal == nil {
 		return p.diff(ctx, st)
 	}
+	start := p.r.now().UTC()
 	entries, latest, complete, err := p.r.journal.JournalSince(ctx, st.Journal)
 	if err != nil {
 		return nil, st, err
 	}
+	var evs []Event
 	if !complete {
 		p.r.cfg.Metrics.onGap()
-		p.r.log.Warn("the change journal lost entries before they were read (Vault KV max_versions on the journal): changes in the gap send no event",
-			"from_version", st.Journal, "to_version", latest)
+		p.r.log.Warn("the change journal lost entries before they were read (Vault KV max_versions on the journal): "+
+			"keys updated since the last read are reported from their records", "from_version", st.Journal, "to_version", latest)
+		if evs, err = p.catchUp(ctx, st); err != nil {
+			return nil, st, err
+		}
 	}
-	var evs []Event
 	newKeys := false
 	for _, e := range entries {
 		if e.Op == keyadmin.JournalOpNewKeys {
@@ -114,7 +119,7 @@ func (p *producer) changes(ctx context.Context, st State) ([]Event, State, error
 			}
 		}
 	}
-	st.Journal = latest
+	st.Journal, st.JournalAt = latest, start
 	if newKeys { // imported keys: look for them now
 		more, next, err := p.list(ctx, st)
 		if err != nil {
@@ -123,6 +128,41 @@ func (p *producer) changes(ctx context.Context, st State) ([]Event, State, error
 		evs, st = append(evs, more...), next
 	}
 	return evs, st, nil
+}
+
+// catchUp reports what a gap in the journal hid, from the keys as they are
+// now: key.revoked (or key.leaked) for a revoked key, key.updated for
+// another, for every key whose updated_at is after the last complete read
+// began (less clock skew). The event ids come from the record's
+// updated_at, so a new sender repeating the catch-up repeats the ids. A key
+// changed several times in the gap gets one event, of its last state; a key
+// deleted in the gap gets none (its record is gone).
+func (p *producer) catchUp(ctx context.Context, st State) ([]Event, error) {
+	if st.JournalAt.IsZero() {
+		return nil, nil // no read yet to catch up from
+	}
+	keys, err := p.r.svc.List(ctx, keyadmin.Filter{})
+	if err != nil {
+		return nil, err
+	}
+	since := st.JournalAt.Add(-createdSkew)
+	now := p.r.now()
+	var evs []Event
+	for _, k := range keys {
+		if k.Record == nil {
+			continue
+		}
+		updated, err := time.Parse(time.RFC3339, k.Record.UpdatedAt)
+		if err != nil || !updated.After(since) {
+			continue
+		}
+		t := KeyUpdated
+		if k.Record.Status == policy.StatusRevoked {
+			t = revokedType(k.Record)
+		}
+		evs = append(evs, newEvent(t, k.ID, "gap:"+k.Record.UpdatedAt, updated, k.Record, k.LastUsed, now))
+	}
+	return evs, nil
 }
 
 // journaled is the event of one journaled change of id, with the key as it

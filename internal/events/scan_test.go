@@ -161,3 +161,62 @@ func mustSecret(t *testing.T) Secret {
 	}
 	return s
 }
+
+// gapJournal is a journal that lost entries: every read is incomplete.
+type gapJournal struct{ latest int }
+
+func (g gapJournal) JournalSince(context.Context, int) ([]JournalEntry, int, bool, error) {
+	return nil, g.latest, false, nil
+}
+
+// TestJournalGapCatchUp: when the journal lost entries before they were
+// read, keys updated since the last complete read are reported from their
+// records (revoked ones as key.revoked or key.leaked), once per update, with
+// ids a repeat reproduces; keys not updated since are not.
+func TestJournalGapCatchUp(t *testing.T) {
+	clk := &clock{t: t0}
+	fs, _ := newFileStore(t)
+	svc := newService(t, fs, clk.Now)
+	cfg := testConfig(Webhook{URL: "http://127.0.0.1:1/x", Secret: mustSecret(t)})
+	cfg.Now = clk.Now
+	r, err := New(cfg, svc, NewFileCoordinator(t.TempDir()+"/k"), gapJournal{latest: 40})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := issue(t, svc, keyadmin.Fields{Tenant: ptr("acme")})
+	clk.set(t0.Add(time.Hour))
+	changed := issue(t, svc, keyadmin.Fields{Tenant: ptr("acme")})
+	leaked := issue(t, svc, keyadmin.Fields{Tenant: ptr("acme")})
+	clk.set(t0.Add(2 * time.Hour))
+	if _, err := svc.Modify(context.Background(), changed.ID, keyadmin.Fields{Name: ptr("renamed")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Revoke(context.Background(), leaked.ID, LeakedReason); err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]string{old.ID: "old", changed.ID: "changed", leaked.ID: "leaked"}
+	p := &producer{r: r}
+	st := State{Journal: 30, JournalAt: t0.Add(30 * time.Minute)}
+	evs, next, err := p.changes(context.Background(), st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := summary(evs, names), []string{"key.leaked leaked", "key.updated changed"}; !slices.Equal(got, want) {
+		t.Errorf("after a gap: %q, want %q", got, want)
+	}
+	if next.Journal != 40 || !next.JournalAt.Equal(clk.Now().UTC()) {
+		t.Errorf("state after the gap: journal %d at %s", next.Journal, next.JournalAt)
+	}
+	again, _, err := p.changes(context.Background(), st)
+	if err != nil || len(again) != len(evs) {
+		t.Fatalf("the catch-up repeated: %d events, %v", len(again), err)
+	}
+	for i := range evs {
+		if evs[i].ID != again[i].ID {
+			t.Errorf("a repeated catch-up gave event %s id %s, first %s", evs[i].Type, again[i].ID, evs[i].ID)
+		}
+	}
+	if evs, _, _ := p.changes(context.Background(), State{Journal: 30}); len(evs) != 0 {
+		t.Errorf("no complete read before: %d events, want none (nothing to catch up from)", len(evs))
+	}
+}

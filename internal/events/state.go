@@ -20,6 +20,10 @@ type State struct {
 	Started time.Time `json:"started"`
 	// Journal is the last change journal version whose events are settled.
 	Journal int `json:"journal_version"`
+	// JournalAt is when the read that reached Journal began: a change
+	// journaled before it is covered. After a gap (versions pruned before
+	// they were read), keys updated since are reported from their records.
+	JournalAt time.Time `json:"journal_at,omitzero"`
 	// LastList is when new keys were last looked for (keys created after
 	// it, less clock skew, are new).
 	LastList time.Time `json:"last_list"`
