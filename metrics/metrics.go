@@ -68,6 +68,7 @@ type Metrics struct {
 	cacheStats   atomic.Pointer[func() extauthz.CacheStats]
 	ready        atomic.Bool
 	journalOK    atomic.Int64 // unix nanos of the last successful journal read; 0: none yet
+	journalSince atomic.Int64 // unix nanos of when the journal began to be watched; 0: no journal
 	journalPurge atomic.Uint64
 	warmKeys     *prometheus.GaugeVec // by outcome
 	warmTook     prometheus.Gauge
@@ -130,7 +131,7 @@ func New(cfg Config) *Metrics {
 		}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "keygate_journal_lag_seconds",
-			Help: "Seconds since the change journal was last read successfully (changes made since may not be applied yet); 0 before the first read or without a journal.",
+			Help: "Seconds since the change journal was last read successfully, or, before the first read, since it began to be watched (changes made since may not be applied yet); 0 without a journal.",
 		}, m.journalLag),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "keygate_journal_cache_purges_total",
@@ -191,6 +192,11 @@ func (m *Metrics) RateLimitRequest(result string, took time.Duration) {
 // SetReady mirrors gRPC health: true while SERVING.
 func (m *Metrics) SetReady(ok bool) { m.ready.Store(ok) }
 
+// JournalWatched records that the change journal began to be watched at t:
+// until its first successful read, the lag counts from t (a replica that
+// can never read it lags, rather than reading 0).
+func (m *Metrics) JournalWatched(t time.Time) { m.journalSince.Store(t.UnixNano()) }
+
 // JournalRead records a successful read of the change journal at t.
 func (m *Metrics) JournalRead(t time.Time) { m.journalOK.Store(t.UnixNano()) }
 
@@ -213,6 +219,9 @@ func (m *Metrics) WarmUp(loaded, unknown, failed, notTried int, took time.Durati
 
 func (m *Metrics) journalLag() float64 {
 	last := m.journalOK.Load()
+	if last == 0 {
+		last = m.journalSince.Load()
+	}
 	if last == 0 {
 		return 0
 	}

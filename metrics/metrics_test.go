@@ -166,3 +166,21 @@ func changeFeed(t *testing.T, m *Metrics) float64 {
 	}
 	return -1
 }
+
+// TestJournalLag: 0 without a journal; from when the journal began to be
+// watched until its first read (a replica that can never read it must
+// trip KeygateJournalLag, not read 0); then from the last read.
+func TestJournalLag(t *testing.T) {
+	m := New(Config{})
+	if lag := m.journalLag(); lag != 0 {
+		t.Errorf("no journal: lag %v, want 0", lag)
+	}
+	m.JournalWatched(time.Now().Add(-time.Minute))
+	if lag := m.journalLag(); lag < 59 || lag > 120 {
+		t.Errorf("watched a minute ago, never read: lag %v s, want about 60", lag)
+	}
+	m.JournalRead(time.Now().Add(-2 * time.Second))
+	if lag := m.journalLag(); lag < 1.9 || lag > 60 {
+		t.Errorf("read 2 s ago: lag %v s, want about 2", lag)
+	}
+}

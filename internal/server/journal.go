@@ -46,6 +46,7 @@ const feedPolls = 3
 func watchJournal(ctx context.Context, log *slog.Logger, j Journal, srv *extauthz.Server, every time.Duration, ob *observability) {
 	t := time.NewTicker(every)
 	defer t.Stop()
+	ob.journalWatched(time.Now())
 	last := -1 // no successful poll yet
 	for {
 		start := time.Now() // changes journaled after it are left to the next read

@@ -108,6 +108,12 @@ func (ob *observability) setReady(ok bool) {
 	}
 }
 
+func (ob *observability) journalWatched(t time.Time) {
+	if ob.metrics != nil {
+		ob.metrics.JournalWatched(t)
+	}
+}
+
 func (ob *observability) journalRead(t time.Time) {
 	if ob.metrics != nil {
 		ob.metrics.JournalRead(t)
