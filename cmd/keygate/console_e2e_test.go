@@ -63,7 +63,7 @@ func startConsole(t *testing.T, env envMap, args ...string) *consoleRun {
 			t.Logf("console log:\n%s", redact(c.logs.String()))
 		}
 	})
-	re := regexp.MustCompile(`keygate console: (http://127\.0\.0\.1:\d+)`)
+	re := regexp.MustCompile(`keygate console: (https?://127\.0\.0\.1:\d+)`)
 	eventually(t, 20*time.Second, "console listening", func() bool {
 		select {
 		case err := <-done:
@@ -567,5 +567,42 @@ func TestConsoleOIDC(t *testing.T) {
 	tab.RunResponse(chromedp.Click(chromedp.CSS(".signout button")))
 	if n := liveTokens(t, root, who); n != 0 {
 		t.Errorf("%d live tokens for %s after sign-out, want 0", n, who)
+	}
+}
+
+// TestConsoleTLS: with --tls-cert the console serves HTTPS, its session
+// cookie is Secure with the __Host- prefix and pages ask for HSTS; without
+// TLS it refuses an address off loopback unless --plaintext says so.
+func TestConsoleTLS(t *testing.T) {
+	p := newPKI(t)
+	env := envMap{"KEYGATE_STORE": "file:" + t.TempDir() + "/keys.yaml"}
+	createKey(t, env, "--tenant", "acme")
+	cons := startConsole(t, env, "--tls-cert", p.serverCert, "--tls-key", p.key)
+	if !strings.HasPrefix(cons.url, "https://") || !strings.HasPrefix(cons.link, "https://") {
+		t.Fatalf("console at %s, link %q: want https", cons.url, redact(cons.link))
+	}
+	jar, _ := cookiejar.New(nil)
+	client := &http.Client{Jar: jar, Transport: &http.Transport{TLSClientConfig: p.clientTLS(nil)},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := client.Get(cons.link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	var session *http.Cookie
+	for _, c := range resp.Cookies() {
+		if c.Name == "__Host-keygate_session" {
+			session = c
+		}
+	}
+	if resp.StatusCode != http.StatusSeeOther || session == nil || !session.Secure || !session.HttpOnly ||
+		session.SameSite != http.SameSiteStrictMode || session.Path != "/" {
+		t.Fatalf("sign-in over TLS: HTTP %d, session cookie %+v; want 303 and a Secure, HttpOnly, SameSite=Strict __Host- cookie", resp.StatusCode, session)
+	}
+	if hsts := resp.Header.Get("Strict-Transport-Security"); !strings.HasPrefix(hsts, "max-age=") {
+		t.Errorf("Strict-Transport-Security %q", hsts)
+	}
+	if _, stderr, err := cli(t, env, "console", "--addr", "0.0.0.0:0"); err == nil || !strings.Contains(err.Error()+stderr, "--tls-cert") {
+		t.Errorf("plain HTTP off loopback: %v %s, want a refusal naming --tls-cert", err, stderr)
 	}
 }
