@@ -118,7 +118,7 @@ var proxyAllow = []proxyAllowCase{
 		xff: map[string]string{"nginx": proxyClientIP, "caddy": proxyClientIP}},
 	{name: "bearer", key: "plain", readme: readmeIdentity, bearer: true, tenant: "acme", scopes: "orders:read"},
 	{name: "spoofed identity", key: "plain", readme: readmeRecord, tenant: "acme", scopes: "orders:read",
-		headers: map[string]string{"X-Keygate-Key-Id": "evil", "X-Keygate-Tenant": "evil"}},
+		headers: map[string]string{"X-Keygate-Key-Id": "evil", "X-Keygate-Tenant": "evil", "X-Keygate-Reason": "evil"}},
 	{name: "spoofed scopes, key without scopes", key: "noscopes", readme: readmeRecord, tenant: "beta",
 		headers: map[string]string{"X-Keygate-Scopes": "admin"}},
 	{name: "spoofed x-plan, key sets none", key: "plain", readme: readmeRecord, tenant: "acme", scopes: "orders:read",
