@@ -531,7 +531,14 @@ func TestConsoleOIDC(t *testing.T) {
 	tab := b.NewTab(t)
 	tab.Navigate(cons.url + "/login")
 	tab.Run(chromedp.Click(chromedp.CSS("#oidc"))) // a chain of navigations: the provider, the callback, the continue page
-	who := tab.Text("#who")                        // after the provider, the callback and the continue page
+	// Poll without failing: a node found on the continue page is gone once
+	// its refresh replaces it.
+	var who string
+	eventually(t, 20*time.Second, "the overview after OIDC sign-in", func() bool {
+		text, err := tab.TryText("#who")
+		who = text
+		return err == nil && text != ""
+	})
 	if !strings.Contains(who, "carol") {
 		t.Fatalf("signed in through OIDC as %q, want carol", who)
 	}

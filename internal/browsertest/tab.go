@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -111,6 +112,16 @@ func Get[T any](tab *Tab, a chromedp.Action[T]) T {
 		tab.t.Fatalf("browsertest: %v", err)
 	}
 	return v
+}
+
+// TryText is the text of the element sel names, or "" and an error, which
+// does not fail the test: for polling a page that may still be navigating
+// (an element found on a page about to be replaced is gone a moment later).
+func (tab *Tab) TryText(sel string) (string, error) {
+	ctx, cancel := context.WithTimeout(tab.ctx, ActionTimeout)
+	defer cancel()
+	js := `(() => { const e = document.querySelector(` + strconv.Quote(sel) + `); return e ? e.textContent : ""; })()`
+	return chromedp.Run(ctx, chromedp.Evaluate[string](js))
 }
 
 // Navigate loads url, waits for its load event and returns the document's
