@@ -131,14 +131,7 @@ func (s *Server) check(ctx context.Context, req *authv3.CheckRequest, lean *lean
 		s.decided(ctx, &d, &in, start, ownID)
 	}()
 
-	switch {
-	case lean == nil || lean.full != nil:
-		in = s.readRequest(req)
-	case lean.tooLarge:
-		in = incoming{reason: policy.RequestTooLarge}
-	default:
-		in = lean.in
-	}
+	in = s.readRequest(req, lean)
 	if d.Reason = in.reason; d.Reason != policy.Allowed {
 		return r.deny(d.Reason)
 	}
@@ -183,10 +176,17 @@ func (s *Server) check(ctx context.Context, req *authv3.CheckRequest, lean *lean
 	return s.allow(e.allow, &in, r)
 }
 
-// readRequest is readRequest, except for a CheckRequest the codec found
-// too large, which it marks (see codec).
-func (s *Server) readRequest(req *authv3.CheckRequest) incoming {
-	if req.GetAttributes() == s.tooLarge {
+// readRequest is what check decides on: what the lean decoder read (lean,
+// unless it gave up and the request was decoded fully), else readRequest
+// of req; a request the codec found too large, in either form, is marked
+// (see codec).
+func (s *Server) readRequest(req *authv3.CheckRequest, lean *leanRequest) incoming {
+	switch {
+	case lean != nil && lean.full == nil && lean.tooLarge:
+		return incoming{reason: policy.RequestTooLarge}
+	case lean != nil && lean.full == nil:
+		return lean.in // what the lean decoder read
+	case req.GetAttributes() == s.tooLarge:
 		return incoming{reason: policy.RequestTooLarge}
 	}
 	return readRequest(req, &s.cfg)
