@@ -32,6 +32,9 @@ func (s *Server) Run(ctx context.Context) error {
 		s.shutdown(s.hurry)
 		return nil
 	}})
+	// Logged before any task starts, so it always precedes "ready" (the
+	// listener is bound since New: connections wait for Serve).
+	s.log.Info("serving", "grpc_addr", s.lis.grpc.Addr().String(), "store", s.deps.StoreName)
 	start(gctx, g, tasks, s.log)
 	return g.Wait()
 }
@@ -130,7 +133,6 @@ func (s *Server) setNotServing() {
 
 // serveGRPC serves Checks until the shutdown sequence stops the server.
 func (s *Server) serveGRPC(context.Context) error {
-	s.log.Info("serving", "grpc_addr", s.lis.grpc.Addr().String(), "store", s.deps.StoreName)
 	if err := s.grpc.Serve(s.lis.grpc); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 		var l field.List
 		l.Addf("grpc-addr", "%v", err)
