@@ -115,6 +115,7 @@ func TestEvaluateAllow(t *testing.T) {
 		{name: "referer default port", rec: referrers("https://app.example.com"), req: Request{Referer: "https://app.example.com:443/x"}},
 		{name: "origin IPv6", rec: referrers("https://[2001:db8::1]:8443"), req: Request{Origin: "https://[2001:db8::1]:8443"}},
 		{name: "origin IPv6 without port", rec: referrers("https://[2001:db8::1]"), req: Request{Origin: "https://[2001:db8::1]"}},
+		{name: "origin IPv6 in another form", rec: referrers("https://[2001:db8::1]"), req: Request{Origin: "https://[2001:DB8:0::1]"}},
 		// A record that spells out the default port must still match.
 		{name: "record origin with default port", rec: referrers("https://app.example.com:443"), req: Request{Origin: "https://app.example.com"}},
 
@@ -215,6 +216,13 @@ func TestEvaluateDeny(t *testing.T) {
 		{evalCase{name: "port missing", rec: referrers("http://localhost:3000"), req: Request{Origin: "http://localhost"}}, ReferrerDenied},
 		{evalCase{name: "userinfo", rec: referrers("https://app.example.com"), req: Request{Origin: "https://user@app.example.com"}}, ReferrerDenied},
 		{evalCase{name: "userinfo in referer", rec: referrers("https://app.example.com"), req: Request{Referer: "https://user:pw@app.example.com/"}}, ReferrerDenied},
+		// An origin's host is read as an :authority is (ParseHost): a wildcard
+		// never matches a name no host can have (found by FuzzEvaluate).
+		{evalCase{name: "wildcard and a non-host label", rec: referrers("https://*.example.org"), req: Request{Referer: "https://!.example.org"}}, ReferrerDenied},
+		{evalCase{name: "wildcard and a non-ASCII label", rec: referrers("https://*.example.org"), req: Request{Origin: "https://\u00e9.example.org"}}, ReferrerDenied},
+		{evalCase{name: "wildcard and an escaped label", rec: referrers("https://*.example.org"), req: Request{Origin: "https://%C3%A9.example.org"}}, ReferrerDenied},
+		{evalCase{name: "origin with an empty port", rec: referrers("https://app.example.com"), req: Request{Origin: "https://app.example.com:"}}, ReferrerDenied},
+		{evalCase{name: "origin with a trailing dot", rec: referrers("https://*.example.org"), req: Request{Origin: "https://a.example.org."}}, ReferrerDenied},
 		{evalCase{name: "userinfo trick", rec: referrers("https://app.example.com"), req: Request{Referer: "https://app.example.com@evil.example/"}}, ReferrerDenied},
 		{evalCase{name: "wildcard bare domain", rec: referrers("https://*.example.com"), req: Request{Origin: "https://example.com"}}, ReferrerDenied},
 		{evalCase{name: "wildcard glued suffix", rec: referrers("https://*.example.com"), req: Request{Origin: "https://badexample.com"}}, ReferrerDenied},

@@ -135,17 +135,24 @@ func parseOrigin(s string) (origin, error) {
 	return origin{scheme: scheme, host: hp, port: port}, nil
 }
 
-// matchOrigin matches an Origin header value or a Referer URL against o.
-// Default ports are treated as absent.
+// match matches the origin of an Origin header value or a Referer URL
+// against o: its host must be one ParseHost accepts (the rules of a
+// request's :authority: no characters a host name cannot hold, a decimal
+// port), compared as allowed_hosts compare it. Default ports are treated as
+// absent.
 func (o origin) match(u *url.URL) bool {
 	if u.Scheme != o.scheme || u.User != nil {
+		return false
+	}
+	host, ok := ParseHost(u.Host)
+	if !ok {
 		return false
 	}
 	port := u.Port()
 	if (o.scheme == "https" && port == "443") || (o.scheme == "http" && port == "80") {
 		port = ""
 	}
-	return port == o.port && o.host.match(strings.ToLower(u.Hostname()))
+	return port == o.port && o.host.match(host)
 }
 
 // splitHostPort splits "host:port", "[v6]:port", "[v6]" and "host" without
