@@ -259,8 +259,13 @@ func parseTime(bad func(string, string, ...any), field, s string) time.Time {
 		return time.Time{}
 	}
 	t, err := time.Parse(time.RFC3339, s)
-	if err != nil {
+	switch {
+	case err != nil:
 		bad(field, "%q is not an RFC 3339 time (e.g. 2026-01-02T15:04:05Z)", s)
+	case t.IsZero():
+		// The zero time means "unset" to Evaluate and every caller of
+		// ExpiresAtTime: an expires_at there would never expire.
+		bad(field, "%q is the zero time, which reads as unset", s)
 	}
 	return t
 }

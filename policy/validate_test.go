@@ -117,6 +117,12 @@ func TestRecordValidateDeny(t *testing.T) {
 		{"expires_at month 13", func(r *Record) { r.ExpiresAt = "2026-13-01T00:00:00Z" }, `"expires_at"`},
 		{"expires_at unix seconds", func(r *Record) { r.ExpiresAt = "1767225600" }, `"expires_at"`},
 		{"expires_at RFC 1123", func(r *Record) { r.ExpiresAt = "Thu, 01 Jan 2026 00:00:00 GMT" }, `"expires_at"`},
+		// The zero instant reads as "no bound" inside policy: an expires_at
+		// there made a key that never expires (found by FuzzParseRecord's
+		// exact lifetime oracle).
+		{"expires_at the zero instant", func(r *Record) { r.ExpiresAt = "0001-01-01T00:00:00Z" }, `"expires_at"`},
+		{"expires_at the zero instant elsewhere", func(r *Record) { r.ExpiresAt = "0001-01-01T01:00:00+01:00" }, `"expires_at"`},
+		{"not_before the zero instant", func(r *Record) { r.NotBefore = "0001-01-01T00:00:00Z" }, `"not_before"`},
 		{"created_at bad", func(r *Record) { r.CreatedAt = "now" }, `"created_at"`},
 		{"updated_at bad", func(r *Record) { r.UpdatedAt = "2026-02-30T00:00:00Z" }, `"updated_at"`},
 		{"expires before not_before", func(r *Record) {
