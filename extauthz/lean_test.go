@@ -1,6 +1,7 @@
 package extauthz
 
 import (
+	"context"
 	"slices"
 	"testing"
 
@@ -182,21 +183,66 @@ func TestDuplicateSingleHeaders(t *testing.T) {
 	}
 }
 
-// FuzzLeanDecoder: on any bytes the full decoder accepts, the lean decoder
-// reads exactly what readRequest reads, or gives up. It never panics
-// (decodeLeanSafe would hide a panic: the fuzzer calls decodeLean).
-func FuzzLeanDecoder(f *testing.F) {
+// leanSeedBytes are FuzzLeanDecoder's seeds: each of leanSeeds encoded,
+// and each appended to the one before (one message, merged).
+func leanSeedBytes() [][]byte {
 	seeds := leanSeeds()
+	var out [][]byte
 	for i, r := range seeds {
 		b, _ := proto.Marshal(r)
-		f.Add(b)
+		out = append(out, b)
 		if i > 0 {
 			prev, _ := proto.Marshal(seeds[i-1])
-			f.Add(append(b, prev...))
+			out = append(out, append(b, prev...))
 		}
 	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		decodeLean(slices.Clone(b), leanCfg()) // must not panic
-		agree(t, b, false)
-	})
+	return out
+}
+
+// FuzzLeanDecoder: on any bytes the full decoder accepts, the lean decoder
+// reads exactly what readRequest reads, or gives up, and Check decides the
+// same either way. It never panics (decodeLeanSafe would hide a panic: the
+// fuzzer calls decodeLean).
+func FuzzLeanDecoder(f *testing.F) {
+	for _, b := range leanSeedBytes() {
+		f.Add(b)
+	}
+	l := newLeanFuzz(f)
+	f.Fuzz(func(t *testing.T, b []byte) { l.decide(t, b) })
+}
+
+// leanFuzz decides FuzzLeanDecoder's inputs with a server that knows
+// testKey and loads the routes file.
+type leanFuzz struct{ e *env }
+
+func newLeanFuzz(t testing.TB) *leanFuzz {
+	e := newEnv(t, withRoutes(t))
+	e.srv.OnDecision = nil
+	return &leanFuzz{e: e}
+}
+
+// decide checks FuzzLeanDecoder's properties on b; its class is Check's
+// outcome for the fully decoded request ("undecodable" if there is none).
+func (l *leanFuzz) decide(t *testing.T, b []byte) string {
+	decodeLean(slices.Clone(b), leanCfg()) // must not panic
+	agree(t, b, false)
+	var req authv3.CheckRequest
+	if proto.Unmarshal(b, &req) != nil {
+		return "undecodable"
+	}
+	ctx := context.Background()
+	full, err := l.e.srv.Check(ctx, &req)
+	if err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+	got := outcome(full)
+	lb := slices.Clone(b)
+	if in, ok := decodeLeanSafe(lb, &l.e.srv.cfg); ok {
+		// As the gRPC handler decides on it, answering with the plain
+		// responder (the wire one's messages are pre-encoded).
+		if lean := outcome(l.e.srv.check(ctx, nil, &leanRequest{in: in}, &l.e.srv.plain)); lean != got {
+			t.Fatalf("Check decides %s on the lean decoder's reading, %s on the full one's", lean, got)
+		}
+	}
+	return got
 }

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/keygate/keygate/internal/refpolicy"
 )
 
 func TestParseHostAccepts(t *testing.T) {
@@ -55,41 +57,53 @@ func TestParseHostRefuses(t *testing.T) {
 	}
 }
 
-// FuzzParseHost: whatever ParseHost accepts, Go's own host:port splitting
+// hostSeeds are FuzzParseHost's seeds.
+var hostSeeds = []string{
+	"api.example.com", "API.example.com:443", "[::1]:80", "[fe80::1%25x]", "a:b:c", "127.1", "0x7f.1",
+	"api.example.com:1.admin.example.com", "a.", "u@h", "h:0443", "1.2.3.4", "[::ffff:1.2.3.4]",
+}
+
+// FuzzParseHost: ParseHost reads exactly what README's "Host" rules
+// (refpolicy.Host) say; whatever it accepts, Go's own host:port splitting
 // reads the same host, the port (if any) is 1-65535, and the result is a
 // lower-case name of host characters or a canonical IP literal.
 func FuzzParseHost(f *testing.F) {
-	for _, s := range []string{
-		"api.example.com", "API.example.com:443", "[::1]:80", "[fe80::1%25x]", "a:b:c", "127.1", "0x7f.1",
-		"api.example.com:1.admin.example.com", "a.", "u@h", "h:0443", "1.2.3.4", "[::ffff:1.2.3.4]",
-	} {
+	for _, s := range hostSeeds {
 		f.Add(s)
 	}
-	f.Fuzz(func(t *testing.T, in string) {
-		host, ok := ParseHost(in)
-		if !ok {
-			return
+	f.Fuzz(func(t *testing.T, in string) { hostDecision(t, in) })
+}
+
+// hostDecision checks FuzzParseHost's properties on in; its class is
+// "valid" or invalid_host.
+func hostDecision(t *testing.T, in string) string {
+	host, ok := ParseHost(in)
+	if want, wantOK := refpolicy.Host(in); host != want || ok != wantOK {
+		t.Fatalf("ParseHost(%q) = %q, %v; README says %q, %v", in, host, ok, want, wantOK)
+	}
+	if !ok {
+		return InvalidHost.String()
+	}
+	gotHost, port := in, ""
+	if h, p, err := net.SplitHostPort(in); err == nil {
+		gotHost, port = h, p
+	} else if strings.HasPrefix(in, "[") {
+		gotHost = strings.Trim(in, "[]")
+	}
+	if port != "" {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 || strconv.Itoa(n) != port {
+			t.Fatalf("ParseHost(%q) accepted port %q", in, port)
 		}
-		gotHost, port := in, ""
-		if h, p, err := net.SplitHostPort(in); err == nil {
-			gotHost, port = h, p
-		} else if strings.HasPrefix(in, "[") {
-			gotHost = strings.Trim(in, "[]")
+	}
+	if a, err := netip.ParseAddr(gotHost); err == nil {
+		if a.String() != host || a.Zone() != "" {
+			t.Fatalf("ParseHost(%q) = %q; the address is %v", in, host, a)
 		}
-		if port != "" {
-			if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 || strconv.Itoa(n) != port {
-				t.Fatalf("ParseHost(%q) accepted port %q", in, port)
-			}
-		}
-		if a, err := netip.ParseAddr(gotHost); err == nil {
-			if a.String() != host || a.Zone() != "" {
-				t.Fatalf("ParseHost(%q) = %q; the address is %v", in, host, a)
-			}
-			return
-		}
-		if host != strings.ToLower(gotHost) || strings.Trim(host, "abcdefghijklmnopqrstuvwxyz0123456789.-_") != "" ||
-			strings.HasSuffix(host, ".") || strings.Contains(host, "..") {
-			t.Fatalf("ParseHost(%q) = %q, which is not a plain host name", in, host)
-		}
-	})
+		return "valid"
+	}
+	if host != strings.ToLower(gotHost) || strings.Trim(host, "abcdefghijklmnopqrstuvwxyz0123456789.-_") != "" ||
+		strings.HasSuffix(host, ".") || strings.Contains(host, "..") {
+		t.Fatalf("ParseHost(%q) = %q, which is not a plain host name", in, host)
+	}
+	return "valid"
 }

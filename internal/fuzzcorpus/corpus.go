@@ -259,21 +259,26 @@ func Arg[T any](t testing.TB, vals []any, i int) T {
 }
 
 // Replay runs classify on every seed and every committed input of target
-// (testdata/fuzz/<target>), each as a subtest, and requires that the seeds,
-// and separately the committed inputs, include one that reaches class
-// allow and one that reaches a deny: a corpus that drifts back to denies
-// only (or allows only) fails plain `go test`.
+// (testdata/fuzz/<target>), each as a subtest, and requires that they
+// include one that reaches class allow and one that reaches a deny: a
+// corpus that drifts back to denies only (or allows only) fails plain
+// `go test`. (Go's fuzz cache, which scripts/fuzz-seed.sh copies from,
+// holds only inputs that widened coverage beyond the seeds, so a target
+// whose seeds already cover its allow path may commit no allow of its own.)
 func Replay(t *testing.T, target string, seeds [][]any, allow string, classify Classifier) {
 	t.Helper()
-	seen, committed := Classes{}, Classes{}
+	seen := Classes{}
 	for i, s := range seeds {
 		name := fmt.Sprintf("seed#%d", i)
 		t.Run(name, func(t *testing.T) { seen.Add(classify(t, s), name) })
 	}
-	for _, in := range Committed(t, target) {
+	committed := Committed(t, target)
+	for _, in := range committed {
 		name := filepath.Base(in.Name)
-		t.Run(name, func(t *testing.T) { committed.Add(classify(t, in.Values), name) })
+		t.Run(name, func(t *testing.T) { seen.Add(classify(t, in.Values), name) })
 	}
-	t.Run("seeds", func(t *testing.T) { seen.RequireAllowAndDeny(t, allow) })
-	t.Run("committed", func(t *testing.T) { committed.RequireAllowAndDeny(t, allow) })
+	seen.RequireAllowAndDeny(t, allow)
+	if len(committed) == 0 {
+		t.Errorf("no committed corpus in testdata/fuzz/%s (scripts/fuzz-seed.sh)", target)
+	}
 }
