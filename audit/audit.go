@@ -118,24 +118,44 @@ func (l *Logger) Run(ctx context.Context) error {
 		}
 		l.written.Add(1)
 	}
+	flush := func() {
+		if err := w.Flush(); err != nil && werr == nil {
+			werr = fmt.Errorf("audit log: %w", err)
+		}
+	}
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
+	defer linger.Stop()
 	for {
 		select {
 		case ln := <-l.lines:
 			write(ln)
-			if len(l.lines) == 0 {
-				if err := w.Flush(); err != nil && werr == nil {
-					werr = fmt.Errorf("audit log: %w", err)
-				}
+			for n := len(l.lines); n > 0; n-- {
+				write(<-l.lines)
+			}
+			flush()
+			// Linger before waiting on the queue again: lines logged
+			// meanwhile wait in the buffer without waking this goroutine,
+			// so a busy server costs one wake-up and one write(2) per
+			// lingerTime, not one per decision. An idle server writes a
+			// line at once.
+			linger.Reset(lingerTime)
+			select {
+			case <-linger.C:
+			case <-ctx.Done():
 			}
 		case <-ctx.Done():
 			l.drain(write)
-			if err := w.Flush(); err != nil && werr == nil {
-				werr = fmt.Errorf("audit log: %w", err)
-			}
+			flush()
 			return werr
 		}
 	}
 }
+
+// lingerTime is how long Run lets lines gather after writing some: at most
+// this much later than without it, well within Config.Buffer at any rate
+// a replica serves (8192 lines are 400 ms at 20,000 decisions a second).
+const lingerTime = 2 * time.Millisecond
 
 // drain writes what is queued, for at most DrainTimeout.
 func (l *Logger) drain(write func(line)) {

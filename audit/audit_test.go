@@ -120,6 +120,41 @@ func TestBurst(t *testing.T) {
 	}
 }
 
+// TestWrittenWhileRunning: lines are written while Run runs — the first
+// at once, those logged while it lingers after a write soon after — not
+// only when it ends.
+func TestWrittenWhileRunning(t *testing.T) {
+	var out syncBuf
+	cfg := DefaultConfig()
+	cfg.Out = &out
+	l, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- l.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitLines := func(n int) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); strings.Count(out.String(), "\n") < n; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d lines written while running, want %d", strings.Count(out.String(), "\n"), n)
+			}
+		}
+	}
+	ds := mixed(101)
+	l.Log(ds[0])
+	waitLines(1)
+	for _, d := range ds[1:] { // mostly while Run lingers
+		l.Log(d)
+	}
+	waitLines(101)
+	if l.Written() != 101 || l.Dropped() != 0 {
+		t.Fatalf("written %d, dropped %d; want 101, 0", l.Written(), l.Dropped())
+	}
+}
+
 // TestSamplingAndDrops: allows are sampled, denies never; a full buffer
 // drops lines and counts them, never blocking Log.
 func TestSamplingAndDrops(t *testing.T) {

@@ -152,6 +152,8 @@ func (f *serveFlags) registerGRPC(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.KeepaliveMinTime, "grpc-keepalive-min-time", c.KeepaliveMinTime, "shortest client ping interval accepted "+
 		"(Envoy's HTTP/2 keepalive, when configured, must not be refused with too_many_pings)")
 	fs.DurationVar(&c.KeepaliveTime, "grpc-keepalive-time", c.KeepaliveTime, "ping a connection idle this long, to detect dead peers")
+	fs.IntVar(&c.StreamWorkers, "grpc-stream-workers", c.StreamWorkers, "goroutines kept to run Checks, so each Check does not grow a new "+
+		`goroutine's stack (a Check finding all busy gets its own); "0": a new goroutine per Check`)
 }
 
 // flagAliases are deprecated flags bound to the same field as another:

@@ -15,6 +15,10 @@ import (
 	"google.golang.org/grpc/reflection"
 )
 
+// maxStreamWorkers bounds GRPCConfig.StreamWorkers: each kept goroutine
+// holds its stack (a few KiB) for the life of the server.
+const maxStreamWorkers = 4096
+
 // options are the server's limits. Idle connections are kept (Envoy
 // holds a few per upstream) but pinged; connections are recycled at max age.
 func (g GRPCConfig) options() []grpc.ServerOption {
@@ -23,6 +27,7 @@ func (g GRPCConfig) options() []grpc.ServerOption {
 		age = time.Duration(math.MaxInt64)
 	}
 	return []grpc.ServerOption{
+		grpc.NumStreamWorkers(uint32(g.StreamWorkers)),
 		grpc.MaxConcurrentStreams(uint32(g.MaxStreams)),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: g.KeepaliveMinTime, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{
@@ -35,23 +40,29 @@ func (g GRPCConfig) options() []grpc.ServerOption {
 	}
 }
 
-// newGRPC builds the gRPC server: Check (registered by the caller), health
-// starting NOT_SERVING, and reflection (for grpcurl).
-func (s *Server) newGRPC() (*grpc.Server, *health.Server) {
+// newHealth is the health service, starting NOT_SERVING.
+func newHealth() *health.Server {
+	hs := health.NewServer()
+	setHealth(hs, healthpb.HealthCheckResponse_NOT_SERVING)
+	return hs
+}
+
+// newGRPC builds the gRPC server: Check, health (s.health) and reflection
+// (for grpcurl). Run builds it, because a gRPC server holds goroutines
+// (GRPCConfig.StreamWorkers) from its creation until it is stopped.
+func (s *Server) newGRPC() *grpc.Server {
 	opts := append(append(s.cfg.GRPC.options(), s.check.GRPCOptions()...), s.obs.grpcOptions()...)
 	if s.tls != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(s.tls.ServerConfig("h2"))))
 	}
 	g := grpc.NewServer(opts...)
 	s.check.Register(g)
-	hs := health.NewServer()
-	setHealth(hs, healthpb.HealthCheckResponse_NOT_SERVING)
-	healthpb.RegisterHealthServer(g, hs)
+	healthpb.RegisterHealthServer(g, s.health)
 	reflection.Register(g)
 	if s.obs.metrics != nil {
 		s.obs.metrics.GRPC.InitializeMetrics(g)
 	}
-	return g, hs
+	return g
 }
 
 // setHealth sets the overall status and the Authorization service's, which

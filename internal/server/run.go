@@ -22,6 +22,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	defer close(s.done)
 	defer s.release()
+	s.grpc = s.newGRPC()
 	g, gctx := errgroup.WithContext(s.bg)
 	tasks := append(s.tasks(), task{name: "shutdown", run: func(context.Context) error {
 		select {

@@ -153,7 +153,7 @@ func (s *Server) wire() {
 	s.obs.wire(s.check, s.rl, s.deps)
 	s.peppersChanged = evictChanges(s.deps.OnChange, s.check, s.cfg.Check.StoreReadBurst, s.log)
 	s.deps.Journal, s.journalRead = gateJournal(s.deps.Journal, s.cfg.JournalPoll)
-	s.grpc, s.health = s.newGRPC()
+	s.health = newHealth()
 	if s.lis.http != nil {
 		s.http = newHTTPServer(httpHandler(s.check, s.health), s.cfg.Check.GRPCTransportLimit(), s.log)
 	}
