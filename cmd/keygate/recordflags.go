@@ -206,8 +206,12 @@ func checkTime(errs *[]error, flag, s string) *time.Time {
 		return &time.Time{} // clears the field
 	}
 	t, err := time.Parse(time.RFC3339, s)
-	if err != nil {
+	switch {
+	case err != nil:
 		*errs = append(*errs, fmt.Errorf("%s %q: want an RFC 3339 time like 2027-01-02T15:04:05Z", flag, s))
+		return nil
+	case t.IsZero(): // would read as "none" (--no-expiry), not as that instant
+		*errs = append(*errs, fmt.Errorf("%s %q: the zero time reads as unset; give a real time, or \"\" to clear", flag, s))
 		return nil
 	}
 	return &t

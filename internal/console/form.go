@@ -133,8 +133,12 @@ func (f keyForm) times(bad func(string, string), out *keyadmin.Fields) {
 			return &time.Time{}
 		}
 		t, err := time.Parse(time.RFC3339, s)
-		if err != nil {
+		switch {
+		case err != nil:
 			bad(field, "want an RFC 3339 time like 2027-01-02T15:04:05Z")
+			return nil
+		case t.IsZero(): // would read as "none", not as that instant
+			bad(field, "the zero time reads as unset: give a real time, or leave the field empty")
 			return nil
 		}
 		return &t

@@ -121,6 +121,8 @@ func TestCreateBadInput(t *testing.T) {
 		{"tenant missing", url.Values{"tenant": {""}}, []string{`record field "tenant": required`}},
 		{"bad times", url.Values{"expires_at": {"tomorrow"}, "not_before": {"2027-13-01"}},
 			[]string{"expires_at: want an RFC 3339 time like 2027-01-02T15:04:05Z", "not_before: want an RFC 3339 time like 2027-01-02T15:04:05Z"}},
+		{"zero times", url.Values{"expires_at": {"0001-01-01T00:00:00Z"}, "not_before": {"0001-01-01T00:00:00Z"}},
+			[]string{"expires_at: the zero time reads as unset", "not_before: the zero time reads as unset"}},
 		{"past expiry", url.Values{"expires_at": {"2027-02-01T00:00:00Z"}}, []string{"is not in the future"}},
 		{"burst alone", url.Values{"rate_burst": {"5"}}, []string{"rate_burst: only with a rate_limit"}},
 		{"bad burst", url.Values{"rate_limit": {"10/s"}, "rate_burst": {"0"}}, []string{"rate_burst: want a whole number >= 1"}},
