@@ -124,6 +124,8 @@ func (f *serveFlags) registerRuntime(fs *pflag.FlagSet) {
 	docs(fs, "hot-keys-interval", "", "Warm-up|vault.md#warm-up")
 	fs.DurationVar(&c.ShutdownDelay, "shutdown-delay", c.ShutdownDelay, "keep serving (health NOT_SERVING) this long after SIGTERM, so Envoy drains first")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "grace for in-flight Checks on shutdown")
+	fs.IntVar(&c.GCMinHeapMiB, "gc-min-heap-mib", c.GCMinHeapMiB, "heap size (MiB) below which Go's garbage collector does not run: "+
+		"with few keys cached it would run tens of times a second under load; GOGC applies above it (GOGC=off: never tuned); \"0\": Go's default")
 }
 
 func (f *serveFlags) registerTLS(fs *pflag.FlagSet) {

@@ -45,6 +45,12 @@ type Config struct {
 	// JournalPoll is how often the store's change journal (Deps.Journal)
 	// is read. 0 disables. Default 1s.
 	JournalPoll time.Duration
+	// GCMinHeapMiB is the heap size, in MiB, below which the garbage
+	// collector does not run (by raising GOGC while the live heap is
+	// small): a replica with few keys cached would otherwise be collected
+	// tens of times a second under load. 0, or GOGC=off in the
+	// environment: Go's default. Default 64.
+	GCMinHeapMiB int
 	// UsageInterval is how often keys' last use is written to the store
 	// (Deps.Usage). 0 disables. Default 1h.
 	UsageInterval time.Duration
@@ -96,7 +102,7 @@ type GRPCConfig struct {
 	// that finds them all busy runs on a goroutine of its own, as without
 	// them. Kept goroutines keep their grown stacks: a new goroutine per
 	// Check grew its stack anew each time, about a sixth of the server's
-	// CPU under load. 0: none. Default 32.
+	// CPU under load. 0: none. Default 128.
 	StreamWorkers int
 }
 
@@ -109,6 +115,7 @@ func DefaultConfig() Config {
 		JournalPoll:     time.Second,
 		UsageInterval:   time.Hour,
 		WarmupTimeout:   30 * time.Second,
+		GCMinHeapMiB:    64,
 		HotKeysInterval: time.Minute,
 		AuditLog:        "stdout",
 		Check:           extauthz.DefaultConfig(),
@@ -118,7 +125,7 @@ func DefaultConfig() Config {
 			MaxConnectionAgeGrace: time.Minute,
 			KeepaliveMinTime:      5 * time.Second,
 			KeepaliveTime:         30 * time.Second,
-			StreamWorkers:         32,
+			StreamWorkers:         128,
 		},
 		TLS:       servetls.DefaultConfig(),
 		Audit:     audit.DefaultConfig(),
@@ -161,6 +168,9 @@ func (c Config) Validate() error {
 	}
 	if c.HotKeysInterval > maxHotKeysInterval || c.HotKeysInterval > 0 && c.HotKeysInterval < time.Second {
 		l.Addf("hot-keys-interval", "%s: want 1s to %s (ids not recorded within %s drop out), or 0 to disable", c.HotKeysInterval, maxHotKeysInterval, hotKeep)
+	}
+	if c.GCMinHeapMiB < 0 || c.GCMinHeapMiB > maxGCMinHeapMiB {
+		l.Addf("gc-min-heap-mib", "must be between 0 and %d, got %d", maxGCMinHeapMiB, c.GCMinHeapMiB)
 	}
 	if c.AuditLog == "" {
 		l.Addf("audit-log", `want "stdout", "stderr", a file path or "off"`)

@@ -69,5 +69,11 @@ func (s *Server) backgroundTasks(loggedIn gate) []task {
 			return nil
 		}})
 	}
+	if s.cfg.GCMinHeapMiB > 0 {
+		ts = append(ts, task{name: "gc-tune", run: func(ctx context.Context) error {
+			tuneGC(ctx, s.log, uint64(s.cfg.GCMinHeapMiB)<<20, baseGCPercent())
+			return nil
+		}})
+	}
 	return append(ts, task{name: "cache-sweep", run: func(ctx context.Context) error { sweepCache(ctx, s.log, s.check); return nil }})
 }
