@@ -69,6 +69,9 @@ func (h *harness) fileScenarios(ctx context.Context, store string) ([]scenario, 
 		if err := os.WriteFile(ss[i].file, bench.GhzFile(b), 0o600); err != nil {
 			return nil, "", err
 		}
+		if !h.cfg.UseGhz {
+			continue
+		}
 		if err := h.verifyGhzPayload(ctx, ss[i].file, b); err != nil {
 			return nil, "", fmt.Errorf("%s: %w", ss[i].name, err)
 		}
