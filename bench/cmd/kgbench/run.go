@@ -12,8 +12,8 @@ import (
 )
 
 // run is the whole benchmark: file-store scenarios with ghz and the
-// fixed-rate run, cold misses and Vault reads (each unless disabled), then
-// the outputs.
+// fixed-rate run, cached-allow with server and load generator on their own
+// CPUs, cold misses and Vault reads (each unless disabled), then the outputs.
 func run(ctx context.Context, cfg *config) error {
 	started := time.Now()
 	tmp, err := os.MkdirTemp("", "kgbench-")
@@ -35,6 +35,13 @@ func run(ctx context.Context, cfg *config) error {
 		}
 	} else {
 		h.note("BENCH_GHZ=0: ghz scenarios and the fixed-rate run skipped")
+	}
+	if cfg.Pinned {
+		if err := h.pinnedSuite(ctx, fs); err != nil {
+			return fmt.Errorf("pinned suite: %w", err)
+		}
+	} else {
+		h.note("BENCH_PINNED=0: cached-allow on one core each skipped")
 	}
 	if cfg.Vault {
 		if err := h.vaultSuite(ctx); err != nil {

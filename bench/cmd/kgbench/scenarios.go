@@ -18,6 +18,7 @@ type harness struct {
 	protoset string
 	results  []bench.Result
 	reads    *vaultReads
+	pinning  *pinning // nil unless the pinned suite ran
 	notes    []string
 
 	loadStart string // /proc/loadavg before the first run
