@@ -52,3 +52,28 @@ func TestTable(t *testing.T) {
 		}
 	}
 }
+
+func TestTableSameResponseAndUnexpected(t *testing.T) {
+	run := Run{Requests: 10, OK: 9, CheckPerSec: 1000, ServerCPUUs: 10, Latency: Latency{P50U: 100, P99U: 200}}
+	k := Result{Scenario: "cached-allow 1cpu", Concurrency: 16, Server: Keygate, LoadGen: "built-in", Expect: "allow", Total: run}
+	k.Total.Outcomes = map[string]int{"allow": 7, "deny 401 unknown_key": 2}
+	f := Result{Scenario: "cached-allow 1cpu", Concurrency: 16, Server: FloorSameResponse, LoadGen: "built-in", Expect: "allow", Total: run}
+	f.Total.CheckPerSec, f.Total.Latency.P50U = 800, 50
+	f.Total.Outcomes = map[string]int{"allow": 9}
+	out := Table([]Result{k, f})
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 6 {
+		t.Fatalf("table has %d lines, want header + 2 rows + blank + title + 1 comparison:\n%s", len(lines), out)
+	}
+	// errors: 1 gRPC error, plus 2 unexpected decisions on keygate's row.
+	if f := strings.Fields(lines[1]); f[len(f)-1] != "3" {
+		t.Errorf("keygate row's errors = %s, want 3 (no floor row, so no kg/floor ratios):\n%s", f[len(f)-1], out)
+	}
+	if f := strings.Fields(lines[2]); f[len(f)-1] != "1" {
+		t.Errorf("floor-same-response row's errors = %s, want 1:\n%s", f[len(f)-1], out)
+	}
+	want := "cached-allow 1cpu c16: Check/s 1.25  CPU/Check 1.00  p50 2.00  p99 1.00"
+	if !strings.Contains(lines[5], want) {
+		t.Errorf("comparison line = %q, want it to contain %q", lines[5], want)
+	}
+}

@@ -8,10 +8,13 @@ import (
 	"time"
 )
 
-// Servers compared in every scenario.
+// Servers compared in every scenario, and the floor answering valid keys
+// with keygate's own allow response (the pinned suite: same answer, so the
+// difference is keygate's work, not the response's size).
 const (
-	Keygate = "keygate"
-	Floor   = "floor"
+	Keygate           = "keygate"
+	Floor             = "floor"
+	FloorSameResponse = "floor-same-response"
 )
 
 // Run is one bounded load run against one server.
@@ -99,9 +102,20 @@ func (r *Result) Config() string {
 	return fmt.Sprintf("%s c%d", r.Scenario, r.Concurrency)
 }
 
-// Comparison is keygate's figures over the floor's for one configuration.
+// Unexpected counts the OK responses whose decision was not r.Expect. It is
+// 0 when the decisions were not tallied (ghz does not decode them).
+func (r *Result) Unexpected() int {
+	if r.Total.Outcomes == nil || r.Expect == "" {
+		return 0
+	}
+	return r.Total.OK - r.Total.Outcomes[r.Expect]
+}
+
+// Comparison is keygate's figures over a reference server's (the floor, or
+// the floor with keygate's response) for one configuration.
 type Comparison struct {
 	Config    string  `json:"config"`
+	Against   string  `json:"against"` // Floor or FloorSameResponse; absent in files before it (then Floor)
 	CheckRate float64 `json:"check_per_s_ratio"`
 	CPU       float64 `json:"cpu_per_check_ratio"`
 	P50       float64 `json:"p50_ratio"`
@@ -109,37 +123,48 @@ type Comparison struct {
 }
 
 // Compare pairs each keygate result with the floor result of the same
-// configuration.
+// configuration, then with the floor-same-response result where there is
+// one.
 func Compare(results []Result) []Comparison {
-	floors := map[string]*Result{}
-	for i := range results {
-		if results[i].Server == Floor {
-			floors[results[i].Config()] = &results[i]
-		}
-	}
 	var out []Comparison
-	for _, k := range results {
-		f, ok := floors[k.Config()]
-		if k.Server != Keygate || !ok {
-			continue
+	for _, against := range []string{Floor, FloorSameResponse} {
+		refs := map[string]*Result{}
+		for i := range results {
+			if results[i].Server == against {
+				refs[results[i].Config()] = &results[i]
+			}
 		}
-		out = append(out, Comparison{
-			Config:    k.Config(),
-			CheckRate: Ratio(k.Total.CheckPerSec, f.Total.CheckPerSec),
-			CPU:       Ratio(k.Total.ServerCPUUs, f.Total.ServerCPUUs),
-			P50:       Ratio(k.Total.Latency.P50U, f.Total.Latency.P50U),
-			P99:       Ratio(k.Total.Latency.P99U, f.Total.Latency.P99U),
-		})
+		for _, k := range results {
+			ref, ok := refs[k.Config()]
+			if k.Server != Keygate || !ok {
+				continue
+			}
+			out = append(out, Comparison{
+				Config:    k.Config(),
+				Against:   against,
+				CheckRate: Ratio(k.Total.CheckPerSec, ref.Total.CheckPerSec),
+				CPU:       Ratio(k.Total.ServerCPUUs, ref.Total.ServerCPUUs),
+				P50:       Ratio(k.Total.Latency.P50U, ref.Total.Latency.P50U),
+				P99:       Ratio(k.Total.Latency.P99U, ref.Total.Latency.P99U),
+			})
+		}
 	}
 	return out
 }
 
 // Table formats results as an aligned text table, keygate/floor ratios on
-// the keygate rows.
+// the keygate rows, then one line per comparison with floor-same-response.
+// Its errors column counts non-OK gRPC responses plus, where the decisions
+// were tallied, decisions other than the expected one.
 func Table(results []Result) string {
 	ratios := map[string]Comparison{}
+	var same []Comparison
 	for _, c := range Compare(results) {
-		ratios[c.Config] = c
+		if c.Against == Floor {
+			ratios[c.Config] = c
+		} else {
+			same = append(same, c)
+		}
 	}
 	var b strings.Builder
 	w := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -152,9 +177,16 @@ func Table(results []Result) string {
 		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%.0f\t%.0f\t%.0f\t%.0f\t%.1f\t%s\t%.1f\t%d\t\t%s\t\n",
 			name, conc, r.Server, r.LoadGen, t.CheckPerSec, t.Latency.P50U, t.Latency.P99U, t.Latency.P999U,
-			t.ServerCPUUs, optional(t.ClientCPUUs), float64(t.MaxRSSKiB)/1024, t.Requests-t.OK, ratioCells(r, ratios))
+			t.ServerCPUUs, optional(t.ClientCPUUs), float64(t.MaxRSSKiB)/1024, t.Requests-t.OK+r.Unexpected(), ratioCells(r, ratios))
 	}
 	w.Flush()
+	if len(same) > 0 {
+		b.WriteString("\nkeygate / " + FloorSameResponse + " (the floor answering with keygate's own allow response):\n")
+		for _, c := range same {
+			fmt.Fprintf(&b, "  %s: Check/s %s  CPU/Check %s  p50 %s  p99 %s\n",
+				c.Config, fmtRatio(c.CheckRate), fmtRatio(c.CPU), fmtRatio(c.P50), fmtRatio(c.P99))
+		}
+	}
 	return b.String()
 }
 

@@ -74,8 +74,36 @@ func TestMergeAndCompare(t *testing.T) {
 		t.Errorf("merged latency = %+v, want p50 = p99 = 3000 µs", k.Total.Latency)
 	}
 	got := Compare([]Result{k, f})
-	want := Comparison{Config: "s c16", CheckRate: 0.5, CPU: 1.5, P50: 3, P99: 3}
+	want := Comparison{Config: "s c16", Against: Floor, CheckRate: 0.5, CPU: 1.5, P50: 3, P99: 3}
 	if len(got) != 1 || got[0] != want {
 		t.Errorf("Compare = %+v, want [%+v]", got, want)
+	}
+}
+
+func TestCompareSameResponse(t *testing.T) {
+	total := func(rate, cpu, p50, p99 float64) Run {
+		return Run{CheckPerSec: rate, ServerCPUUs: cpu, Latency: Latency{P50U: p50, P99U: p99}}
+	}
+	results := []Result{
+		{Scenario: "cached-allow 1cpu", Concurrency: 16, Server: Keygate, Total: total(1100, 34, 500, 1000)},
+		{Scenario: "cached-allow 1cpu", Concurrency: 16, Server: Floor, Total: total(1000, 40, 400, 800)},
+		{Scenario: "cached-allow 1cpu", Concurrency: 16, Server: FloorSameResponse, Total: total(880, 50, 625, 2000)},
+		{Scenario: "cached-allow 1cpu", Concurrency: 64, Server: Keygate, Total: total(1000, 30, 1000, 3000)},
+		{Scenario: "cached-allow 1cpu", Concurrency: 64, Server: Floor, Total: total(1000, 30, 1000, 3000)},
+		{Scenario: "cached-allow", Concurrency: 16, Server: FloorSameResponse, Total: total(1, 1, 1, 1)}, // no keygate row: no comparison
+	}
+	got := Compare(results)
+	want := []Comparison{
+		{Config: "cached-allow 1cpu c16", Against: Floor, CheckRate: 1.1, CPU: 0.85, P50: 1.25, P99: 1.25},
+		{Config: "cached-allow 1cpu c64", Against: Floor, CheckRate: 1, CPU: 1, P50: 1, P99: 1},
+		{Config: "cached-allow 1cpu c16", Against: FloorSameResponse, CheckRate: 1.25, CPU: 0.68, P50: 0.8, P99: 0.5},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("Compare = %+v, want %+v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("Compare[%d] = %+v, want %+v", i, got[i], want[i])
+		}
 	}
 }

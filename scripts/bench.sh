@@ -4,10 +4,11 @@
 # See BENCHMARKS.md for the scenarios and the BENCH_* knobs.
 #
 # Builds keygate, the floor and the harness, installs ghz (scripts/tools.sh)
-# and, unless BENCH_VAULT=0, the Vault server (scripts/vault.sh: ~8 minutes
-# the first time). As root the harness runs in a private network namespace
-# (unshare -n, loopback only) so its ports cannot clash with or be reached
-# by anything else; otherwise it runs on the host's loopback and says so.
+# unless BENCH_GHZ=0 and, unless BENCH_VAULT=0, the Vault server
+# (scripts/vault.sh: ~8 minutes the first time). As root the harness runs in
+# a private network namespace (unshare -n, loopback only) so its ports cannot
+# clash with or be reached by anything else; otherwise it runs on the host's
+# loopback and says so.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$SECONDS
@@ -15,7 +16,10 @@ start=$SECONDS
 go build -trimpath -o bin/keygate ./cmd/keygate
 go build -trimpath -o bin/kgbench-floor ./bench/floor
 go build -trimpath -o bin/kgbench ./bench/cmd/kgbench
-ghz=$(scripts/tools.sh)
+ghz=.tools/ghz
+if [ "${BENCH_GHZ:-1}" != 0 ]; then
+  ghz=$(scripts/tools.sh)
+fi
 vault=.tools/vault
 if [ "${BENCH_VAULT:-1}" != 0 ]; then
   vault=$(scripts/vault.sh)

@@ -1,8 +1,8 @@
 // Package proc starts and watches the processes keygate's load harnesses
 // run (bench/cmd/kgbench, bench/cmd/kgsoak): servers on random loopback
-// ports, a Vault dev server, and their CPU and memory from /proc. Every
-// started process is killed if the harness dies (Linux) and stopped with
-// SIGTERM, then SIGKILL after 5 s.
+// ports, a Vault dev server, their CPU and memory from /proc, and the CPUs
+// their threads may run on (Linux). Every started process is killed if the
+// harness dies (Linux) and stopped with SIGTERM, then SIGKILL after 5 s.
 package proc
 
 import (

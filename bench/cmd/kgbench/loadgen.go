@@ -117,11 +117,15 @@ func checkOnce(ctx context.Context, addr string, req []byte) (string, error) {
 }
 
 // load is one run of the built-in generator: n requests, req(i) for the
-// i-th, from conc workers that start together, bounded by timeout.
+// i-th, from conc workers that start together, bounded by timeout. With
+// dur > 0 the workers also stop sending after dur and the run ends with
+// the answers in flight (as ghz -x with --duration-stop ignore); timeout
+// stays the hard bound, and cuts requests still unanswered.
 type load struct {
 	target  *proc.Server
 	conc, n int
 	req     func(i int) []byte
+	dur     time.Duration
 	timeout time.Duration
 }
 
@@ -190,6 +194,7 @@ func (h *harness) dialAll(ctx context.Context, addr string, n int) ([]*grpc.Clie
 // fire runs the workers and returns their tallies and the wall time.
 func fire(ctx context.Context, conns []*grpc.ClientConn, l load) ([]tally, float64) {
 	var next atomic.Int64
+	var stop atomic.Bool // dur is over
 	tallies := make([]tally, l.conc)
 	start := make(chan struct{})
 	var wg sync.WaitGroup
@@ -201,12 +206,16 @@ func fire(ctx context.Context, conns []*grpc.ClientConn, l load) ([]tally, float
 			t.outcomes, t.errors = map[string]int{}, map[string]int{}
 			var resp []byte
 			<-start
-			for i := int(next.Add(1) - 1); i < l.n && ctx.Err() == nil; i = int(next.Add(1) - 1) {
+			for i := int(next.Add(1) - 1); i < l.n && ctx.Err() == nil && !stop.Load(); i = int(next.Add(1) - 1) {
 				t.one(ctx, conn, l.req(i), &resp)
 			}
 		}()
 	}
 	t0 := time.Now()
+	if l.dur > 0 {
+		timer := time.AfterFunc(l.dur, func() { stop.Store(true) })
+		defer timer.Stop()
+	}
 	close(start)
 	wg.Wait()
 	return tallies, time.Since(t0).Seconds()

@@ -33,6 +33,8 @@ type config struct {
 	Rate         int           `json:"rate"`          // fixed-rate run, Check/s (0 skips it)
 	RateDuration time.Duration `json:"rate_duration"` // per fixed-rate run
 	RateConc     int           `json:"rate_concurrency"`
+	UseGhz       bool          `json:"ghz"`                // ghz scenarios and the fixed-rate run
+	Pinned       bool          `json:"pinned"`             // cached-allow, server and load generator on their own CPUs
 	Vault        bool          `json:"vault"`              // cold misses and Vault reads
 	ColdKeys     int           `json:"cold_keys"`          // unique keys in Vault
 	NewKeyChecks int           `json:"new_key_checks"`     // concurrent Checks of one new key
@@ -77,6 +79,8 @@ func loadConfig() (*config, error) {
 	get("BENCH_RATE", intVar(&c.Rate), "1000")
 	get("BENCH_RATE_DURATION", durVar(&c.RateDuration), "5s")
 	get("BENCH_RATE_CONCURRENCY", intVar(&c.RateConc), "16")
+	get("BENCH_GHZ", boolVar(&c.UseGhz), "1")
+	get("BENCH_PINNED", boolVar(&c.Pinned), "1")
 	get("BENCH_VAULT", boolVar(&c.Vault), "1")
 	get("BENCH_COLD_KEYS", intVar(&c.ColdKeys), "2000")
 	get("BENCH_NEW_KEY_CHECKS", intVar(&c.NewKeyChecks), "1000")

@@ -40,6 +40,7 @@ type report struct {
 	Results     []bench.Result     `json:"results"`
 	Comparisons []bench.Comparison `json:"comparisons"`
 	VaultReads  *vaultReads        `json:"vault_reads,omitempty"`
+	Pinning     *pinning           `json:"pinning,omitempty"` // the pinned suite's CPUs and response sizes
 	Notes       []string           `json:"notes,omitempty"`
 }
 
@@ -103,9 +104,9 @@ func (h *harness) output(started time.Time) error {
 		Schema: 1, Started: started.UTC(), Finished: time.Now().UTC(), Machine: m, Config: h.cfg,
 		LoadGens: map[string]string{
 			"ghz":      "ghz " + m.Ghz + ", binary request (-B), template processing off, " + fmt.Sprint(h.cfg.Connections) + " connection(s)",
-			"built-in": "kgbench's own grpc-go client: pre-encoded requests, one Check per key, " + fmt.Sprint(h.cfg.Connections) + " connection(s)",
+			"built-in": "kgbench's own grpc-go client: pre-encoded requests, every answer decoded (generated code) to tally its decision, " + fmt.Sprint(h.cfg.Connections) + " connection(s)",
 		},
-		Results: h.results, Comparisons: bench.Compare(h.results), VaultReads: h.reads, Notes: h.notes,
+		Results: h.results, Comparisons: bench.Compare(h.results), VaultReads: h.reads, Pinning: h.pinning, Notes: h.notes,
 	}
 	rep.Seconds = rep.Finished.Sub(rep.Started).Round(time.Second).Seconds()
 	if err := h.writeFiles(&rep); err != nil {
@@ -125,7 +126,7 @@ func (h *harness) writeFiles(rep *report) error {
 	}
 	stamp := rep.Started.Format("20060102T150405Z")
 	title := fmt.Sprintf("keygate vs floor, %s: %s, %d CPUs, %s", rep.Started.Format("2006-01-02"), rep.Machine.CPUModel, rep.Machine.CPUs, rep.Machine.Describe)
-	subtitle := fmt.Sprintf("load: ghz %s, binary requests (cold-miss: built-in generator); server CPU = utime+stime from /proc; network: %s",
+	subtitle := fmt.Sprintf("load: ghz %s, binary requests (cold-miss and 1cpu: built-in generator); server CPU = utime+stime from /proc; network: %s",
 		rep.Machine.Ghz, h.cfg.Network)
 	svg := bench.Chart(title, subtitle, rep.Results)
 	for name, data := range map[string][]byte{
@@ -146,7 +147,13 @@ func (h *harness) printSummary(rep *report) {
 	fmt.Printf("load average before: %s, after: %s\n", m.LoadStart, m.LoadEnd)
 	fmt.Printf("runs: %d × (keygate, floor) interleaved per configuration, each ≤ %s and ≤ %d Checks; fixed rate: %d Check/s for %s per run\n",
 		h.cfg.Reps, h.cfg.Duration, h.cfg.Count, h.cfg.Rate, h.cfg.RateDuration)
-	fmt.Printf("load: %s; built-in: %s\n\n", rep.LoadGens["ghz"], rep.LoadGens["built-in"])
+	fmt.Printf("load: %s; built-in: %s\n", rep.LoadGens["ghz"], rep.LoadGens["built-in"])
+	if p := rep.Pinning; p != nil {
+		fmt.Printf("1cpu rows: keygate, floor, floor-same-response interleaved, each alone on CPU %s (taskset), the built-in generator on CPU %s;"+
+			" allow response: keygate %d bytes, floor-same-response %d (proto.Equal; byte-identical: %t), floor %d\n",
+			p.ServerCPUs, p.LoadCPUs, p.KeygateBytes, p.SameBytes, p.SameIdentical, p.FloorAllowBytes)
+	}
+	fmt.Println()
 	fmt.Print(bench.Table(rep.Results))
 	if r := rep.VaultReads; r != nil {
 		fmt.Printf("\nVault reads (audit log): %d concurrent Checks of one new key → %d read(s) of its record (want 1); outcomes %v, errors %v\n",

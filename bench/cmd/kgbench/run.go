@@ -11,8 +11,9 @@ import (
 	"github.com/keygate/keygate/bench/proc"
 )
 
-// run is the whole benchmark: file-store scenarios with ghz, the fixed-rate
-// run, then (unless disabled) cold misses and Vault reads, then the outputs.
+// run is the whole benchmark: file-store scenarios with ghz and the
+// fixed-rate run, cached-allow with server and load generator on their own
+// CPUs, cold misses and Vault reads (each unless disabled), then the outputs.
 func run(ctx context.Context, cfg *config) error {
 	started := time.Now()
 	tmp, err := os.MkdirTemp("", "kgbench-")
@@ -24,8 +25,23 @@ func run(ctx context.Context, cfg *config) error {
 	if err := h.writeProtoset(); err != nil {
 		return err
 	}
-	if err := h.fileSuites(ctx); err != nil {
+	fs, err := h.fileSetup(ctx)
+	if err != nil {
 		return err
+	}
+	if cfg.UseGhz {
+		if err := h.fileSuites(ctx, fs); err != nil {
+			return err
+		}
+	} else {
+		h.note("BENCH_GHZ=0: ghz scenarios and the fixed-rate run skipped")
+	}
+	if cfg.Pinned {
+		if err := h.pinnedSuite(ctx, fs); err != nil {
+			return fmt.Errorf("pinned suite: %w", err)
+		}
+	} else {
+		h.note("BENCH_PINNED=0: cached-allow on one core each skipped")
 	}
 	if cfg.Vault {
 		if err := h.vaultSuite(ctx); err != nil {
@@ -45,24 +61,35 @@ func (h *harness) writeProtoset() error {
 	return os.WriteFile(h.protoset, b, 0o600)
 }
 
+// fileStore is what the file-store suites share: keygate's store, the
+// floor's key file and the scenarios (cached-allow first).
+type fileStore struct {
+	store, keyFile string
+	ss             []scenario
+}
+
+// fileSetup issues the keys into a file store and writes the requests and
+// the floor's key file.
+func (h *harness) fileSetup(ctx context.Context) (*fileStore, error) {
+	fs := &fileStore{store: "file:" + filepath.Join(h.tmp, "keys.yaml"), keyFile: filepath.Join(h.tmp, "floor-keys.txt")}
+	ss, validKey, err := h.fileScenarios(ctx, fs.store)
+	if err != nil {
+		return nil, err
+	}
+	fs.ss = ss
+	return fs, writeKeyFile(fs.keyFile, []string{validKey})
+}
+
 // fileSuites serves keygate on a file store and the floor, and runs the
 // ghz scenarios and the fixed-rate run against them.
-func (h *harness) fileSuites(ctx context.Context) error {
-	store := "file:" + filepath.Join(h.tmp, "keys.yaml")
-	ss, validKey, err := h.fileScenarios(ctx, store)
-	if err != nil {
-		return err
-	}
-	keyFile := filepath.Join(h.tmp, "floor-keys.txt")
-	if err := writeKeyFile(keyFile, []string{validKey}); err != nil {
-		return err
-	}
-	kg, err := proc.StartServer(ctx, h.tmp, "keygate", nil, h.cfg.keygate, "--grpc-addr", "serve", "--store", store, "--log-level", "warn")
+func (h *harness) fileSuites(ctx context.Context, fs *fileStore) error {
+	ss := fs.ss
+	kg, err := proc.StartServer(ctx, h.tmp, "keygate", nil, h.cfg.keygate, "--grpc-addr", "serve", "--store", fs.store, "--log-level", "warn")
 	if err != nil {
 		return err
 	}
 	defer kg.Stop()
-	fl, err := proc.StartServer(ctx, h.tmp, "floor", nil, h.cfg.floor, "--addr", "--keys", keyFile)
+	fl, err := proc.StartServer(ctx, h.tmp, "floor", nil, h.cfg.floor, "--addr", "--keys", fs.keyFile)
 	if err != nil {
 		return err
 	}

@@ -18,6 +18,7 @@ type harness struct {
 	protoset string
 	results  []bench.Result
 	reads    *vaultReads
+	pinning  *pinning // nil unless the pinned suite ran
 	notes    []string
 
 	loadStart string // /proc/loadavg before the first run
@@ -68,6 +69,9 @@ func (h *harness) fileScenarios(ctx context.Context, store string) ([]scenario, 
 		ss[i].file = filepath.Join(h.tmp, "req-"+ss[i].name+".bin")
 		if err := os.WriteFile(ss[i].file, bench.GhzFile(b), 0o600); err != nil {
 			return nil, "", err
+		}
+		if !h.cfg.UseGhz {
+			continue
 		}
 		if err := h.verifyGhzPayload(ctx, ss[i].file, b); err != nil {
 			return nil, "", fmt.Errorf("%s: %w", ss[i].name, err)
