@@ -130,15 +130,20 @@ func (l *Logger) Run(ctx context.Context) error {
 		select {
 		case ln := <-l.lines:
 			write(ln)
-			for n := len(l.lines); n > 0; n-- {
+			queued := len(l.lines)
+			for n := queued; n > 0; n-- {
 				write(<-l.lines)
 			}
 			flush()
-			// Linger before waiting on the queue again: lines logged
-			// meanwhile wait in the buffer without waking this goroutine,
-			// so a busy server costs one wake-up and one write(2) per
-			// lingerTime, not one per decision. An idle server writes a
-			// line at once.
+			if queued == 0 {
+				continue // not busy: the next line is written as soon as it comes
+			}
+			// Busy (lines queued while this one was written): linger
+			// before waiting on the queue again, so that lines logged
+			// meanwhile wait in the buffer without waking this goroutine:
+			// one wake-up and one write(2) per lingerTime, not one per
+			// decision. Not when idle: a timer's wake-up in an idle
+			// process costs more than the line.
 			linger.Reset(lingerTime)
 			select {
 			case <-linger.C:
