@@ -49,7 +49,7 @@ type Config struct {
 	// collector does not run (by raising GOGC while the live heap is
 	// small): a replica with few keys cached would otherwise be collected
 	// tens of times a second under load. 0, or GOGC=off in the
-	// environment: Go's default. Default 64.
+	// environment: Go's default. Default 32.
 	GCMinHeapMiB int
 	// UsageInterval is how often keys' last use is written to the store
 	// (Deps.Usage). 0 disables. Default 1h.
@@ -115,7 +115,7 @@ func DefaultConfig() Config {
 		JournalPoll:     time.Second,
 		UsageInterval:   time.Hour,
 		WarmupTimeout:   30 * time.Second,
-		GCMinHeapMiB:    64,
+		GCMinHeapMiB:    32,
 		HotKeysInterval: time.Minute,
 		AuditLog:        "stdout",
 		Check:           extauthz.DefaultConfig(),

@@ -13,7 +13,7 @@ import (
 // times a second under load (each Check allocates a few KiB in grpc-go),
 // and collection, sweeping and mark assists were over a tenth of the
 // server's CPU. tuneGC raises GOGC while the live heap is small, so that
-// the heap may grow to Config.GCMinHeap before a collection; once the live
+// the heap may grow to Config.GCMinHeapMiB before a collection; once the live
 // heap is over half of it, GOGC is back at its base and the heap grows as
 // Go's default would have it.
 
