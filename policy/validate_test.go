@@ -53,6 +53,10 @@ func TestRecordValidateAllow(t *testing.T) {
 			r.Headers = map[string]string{"x-plan": "gold", "x-tab": "a\tb", "x-empty": "", "x-max": strings.Repeat("v", maxHeaderValueLen), "x-printable": "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"}
 		}},
 		{"32 headers", func(r *Record) { r.Headers = headers32 }},
+		{"header name of 128", func(r *Record) { r.Headers = map[string]string{strings.Repeat("x", 128): "v"} }},
+		{"header names at the token alphabet's edges", func(r *Record) {
+			r.Headers = map[string]string{"a-z_0.9": "v", "!x": "v", "x~|`^": "v", "#$%&'*+": "v"}
+		}},
 		{"metadata", func(r *Record) { r.Metadata = map[string]string{"ticket": "OPS-1", "free form": "any\nthing \x00"} }},
 	}
 	for _, tt := range tests {
@@ -306,6 +310,21 @@ func TestReservedHeader(t *testing.T) {
 	for _, name := range []string{"x-plan", "x-tenant", "x-envoy", "x-keygate", "hostname", "x-api-keys", "cookies", "accept"} {
 		if why := ReservedHeader(name); why != "" {
 			t.Errorf("ReservedHeader(%q) = %q, want \"\"", name, why)
+		}
+	}
+}
+
+// TestIsHeaderName: lower-case RFC 9110 tokens, every tchar included, and
+// nothing else (upper case, separators, controls, non-ASCII, empty).
+func TestIsHeaderName(t *testing.T) {
+	for _, name := range []string{"a", "z", "0", "9", "x-tenant-zone", "a-z0-9", "!", "!#$%&'*+-.^_`|~", "x!"} {
+		if !IsHeaderName(name) {
+			t.Errorf("IsHeaderName(%q) = false, want true", name)
+		}
+	}
+	for _, name := range []string{"", "A", "Z", "X-Plan", "x plan", "x:y", "x\"y", "(x)", "x/y", "x@y", "x\x00", "x\x7f", "{", "é", "x,y"} {
+		if IsHeaderName(name) {
+			t.Errorf("IsHeaderName(%q) = true, want false", name)
 		}
 	}
 }
