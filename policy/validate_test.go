@@ -33,6 +33,7 @@ func TestRecordValidateAllow(t *testing.T) {
 		}},
 		{"created and updated", func(r *Record) { r.CreatedAt, r.UpdatedAt = "2025-01-01T00:00:00Z", "2025-02-01T00:00:00Z" }},
 		{"rotated_to id", func(r *Record) { r.RotatedTo = "AbCdEf012345" }},
+		{"scope alphabet edges", func(r *Record) { r.Scopes = []string{"AZ:az09", "Z", "A", "z"} }},
 		{"scope punctuation", func(r *Record) { r.Scopes = []string{"a:b.c_d/e*f-g", "*", strings.Repeat("s", 128)} }},
 		{"256 scopes", func(r *Record) {
 			for i := range maxScopes {
@@ -181,6 +182,9 @@ func TestRecordValidateDeny(t *testing.T) {
 		{"referrer star", ref("https://*"), `"allowed_referrers[0]"`},
 		{"referrer port not numeric", ref("https://app.example.com:abc"), `"allowed_referrers[0]"`},
 		{"referrer port out of range", ref("https://app.example.com:99999"), `"allowed_referrers[0]"`},
+		{"referrer port 0", ref("https://app.example.com:0"), `"allowed_referrers[0]": "https://app.example.com:0": port "0"`},
+		{"referrer port 65536", ref("https://app.example.com:65536"), `"allowed_referrers[0]": "https://app.example.com:65536": port "65536"`},
+		{"referrer port without host", ref("https://:8080"), `"allowed_referrers[0]": "https://:8080": host "" is not`},
 		{"header :path", hdr(":path", "/admin"), `"headers.:path"`},
 		{"header :authority", hdr(":authority", "evil"), `"headers.:authority"`},
 		{"header host", hdr("host", "evil.example.com"), `"headers.host"`},
