@@ -13,6 +13,10 @@ func TestRecordValidateAllow(t *testing.T) {
 	for i := range maxHeaders {
 		headers32[fmt.Sprintf("x-h%d", i)] = "v"
 	}
+	metadata64 := make(map[string]string)
+	for i := range 64 {
+		metadata64[fmt.Sprint("k", i)] = "v"
+	}
 	tests := []struct {
 		name   string
 		mutate func(*Record)
@@ -59,6 +63,8 @@ func TestRecordValidateAllow(t *testing.T) {
 			r.Headers = map[string]string{"a-z_0.9": "v", "!x": "v", "x~|`^": "v", "#$%&'*+": "v"}
 		}},
 		{"metadata", func(r *Record) { r.Metadata = map[string]string{"ticket": "OPS-1", "free form": "any\nthing \x00"} }},
+		{"64 metadata entries", func(r *Record) { r.Metadata = metadata64 }},
+		{"metadata key of 128", func(r *Record) { r.Metadata = map[string]string{strings.Repeat("k", 128): "v"} }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
