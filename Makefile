@@ -52,6 +52,10 @@ bench-coldstart: vault ## a new replica under load: valid keys denied after SERV
 bench-reads: ## Vault reads per replica in steady state, 10 replicas x 5,000 keys, before/after --max-record-age (~25 min); see BENCHMARKS.md
 	@scripts/bench-reads.sh
 
+.PHONY: mutate
+mutate: ## mutation testing (gremlins) of policy, extauthz, vault; fails under 95% killed or on an unexplained survivor (MUTATE_PKGS=policy: ~8 min a package); see docs/testing.md
+	@scripts/mutate.sh
+
 .PHONY: soak
 soak: ## 10 minutes on a real Vault with key churn, every decision checked, memory flat (SOAK_DURATION, SOAK_RATE); not in `make test`
 	@scripts/soak.sh

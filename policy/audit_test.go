@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -85,6 +86,56 @@ func TestAuditUnused(t *testing.T) {
 			}
 			if f := AuditUnused(r, tt.lastUsed, now, 0); f != nil {
 				t.Errorf("window 0 (off): %+v", f)
+			}
+		})
+	}
+}
+
+// TestAuditThresholds: each threshold is exclusive (a key exactly at it has
+// no finding, one past it has), zero options take the documented defaults,
+// and set options replace them.
+func TestAuditThresholds(t *testing.T) {
+	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	year := 365 * 24 * time.Hour
+	n := func(k int) []string {
+		s := make([]string, k)
+		for i := range s {
+			s[i] = fmt.Sprint("s", i)
+		}
+		return s
+	}
+	tests := []struct {
+		name      string
+		opts      AuditOptions
+		expiresIn time.Duration
+		scopes    []string
+		codes     []string
+	}{
+		{"default: 10 scopes", AuditOptions{}, time.Hour, n(10), nil},
+		{"default: 11 scopes", AuditOptions{}, time.Hour, n(11), []string{"many_scopes"}},
+		{"max 2: 2 scopes", AuditOptions{MaxScopes: 2}, time.Hour, n(2), nil},
+		{"max 2: 3 scopes", AuditOptions{MaxScopes: 2}, time.Hour, n(3), []string{"many_scopes"}},
+		{"negative max scopes is the default", AuditOptions{MaxScopes: -1}, time.Hour, n(10), nil},
+		{"default: expires in exactly 365 days", AuditOptions{}, year, nil, nil},
+		{"default: expires a second after 365 days", AuditOptions{}, year + time.Second, nil, []string{"long_lived"}},
+		{"max 1h: expires in 1h", AuditOptions{MaxLifetime: time.Hour}, time.Hour, nil, nil},
+		{"max 1h: expires in 1h1s", AuditOptions{MaxLifetime: time.Hour}, time.Hour + time.Second, nil, []string{"long_lived"}},
+		{"expires exactly now", AuditOptions{}, 0, nil, []string{"expired_active"}},
+		{"expires a second from now", AuditOptions{}, time.Second, nil, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := &Record{Hash: "sha256:" + hex64, Tenant: "acme", Status: StatusActive,
+				ExpiresAt: now.Add(tt.expiresIn).Format(time.RFC3339), Scopes: tt.scopes}
+			if err := r.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, f := range Audit(r, now, tt.opts) {
+				got = append(got, f.Code)
+			}
+			if !slices.Equal(got, tt.codes) {
+				t.Errorf("codes %v, want %v", got, tt.codes)
 			}
 		})
 	}

@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 )
@@ -86,6 +87,11 @@ func TestEvaluateAllow(t *testing.T) {
 		// :authority for an IPv6 literal without a port is "[2001:db8::1]".
 		{name: "host IPv6 literal without port", rec: hosts("2001:db8::1"), req: Request{Host: "[2001:db8::1]"}},
 
+		{name: "host of 253 bytes", rec: hosts(strings.Repeat("a.", 126) + "a"), req: Request{Host: strings.Repeat("a.", 126) + "a"}},
+		{name: "host label of 63 bytes", rec: hosts(strings.Repeat("a", 63) + ".example"), req: Request{Host: strings.Repeat("a", 63) + ".example:443"}},
+		{name: "host alphabet edges", rec: hosts("z9.example", "*.z0.example"), req: Request{Host: "Z9.example"}},
+		{name: "wildcard alphabet edges", rec: hosts("z9.example", "*.z0.example"), req: Request{Host: "a9.z0.example"}},
+
 		// Source address.
 		{name: "cidr v4", rec: cidrs("10.0.0.0/8"), req: Request{SourceIP: mustAddr("10.1.2.3")}},
 		{name: "cidr v4 first address", rec: cidrs("10.0.0.0/8"), req: Request{SourceIP: mustAddr("10.0.0.0")}},
@@ -118,6 +124,14 @@ func TestEvaluateAllow(t *testing.T) {
 		{name: "origin IPv6 in another form", rec: referrers("https://[2001:db8::1]"), req: Request{Origin: "https://[2001:DB8:0::1]"}},
 		// A record that spells out the default port must still match.
 		{name: "record origin with default port", rec: referrers("https://app.example.com:443"), req: Request{Origin: "https://app.example.com"}},
+		{name: "record origin with default http port", rec: referrers("http://app.example.com:80"), req: Request{Origin: "http://app.example.com"}},
+		{name: "record origin on port 80 over https", rec: referrers("https://app.example.com:80"), req: Request{Origin: "https://app.example.com:80"}},
+		{name: "record origin lowest port", rec: referrers("https://app.example.com:1"), req: Request{Origin: "https://app.example.com:1"}},
+		{name: "record origin highest port", rec: referrers("https://app.example.com:65535"), req: Request{Origin: "https://app.example.com:65535"}},
+		// Lenient, and pinned so that a change is deliberate: an unbracketed
+		// IPv6 literal in a record's origin is read as the whole host, never
+		// as host and port.
+		{name: "record origin unbracketed IPv6", rec: referrers("https://fe80::1"), req: Request{Origin: "https://[fe80::1]"}},
 
 		// Scopes.
 		{name: "no required scopes", rec: scopes("orders:read")},
@@ -225,6 +239,9 @@ func TestEvaluateDeny(t *testing.T) {
 		{evalCase{name: "origin with a trailing dot", rec: referrers("https://*.example.org"), req: Request{Origin: "https://a.example.org."}}, ReferrerDenied},
 		{evalCase{name: "userinfo trick", rec: referrers("https://app.example.com"), req: Request{Referer: "https://app.example.com@evil.example/"}}, ReferrerDenied},
 		{evalCase{name: "wildcard bare domain", rec: referrers("https://*.example.com"), req: Request{Origin: "https://example.com"}}, ReferrerDenied},
+		{evalCase{name: "referrer wildcard leading dot only", rec: referrers("https://*.example.com"), req: Request{Origin: "https://.example.com"}}, ReferrerDenied},
+		{evalCase{name: "https on port 80 is not the default", rec: referrers("https://app.example.com:80"), req: Request{Origin: "https://app.example.com"}}, ReferrerDenied},
+		{evalCase{name: "http on port 443 is not the default", rec: referrers("http://app.example.com:443"), req: Request{Origin: "http://app.example.com"}}, ReferrerDenied},
 		{evalCase{name: "wildcard glued suffix", rec: referrers("https://*.example.com"), req: Request{Origin: "https://badexample.com"}}, ReferrerDenied},
 		{evalCase{name: "host suffix", rec: referrers("https://app.example.com"), req: Request{Origin: "https://app.example.com.evil.example"}}, ReferrerDenied},
 		{evalCase{name: "no scheme", rec: referrers("https://app.example.com"), req: Request{Origin: "app.example.com"}}, ReferrerDenied},

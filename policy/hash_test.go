@@ -172,6 +172,32 @@ func TestHasherHashVerify(t *testing.T) {
 	}
 }
 
+// TestSHA256AroundTheBuffer: sha256 digests of keys up to, at and past the
+// pooled buffer's size are the plain SHA-256 of the whole key (a longer key
+// must never be cut to the buffer), and keys that fit the buffer (every
+// keygate key, most imported ones) hash without allocating.
+func TestSHA256AroundTheBuffer(t *testing.T) {
+	h := mustHasher(t, AlgSHA256, Peppers{})
+	bufLen := len(sha256State{}.buf)
+	for _, n := range []int{1, bufLen - 1, bufLen, bufLen + 1, MaxImportedKeyLen} {
+		key := strings.Repeat("k", n-1) + "x"
+		want := sha256.Sum256([]byte(key))
+		if d := h.Hash(key); d.Sum != want {
+			t.Errorf("%d-byte key: Hash = %x, want %x", n, d.Sum, want)
+		}
+		// Differs only in its last byte, past the buffer for long keys.
+		twin := strings.Repeat("k", n-1) + "y"
+		if ok, err := h.Verify(twin, Digest{Alg: AlgSHA256, Sum: want}); ok || err != nil {
+			t.Errorf("%d-byte key: Verify of a key differing in its last byte = %v, %v", n, ok, err)
+		}
+	}
+	key := strings.Repeat("k", bufLen)
+	d := h.Hash(key)
+	if n := testing.AllocsPerRun(100, func() { _, _ = h.Verify(key, d) }); n != 0 {
+		t.Errorf("Verify of a %d-byte key allocates %.0f times, want 0", bufLen, n)
+	}
+}
+
 func TestHasherLongKey(t *testing.T) {
 	long := strings.Repeat("k", 500) // longer than sum's stack buffer
 	for _, h := range []*Hasher{

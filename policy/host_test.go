@@ -28,6 +28,16 @@ func TestParseHostAccepts(t *testing.T) {
 		{"example.3com", "example.3com"},
 		{"example.1e3", "example.1e3"},
 		{strings.Repeat("a", 63) + ".example", strings.Repeat("a", 63) + ".example"},
+		{strings.Repeat("a.", 126) + "a", strings.Repeat("a.", 126) + "a"}, // 253, the longest name
+		// Letters at the ends of the ranges, and names whose only upper-case
+		// letter is 'A' or 'Z' or that have nothing but upper-case letters.
+		{"zulu.example.com", "zulu.example.com"},
+		{"Zulu.example.com", "zulu.example.com"},
+		{"Alpha.example.com", "alpha.example.com"},
+		{"LOCALHOST", "localhost"},
+		{"LOCALHOST:8080", "localhost"},
+		{"example.0g", "example.0g"}, // "0g" is not a number: not hex without 0x
+		{"example.x1f", "example.x1f"},
 	} {
 		got, ok := ParseHost(tt.in)
 		if !ok || got != tt.want {
@@ -49,7 +59,8 @@ func TestParseHostRefuses(t *testing.T) {
 		"2001:db8::1", "[2001:db8::1", "2001:db8::1]", "[2001:db8::1]x", "[2001:db8::1]:", "[2001:db8::1]:abc",
 		"[fe80::1%25eth0]", "[fe80::1%eth0]", "[192.0.2.1]", "[]", "[v1.x]",
 		"127.1", "0x7f.0.0.1", "192.0.2.01", "192.0.2.1.5", "1.2.3.0x4", "example.0x", "256.0.0.1",
-		strings.Repeat("a", 64) + ".example", strings.Repeat("a.", 127) + "ab",
+		strings.Repeat("a", 64) + ".example", strings.Repeat("a.", 127) + "ab", strings.Repeat("a.", 126) + "ab",
+		"example.0X1F", "example.0x1f", "example.0X", "example.99", // numeric last labels that are not IPv4
 	} {
 		if got, ok := ParseHost(in); ok {
 			t.Errorf("ParseHost(%q) = %q, true; want refused", in, got)

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -21,12 +22,22 @@ func TestImportedKeyID(t *testing.T) {
 	if other, _ := ImportedKeyID(legacyKey + "x"); other == id {
 		t.Errorf("two keys share id %s", id)
 	}
+	for name, good := range map[string]string{
+		"shortest":            legacyKey[:MinImportedKeyLen],
+		"longest":             strings.Repeat("a", MaxImportedKeyLen),
+		"visible ASCII edges": "!~" + legacyKey,
+	} {
+		if id, err := ImportedKeyID(good); err != nil || id != ImportedID(sha256.Sum256([]byte(good))) {
+			t.Errorf("%s: ImportedKeyID = %q, %v; want the id of its SHA-256", name, id, err)
+		}
+	}
 	for name, bad := range map[string]string{
 		"short":         legacyKey[:19],
 		"long":          strings.Repeat("a", MaxImportedKeyLen+1),
 		"space":         legacyKey[:10] + " " + legacyKey[11:],
 		"comma":         legacyKey[:10] + "," + legacyKey[11:],
 		"control":       legacyKey[:10] + "\x01" + legacyKey[11:],
+		"DEL":           legacyKey[:10] + "\x7f" + legacyKey[11:],
 		"non-ASCII":     legacyKey[:10] + "é" + legacyKey[12:],
 		"trailing CRLF": legacyKey + "\r\n",
 	} {
@@ -113,6 +124,61 @@ func TestParseImportErrors(t *testing.T) {
 				t.Errorf("error echoes a raw key: %v", err)
 			}
 		})
+	}
+}
+
+// TestParseImportRedactsGivenKeys: whatever a file gives as a raw key (4
+// characters or more, even one that is not a valid key) is cut from every
+// error, also where another field's error quotes it with %q (escaping its
+// quotes and backslashes).
+func TestParseImportRedactsGivenKeys(t *testing.T) {
+	f, _ := NewFormat("kg")
+	quoted := `legacy"key\with-quote-0123`
+	tests := []struct {
+		name    string
+		entries []map[string]any
+		want    string // in the error
+		mustNot string // never in the error
+	}{
+		{"key quoted by another field", []map[string]any{{"key": quoted, "tenant": "a", "status": quoted}},
+			`"status": "[key]" is not`, "legacy"},
+		{"a 4-character key another entry echoes", []map[string]any{
+			{"key": "abcd", "tenant": "a"},
+			{"key": legacyKey, "tenant": "a", "status": "abcd"},
+		}, `keys[1]: record field "status": "[key]" is not`, "abcd"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseImport(mustJSON(t, map[string]any{"keys": tt.entries}), f, time.Now())
+			if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), tt.mustNot) {
+				t.Errorf("error %v; want one with %q and without %q", err, tt.want, tt.mustNot)
+			}
+		})
+	}
+	// Shorter strings are left alone: redacting "abc" would mangle messages.
+	_, err := ParseImport(mustJSON(t, map[string]any{"keys": []map[string]any{{"key": "abc", "tenant": "a"}}}), f, time.Now())
+	if err == nil || strings.Contains(err.Error(), "[key]") {
+		t.Errorf("error %v; want one without [key]", err)
+	}
+}
+
+// TestParseImportKeyLimit: a file of MaxImportKeys entries is read (here
+// every entry is then refused on its own), one more is refused as a whole.
+// It takes about half a second (ten times that with -race), so -short
+// skips it; `make mutate` runs -short.
+func TestParseImportKeyLimit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: parses 100,000 entries")
+	}
+	f, _ := NewFormat("kg")
+	doc := func(n int) []byte { return []byte(`{"keys": [{}` + strings.Repeat(`, {}`, n-1) + `]}`) }
+	_, err := ParseImport(doc(MaxImportKeys), f, time.Now())
+	if err == nil || strings.Contains(err.Error(), "limit") || !strings.Contains(err.Error(), fmt.Sprintf("keys[%d]: want exactly one", MaxImportKeys-1)) {
+		t.Errorf("%d entries: want each entry refused, not the file; got %.200v", MaxImportKeys, err)
+	}
+	_, err = ParseImport(doc(MaxImportKeys+1), f, time.Now())
+	if want := fmt.Sprintf("import file: %d keys, limit %d per file", MaxImportKeys+1, MaxImportKeys); err == nil || err.Error() != want {
+		t.Errorf("%d entries: got %.200v, want %q", MaxImportKeys+1, err, want)
 	}
 }
 

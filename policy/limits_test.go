@@ -19,6 +19,12 @@ func TestLimits(t *testing.T) {
 		{"600 per minute, burst 20", &RateLimit{Requests: 600, Per: "minute", Burst: 20}, nil,
 			Limits{Rate: 10, Burst: 20, RateRequests: 600, RateWindow: time.Minute}},
 		{"quota only", nil, &Quota{Requests: 10000, Per: "day"}, Limits{Quota: 10000, QuotaWindow: 24 * time.Hour}},
+		{"1 per hour, 1 per hour quota: the lowest", &RateLimit{Requests: 1, Per: "hour"}, &Quota{Requests: 1, Per: "hour"},
+			Limits{Rate: 1.0 / 3600, Burst: 1, RateRequests: 1, RateWindow: time.Hour, Quota: 1, QuotaWindow: time.Hour}},
+		{"the highest requests, burst and quota", &RateLimit{Requests: MaxLimitRequests, Per: "day", Burst: MaxLimitRequests},
+			&Quota{Requests: MaxLimitRequests, Per: "minute"},
+			Limits{Rate: MaxLimitRequests / 86400.0, Burst: MaxLimitRequests, RateRequests: MaxLimitRequests, RateWindow: 24 * time.Hour,
+				Quota: MaxLimitRequests, QuotaWindow: time.Minute}},
 	}
 	for _, tt := range ok {
 		t.Run(tt.name, func(t *testing.T) {
@@ -44,6 +50,10 @@ func TestLimits(t *testing.T) {
 		{"zero requests", "rate_limit.requests", &RateLimit{Requests: 0, Per: "second"}, nil},
 		{"negative burst", "rate_limit.burst", &RateLimit{Requests: 5, Per: "second", Burst: -1}, nil},
 		{"huge", "rate_limit.requests", &RateLimit{Requests: MaxLimitRequests + 1, Per: "day"}, nil},
+		{"huge burst", "rate_limit.burst", &RateLimit{Requests: 5, Per: "second", Burst: MaxLimitRequests + 1}, nil},
+		{"zero quota", "quota.requests", nil, &Quota{Requests: 0, Per: "day"}},
+		{"huge quota", "quota.requests", nil, &Quota{Requests: MaxLimitRequests + 1, Per: "day"}},
+		{"unknown quota unit", "quota.per", nil, &Quota{Requests: 5, Per: "week"}},
 		{"quota per second", "quota.per", nil, &Quota{Requests: 5, Per: "second"}},
 		{"negative quota", "quota.requests", nil, &Quota{Requests: -5, Per: "day"}},
 	}

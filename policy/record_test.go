@@ -79,6 +79,8 @@ func TestParseRecordJSONErrors(t *testing.T) {
 		{"metadata value bool", `{` + valid + `,"metadata":{"a":true}}`, []string{`"metadata`, "bool"}},
 		{"expires_at as number", `{` + valid + `,"expires_at":1767225600}`, []string{`"expires_at"`, "number"}},
 		{"not_before as bool", `{` + valid + `,"not_before":false}`, []string{`"not_before"`, "bool"}},
+		{"tenant as object", `{"hash":"` + testHash + `","tenant":{"a":1},"status":"active"}`, []string{`"tenant"`, "object"}},
+		{"metadata value nested object", `{` + valid + `,"metadata":{"a":{"b":{"c":1}}}}`, []string{`"metadata`, "object"}},
 		{"status as bool", `{"hash":"` + testHash + `","tenant":"t","status":true}`, []string{`"status"`, "bool"}},
 		{"hash as number", `{"hash":1,"tenant":"t","status":"active"}`, []string{`"hash"`, "number"}},
 		{"hash null", `{"hash":null,"tenant":"t","status":"active"}`, []string{`"hash"`, "required"}},
@@ -114,6 +116,77 @@ func TestParseRecordSizeBoundary(t *testing.T) {
 	padded := doc + strings.Repeat(" ", MaxRecordSize-len(doc))
 	if _, err := ParseRecord([]byte(padded)); err != nil {
 		t.Errorf("record of exactly MaxRecordSize bytes: %v", err)
+	}
+}
+
+// TestRecordEncodedSizeLimit: Validate refuses a record whose JSON
+// encoding (as a store writes it) is over MaxRecordSize, and accepts one of
+// exactly MaxRecordSize bytes, also when the cheap bound is far over.
+func TestRecordEncodedSizeLimit(t *testing.T) {
+	r := baseRecord()
+	r.Metadata = map[string]string{"pad": ""}
+	pad := MaxRecordSize - len(mustMarshal(t, r))
+	r.Metadata["pad"] = strings.Repeat("v", pad)
+	if n := len(mustMarshal(t, r)); n != MaxRecordSize {
+		t.Fatalf("test record encodes to %d bytes, want %d", n, MaxRecordSize)
+	}
+	if r.encodedSizeBound() <= MaxRecordSize {
+		t.Fatalf("test record's bound %d does not reach the exact check", r.encodedSizeBound())
+	}
+	if err := r.Validate(); err != nil {
+		t.Errorf("record of exactly MaxRecordSize encoded bytes: %v", err)
+	}
+	r.Metadata["pad"] += "v"
+	wantErrContaining(t, r.Validate(), `record field "record": encodes to 65537 bytes, limit 65536`)
+	// Under the cheap bound but over the limit only once escaped.
+	r.Metadata["pad"] = strings.Repeat("<", MaxRecordSize/6)
+	wantErrContaining(t, r.Validate(), `record field "record": encodes to`)
+}
+
+// TestRecordEncodedSizeBound: encodedSizeBound must never be under the
+// real encoding, or Validate would skip the exact check and pass a record
+// a store cannot read back. The records here are the tightest cases: many
+// short list items, and every map entry as short as it gets next to every
+// other field at its longest, escaped six-fold.
+func TestRecordEncodedSizeBound(t *testing.T) {
+	tight := func(r *Record) {
+		r.Status, r.RevokedReason = StatusRevoked, strings.Repeat("<", 256)
+		r.Tenant, r.Name, r.Owner = strings.Repeat("<", 128), strings.Repeat("<", 256), strings.Repeat("&", 256)
+		r.Imported = true
+		r.RateLimit = &RateLimit{Requests: MaxLimitRequests, Per: "second", Burst: MaxLimitRequests}
+		r.GlobalRateLimit = &RateLimit{Requests: MaxLimitRequests, Per: "second"}
+		r.Quota = &Quota{Requests: MaxLimitRequests, Per: "minute"}
+		r.GlobalQuota = &Quota{Requests: MaxLimitRequests, Per: "minute"}
+		r.Headers, r.Metadata = map[string]string{}, map[string]string{}
+		for _, c := range "abcdefghijklmnopqrstuvwxyz012345" {
+			r.Headers[string(c)] = ""
+		}
+		for _, c := range "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-" {
+			r.Metadata[string(c)] = ""
+		}
+	}
+	tests := []struct {
+		name   string
+		mutate func(*Record)
+	}{
+		{"minimal", nil},
+		{"many one-letter hosts", func(r *Record) { r.AllowedHosts = slices.Repeat([]string{"a"}, 5000) }},
+		{"many three-letter hosts", func(r *Record) { r.AllowedHosts = slices.Repeat([]string{"abc"}, 2000) }},
+		{"256 one-letter scopes", func(r *Record) { r.Scopes = slices.Repeat([]string{"s"}, maxScopes) }},
+		{"shortest map entries, longest everything else", tight},
+		{"full record", func(r *Record) {
+			if err := json.Unmarshal([]byte(fullRecordJSON), r); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := mustRecord(t, tt.mutate)
+			if bound, n := r.encodedSizeBound(), len(mustMarshal(t, r)); bound < n {
+				t.Errorf("encodedSizeBound = %d, under the %d bytes json.Marshal writes", bound, n)
+			}
+		})
 	}
 }
 

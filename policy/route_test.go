@@ -183,7 +183,8 @@ func TestRoutesMatchRefuses(t *testing.T) {
 func TestRoutesNoMatch(t *testing.T) {
 	r := mustRoutes(t, `{"routes": [
 	  {"host": "api.example.com", "path_prefix": "/orders", "scopes": ["a"]},
-	  {"method": "GET", "path_prefix": "/public/", "scopes": []}
+	  {"method": "GET", "path_prefix": "/public/", "scopes": []},
+	  {"method": "POST", "path_prefix": "/submit", "scopes": ["w"]}
 	]}`)
 	for _, tt := range []struct{ host, method, path string }{
 		{"api.example.com", "GET", "/"},
@@ -195,6 +196,8 @@ func TestRoutesNoMatch(t *testing.T) {
 		{"x", "GET", "/public"},
 		{"x", "GET", ""},
 		{"x", "GET", "orders"},
+		{"x", "HEAD", "/submit"}, // only a GET rule covers HEAD
+		{"x", "GET", "/submit"},
 	} {
 		if i, reason := r.rule(tt.host, tt.method, tt.path); i >= 0 || reason != Allowed {
 			t.Errorf("rule(%q, %q, %q) = %d, %v; want no match", tt.host, tt.method, tt.path, i, reason)
@@ -210,6 +213,10 @@ func TestCanonicalPathAllow(t *testing.T) {
 	for _, p := range []string{
 		"/", "/orders", "/orders/", "/orders/1", "/a/b/c", "/..a", "/a..", "/...", "/.well-known/x", "/a/b.c",
 		"/a.", "/.a", "/a%20b", "/%25", "/a:b", "/~user",
+		// Escapes of reserved and other characters stay as Envoy leaves
+		// them, in either case of hex digit: ':' '?' ')' 'é' and a tab.
+		"/a%3ab", "/a%3Ab", "/a%3f", "/a%3F", "/a%29", "/caf%C3%A9", "/caf%c3%a9", "/a%AF%af%Fa%fA", "/a%09",
+		"/a%20%3A%20b",
 	} {
 		if !CanonicalPath(p) {
 			t.Errorf("CanonicalPath(%q) = false, want true", p)
@@ -230,6 +237,9 @@ func TestCanonicalPathDeny(t *testing.T) {
 		// characters, so they never appear in a normalised path, and a
 		// backend that decodes them sees /admin.
 		"/%61dmin", "/adm%69n", "/%41", "/a%2Db", "/a%5Fb", "/%7Euser", "/v%31",
+		"/%7A", "/%5A", "/%5a", "/%30", "/%39", "/%20%61dmin", "/a%20%2F",
+		// Not an escape: truncated, or not hex.
+		"/a%", "/a%4", "/a%4/", "/a%g1", "/a%1g", "/a%zz", "/a%%41",
 	} {
 		if CanonicalPath(p) {
 			t.Errorf("CanonicalPath(%q) = true, want false", p)

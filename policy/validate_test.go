@@ -13,6 +13,10 @@ func TestRecordValidateAllow(t *testing.T) {
 	for i := range maxHeaders {
 		headers32[fmt.Sprintf("x-h%d", i)] = "v"
 	}
+	metadata64 := make(map[string]string)
+	for i := range 64 {
+		metadata64[fmt.Sprint("k", i)] = "v"
+	}
 	tests := []struct {
 		name   string
 		mutate func(*Record)
@@ -33,6 +37,7 @@ func TestRecordValidateAllow(t *testing.T) {
 		}},
 		{"created and updated", func(r *Record) { r.CreatedAt, r.UpdatedAt = "2025-01-01T00:00:00Z", "2025-02-01T00:00:00Z" }},
 		{"rotated_to id", func(r *Record) { r.RotatedTo = "AbCdEf012345" }},
+		{"scope alphabet edges", func(r *Record) { r.Scopes = []string{"AZ:az09", "Z", "A", "z"} }},
 		{"scope punctuation", func(r *Record) { r.Scopes = []string{"a:b.c_d/e*f-g", "*", strings.Repeat("s", 128)} }},
 		{"256 scopes", func(r *Record) {
 			for i := range maxScopes {
@@ -53,7 +58,13 @@ func TestRecordValidateAllow(t *testing.T) {
 			r.Headers = map[string]string{"x-plan": "gold", "x-tab": "a\tb", "x-empty": "", "x-max": strings.Repeat("v", maxHeaderValueLen), "x-printable": "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"}
 		}},
 		{"32 headers", func(r *Record) { r.Headers = headers32 }},
+		{"header name of 128", func(r *Record) { r.Headers = map[string]string{strings.Repeat("x", 128): "v"} }},
+		{"header names at the token alphabet's edges", func(r *Record) {
+			r.Headers = map[string]string{"a-z_0.9": "v", "!x": "v", "x~|`^": "v", "#$%&'*+": "v"}
+		}},
 		{"metadata", func(r *Record) { r.Metadata = map[string]string{"ticket": "OPS-1", "free form": "any\nthing \x00"} }},
+		{"64 metadata entries", func(r *Record) { r.Metadata = metadata64 }},
+		{"metadata key of 128", func(r *Record) { r.Metadata = map[string]string{strings.Repeat("k", 128): "v"} }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -183,6 +194,9 @@ func TestRecordValidateDeny(t *testing.T) {
 		{"referrer star", ref("https://*"), `"allowed_referrers[0]"`},
 		{"referrer port not numeric", ref("https://app.example.com:abc"), `"allowed_referrers[0]"`},
 		{"referrer port out of range", ref("https://app.example.com:99999"), `"allowed_referrers[0]"`},
+		{"referrer port 0", ref("https://app.example.com:0"), `"allowed_referrers[0]": "https://app.example.com:0": port "0"`},
+		{"referrer port 65536", ref("https://app.example.com:65536"), `"allowed_referrers[0]": "https://app.example.com:65536": port "65536"`},
+		{"referrer port without host", ref("https://:8080"), `"allowed_referrers[0]": "https://:8080": host "" is not`},
 		{"header :path", hdr(":path", "/admin"), `"headers.:path"`},
 		{"header :authority", hdr(":authority", "evil"), `"headers.:authority"`},
 		{"header host", hdr("host", "evil.example.com"), `"headers.host"`},
@@ -312,6 +326,21 @@ func TestReservedHeader(t *testing.T) {
 	for _, name := range []string{"x-plan", "x-tenant", "x-envoy", "x-keygate", "hostname", "x-api-keys", "cookies", "accept"} {
 		if why := ReservedHeader(name); why != "" {
 			t.Errorf("ReservedHeader(%q) = %q, want \"\"", name, why)
+		}
+	}
+}
+
+// TestIsHeaderName: lower-case RFC 9110 tokens, every tchar included, and
+// nothing else (upper case, separators, controls, non-ASCII, empty).
+func TestIsHeaderName(t *testing.T) {
+	for _, name := range []string{"a", "z", "0", "9", "x-tenant-zone", "a-z0-9", "!", "!#$%&'*+-.^_`|~", "x!"} {
+		if !IsHeaderName(name) {
+			t.Errorf("IsHeaderName(%q) = false, want true", name)
+		}
+	}
+	for _, name := range []string{"", "A", "Z", "X-Plan", "x plan", "x:y", "x\"y", "(x)", "x/y", "x@y", "x\x00", "x\x7f", "{", "é", "x,y"} {
+		if IsHeaderName(name) {
+			t.Errorf("IsHeaderName(%q) = true, want false", name)
 		}
 	}
 }
