@@ -90,6 +90,8 @@ func TestCheckKeyExtractionDeny(t *testing.T) {
 		{"both headers, different keys", newReq().key(testKey).header("authorization", "Bearer "+otherKey).build(), "ambiguous_credentials"},
 		{"comma-joined x-api-key", newReq().key(testKey + "," + otherKey).build(), "ambiguous_credentials"},
 		{"comma-joined same key", newReq().key(testKey + ", " + testKey).build(), "ambiguous_credentials"},
+		{"key joined after an empty copy", newReq().key("," + testKey).build(), "ambiguous_credentials"},
+		{"bearer token joined after an empty copy", newReq().header("authorization", "Bearer ,"+testKey).build(), "ambiguous_credentials"},
 		{"comma-joined authorization", newReq().header("authorization", "Bearer "+testKey+", Bearer "+otherKey).build(), "ambiguous_credentials"},
 		{"header_map duplicates, different values", newReq().raw("x-api-key", []byte(testKey)).raw("x-api-key", []byte(otherKey)).build(), "ambiguous_credentials"},
 		{"headers and header_map disagree", newReq().key(testKey).raw("x-api-key", []byte(otherKey)).build(), "ambiguous_credentials"},
