@@ -418,6 +418,29 @@ func TestCheckWrongSecretLooksUnknown(t *testing.T) {
 	}
 }
 
+// TestCheckDecisionLatency: a Decision's Latency (metrics' histogram, the
+// audit line's latency_us) is measured from the start of that Check: never
+// negative, never more than the time around the call, for every stage a
+// Check can end at.
+func TestCheckDecisionLatency(t *testing.T) {
+	e := newEnv(t)
+	for _, tc := range []struct {
+		name string
+		req  *authv3.CheckRequest
+	}{
+		{"allow", newReq().key(testKey).build()},
+		{"deny before the lookup", newReq().key("kg_nope").build()},
+		{"deny after the lookup", newReq().key(otherKey).build()},
+	} {
+		before := time.Now()
+		e.check(tc.req)
+		elapsed := time.Since(before)
+		if d := e.lastDecision(); d.Latency < 0 || d.Latency > elapsed {
+			t.Errorf("%s: latency %v, want between 0 and %v", tc.name, d.Latency, elapsed)
+		}
+	}
+}
+
 func TestCheckNeverReturnsError(t *testing.T) {
 	e := newEnv(t)
 	ctx, cancel := context.WithCancel(context.Background())
