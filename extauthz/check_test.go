@@ -208,6 +208,51 @@ func TestCheckSharedResponsesNotMutated(t *testing.T) {
 	}
 }
 
+// TestCheckRemovesHeadersOtherKeysSet: once a record setting a header is
+// loaded, every allow of a key that does not set it removes it, also for
+// a key whose removal lists were built (and kept) before: a client must
+// not pass another key's x-tier upstream.
+func TestCheckRemovesHeadersOtherKeysSet(t *testing.T) {
+	e := newEnv(t) // testKey's record sets x-plan
+	before := e.check(newReq().key(testKey).build())
+	if got := before.GetOkResponse().GetHeadersToRemove(); !slices.Equal(got, []string{"x-api-key", "x-keygate-reason"}) {
+		t.Errorf("before x-tier is known: headers_to_remove %v", got)
+	}
+	e.put(otherKey, func(r *policy.Record) { r.Headers = map[string]string{"x-tier": "silver"} })
+	if got := outcome(e.check(newReq().key(otherKey).build())); got != "allowed" {
+		t.Fatalf("otherKey: %q, want allowed", got)
+	}
+	after := e.check(newReq().key(testKey).header("x-tier", "silver").build())
+	if got := after.GetOkResponse().GetHeadersToRemove(); !slices.Equal(got, []string{"x-api-key", "x-keygate-reason", "x-tier"}) {
+		t.Errorf("after a record setting x-tier was loaded: headers_to_remove %v, want x-tier removed too", got)
+	}
+}
+
+// TestCheckDecisionRequestID: a Decision carries the request's
+// x-request-id for the audit line, unless the request has two different
+// ones (then none: either could be the client's).
+func TestCheckDecisionRequestID(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		req  *authv3.CheckRequest
+		want string
+	}{
+		{"one", newReq().key(testKey).header("x-request-id", "req-abc").build(), "req-abc"},
+		{"none", newReq().key(testKey).build(), ""},
+		{"the same in headers and header_map", newReq().key(testKey).header("x-request-id", "req-abc").raw("x-request-id", []byte("req-abc")).build(), "req-abc"},
+		{"two different", newReq().key(testKey).header("x-request-id", "req-abc").raw("x-request-id", []byte("req-xyz")).build(), ""},
+		{"on a deny", newReq().key(otherKey).header("x-request-id", "req-abc").build(), "req-abc"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.check(tc.req)
+			if got := e.lastDecision().RequestID; got != tc.want {
+				t.Errorf("RequestID %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
 // policyCase runs one request against a record through Check.
 type policyCase struct {
 	name string
