@@ -3,6 +3,7 @@ package extauthz
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -168,6 +169,31 @@ func TestCheckIdentityHeaders(t *testing.T) {
 	md := resp.GetDynamicMetadata().GetFields()
 	if md["key_id"].GetStringValue() != testID || md["tenant"].GetStringValue() != "acme" {
 		t.Errorf("dynamic metadata = %v", resp.GetDynamicMetadata())
+	}
+}
+
+// TestCheckRecordHeaders: an allow sets every header its record sets,
+// with its value, besides the identity headers, from none up to the most
+// a record may have.
+func TestCheckRecordHeaders(t *testing.T) {
+	for _, n := range []int{0, 1, 2, 3, 32} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			want := map[string]string{headerKeyID: testID, headerTenant: "acme", headerScopes: "orders:read orders:write"}
+			headers := map[string]string{}
+			for i := range n {
+				name, value := fmt.Sprintf("x-rec-%02d", i), fmt.Sprintf("v%d", i)
+				headers[name], want[name] = value, value
+			}
+			e := newEnv(t)
+			e.put(testKey, func(r *policy.Record) { r.Headers = headers })
+			resp := e.check(newReq().key(testKey).build())
+			if got := outcome(resp); got != "allowed" {
+				t.Fatalf("outcome %q, want allowed", got)
+			}
+			if got := headerSet(resp); !maps.Equal(got, want) {
+				t.Errorf("headers set %v, want %v", got, want)
+			}
+		})
 	}
 }
 
