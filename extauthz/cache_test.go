@@ -60,7 +60,9 @@ func TestCacheNotFoundTTL(t *testing.T) {
 }
 
 func TestCacheNegativeFloodKeepsValidKeys(t *testing.T) {
-	e := newEnv(t, func(c *Config) { c.CacheSize = 4; c.NegativeCacheSize = 16 })
+	// A long lookup timeout: 10,000 reads on a loaded machine must not
+	// turn one into store_unavailable (as in TestCallerFlagsPruned).
+	e := newEnv(t, func(c *Config) { c.CacheSize = 4; c.NegativeCacheSize = 16; c.LookupTimeout = time.Minute })
 	mustOutcome(t, e, testKey, "allowed")
 	f, _ := policy.NewFormat("kg")
 	for range 10_000 {
