@@ -60,7 +60,9 @@ func TestCacheNotFoundTTL(t *testing.T) {
 }
 
 func TestCacheNegativeFloodKeepsValidKeys(t *testing.T) {
-	e := newEnv(t, func(c *Config) { c.CacheSize = 4; c.NegativeCacheSize = 16 })
+	// A long lookup timeout: 10,000 reads on a loaded machine must not
+	// turn one into store_unavailable (as in TestCallerFlagsPruned).
+	e := newEnv(t, func(c *Config) { c.CacheSize = 4; c.NegativeCacheSize = 16; c.LookupTimeout = time.Minute })
 	mustOutcome(t, e, testKey, "allowed")
 	f, _ := policy.NewFormat("kg")
 	for range 10_000 {
@@ -130,12 +132,29 @@ func TestCacheStaleIfError(t *testing.T) {
 	mustOutcome(t, e, testKey, "store_unavailable")
 }
 
+// TestCacheStaleDisabled: with StaleTTL 0 a record that is not fresh is
+// never served when its re-read fails, however it stopped being fresh:
+// past FoundTTL, or made stale by ExpireAll while still within FoundTTL of
+// its read.
 func TestCacheStaleDisabled(t *testing.T) {
-	e := newEnv(t, func(c *Config) { c.StaleTTL = 0 })
-	mustOutcome(t, e, testKey, "allowed")
-	e.store.set(func(s *fakeStore) { s.err = errVaultDown })
-	e.clock.Advance(31 * time.Second)
-	mustOutcome(t, e, testKey, "store_unavailable")
+	for _, tc := range []struct {
+		name  string
+		stale func(e *env)
+	}{
+		{"past found TTL", func(e *env) { e.clock.Advance(31 * time.Second) }},
+		{"expired within found TTL", func(e *env) { e.clock.Advance(10 * time.Second); e.srv.ExpireAll() }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, func(c *Config) { c.StaleTTL = 0 })
+			mustOutcome(t, e, testKey, "allowed")
+			e.store.set(func(s *fakeStore) { s.err = errVaultDown })
+			tc.stale(e)
+			mustOutcome(t, e, testKey, "store_unavailable")
+			wantReads(t, e, 2)
+			mustOutcome(t, e, testKey, "store_unavailable") // nothing cached: read again
+			wantReads(t, e, 3)
+		})
+	}
 }
 
 func TestCacheUnknownKeyDuringStoreFailure(t *testing.T) {
@@ -476,6 +495,50 @@ func TestCacheEvictDuringInFlightRead(t *testing.T) {
 
 	// This request starts after the revocation and the Evict.
 	mustOutcome(t, e, testKey, "revoked_key")
+}
+
+// TestCacheDropsDuringInFlightRead: however many cache drops (Evict,
+// Purge, PurgeUnknown) land while a read is in flight, in any order, the
+// read does not cache what it fetched: each one moves the generation on,
+// and a later drop never brings it back to the read's.
+func TestCacheDropsDuringInFlightRead(t *testing.T) {
+	evict := func(s *Server) { s.Evict(testID) }
+	for _, tc := range []struct {
+		name  string
+		drops []func(s *Server)
+	}{
+		{"evict", []func(*Server){evict}},
+		{"purge", []func(*Server){(*Server).Purge}},
+		{"evict, purge unknown", []func(*Server){evict, (*Server).PurgeUnknown}},
+		{"purge unknown, evict", []func(*Server){(*Server).PurgeUnknown, evict}},
+		{"evict, purge", []func(*Server){evict, (*Server).Purge}},
+		{"purge, evict", []func(*Server){(*Server).Purge, evict}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, func(c *Config) { c.LookupTimeout = time.Minute })
+			release, entered := make(chan struct{}), make(chan string, 1)
+			e.store.set(func(s *fakeStore) { s.block, s.entered = release, entered })
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				if _, err := e.srv.Check(context.Background(), newReq().key(testKey).build()); err != nil {
+					t.Errorf("Check: %v", err)
+				}
+			}()
+			<-entered // the read has taken its snapshot of the active record
+
+			e.put(testKey, func(r *policy.Record) { r.Status = policy.StatusRevoked })
+			e.store.set(func(s *fakeStore) { s.block, s.entered = nil, nil })
+			for _, drop := range tc.drops {
+				drop(e.srv)
+			}
+			close(release)
+			<-done
+
+			mustOutcome(t, e, testKey, "revoked_key")
+			wantReads(t, e, 2)
+		})
+	}
 }
 
 // TestCacheSweep: records past found-ttl + stale-ttl and unknown ids past

@@ -253,6 +253,48 @@ func TestCallerValidKeysNeverDrain(t *testing.T) {
 	}
 }
 
+// TestCallerFlaggedOnlyWhenOut: a caller is flagged (counted in blocked,
+// which makes every Check look its caller up, and moves callers in the
+// LRU that decides whose budget is forgotten first) only once it has less
+// than one token to spare: one token left, spendable or held by nothing,
+// is not out of budget.
+func TestCallerFlaggedOnlyWhenOut(t *testing.T) {
+	const spend, reserve = "spend", "reserve"
+	for _, tc := range []struct {
+		name    string
+		steps   []string
+		blocked bool
+	}{
+		{"one of two tokens spent", []string{spend}, false},
+		{"both spent", []string{spend, spend}, true},
+		{"one of two held by a read", []string{reserve}, false},
+		{"both held by reads", []string{reserve, reserve}, true},
+		{"one spent, one held", []string{spend, reserve}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newCallers(&Config{UnknownKeyRate: 0.001, UnknownKeyBurst: 2})
+			ctx, in, now := fromPeer("10.0.0.7"), &incoming{}, time.Unix(1_700_000_000, 0)
+			for _, step := range tc.steps {
+				if step == spend {
+					c.spend(ctx, in, now)
+				} else if _, ok := c.reserve(ctx, in, now); !ok {
+					t.Fatal("reserve refused with a token to spare")
+				}
+			}
+			want := int64(0)
+			if tc.blocked {
+				want = 1
+			}
+			if got := c.blocked.Load(); got != want {
+				t.Errorf("blocked = %d, want %d", got, want)
+			}
+			if got := c.blockedAt(ctx, in, now); got != tc.blocked {
+				t.Errorf("blockedAt = %v, want %v", got, tc.blocked)
+			}
+		})
+	}
+}
+
 // TestCancelledCallerExact: a caller whose context ends while its store
 // read is in flight gets exactly store_unavailable (503), is recorded as
 // such, and is not charged to the unknown-key throttle: with a budget of

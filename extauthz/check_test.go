@@ -3,6 +3,7 @@ package extauthz
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -90,6 +91,8 @@ func TestCheckKeyExtractionDeny(t *testing.T) {
 		{"both headers, different keys", newReq().key(testKey).header("authorization", "Bearer "+otherKey).build(), "ambiguous_credentials"},
 		{"comma-joined x-api-key", newReq().key(testKey + "," + otherKey).build(), "ambiguous_credentials"},
 		{"comma-joined same key", newReq().key(testKey + ", " + testKey).build(), "ambiguous_credentials"},
+		{"key joined after an empty copy", newReq().key("," + testKey).build(), "ambiguous_credentials"},
+		{"bearer token joined after an empty copy", newReq().header("authorization", "Bearer ,"+testKey).build(), "ambiguous_credentials"},
 		{"comma-joined authorization", newReq().header("authorization", "Bearer "+testKey+", Bearer "+otherKey).build(), "ambiguous_credentials"},
 		{"header_map duplicates, different values", newReq().raw("x-api-key", []byte(testKey)).raw("x-api-key", []byte(otherKey)).build(), "ambiguous_credentials"},
 		{"headers and header_map disagree", newReq().key(testKey).raw("x-api-key", []byte(otherKey)).build(), "ambiguous_credentials"},
@@ -169,6 +172,31 @@ func TestCheckIdentityHeaders(t *testing.T) {
 	}
 }
 
+// TestCheckRecordHeaders: an allow sets every header its record sets,
+// with its value, besides the identity headers, from none up to the most
+// a record may have.
+func TestCheckRecordHeaders(t *testing.T) {
+	for _, n := range []int{0, 1, 2, 3, 32} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			want := map[string]string{headerKeyID: testID, headerTenant: "acme", headerScopes: "orders:read orders:write"}
+			headers := map[string]string{}
+			for i := range n {
+				name, value := fmt.Sprintf("x-rec-%02d", i), fmt.Sprintf("v%d", i)
+				headers[name], want[name] = value, value
+			}
+			e := newEnv(t)
+			e.put(testKey, func(r *policy.Record) { r.Headers = headers })
+			resp := e.check(newReq().key(testKey).build())
+			if got := outcome(resp); got != "allowed" {
+				t.Fatalf("outcome %q, want allowed", got)
+			}
+			if got := headerSet(resp); !maps.Equal(got, want) {
+				t.Errorf("headers set %v, want %v", got, want)
+			}
+		})
+	}
+}
+
 func TestCheckSpoofedScopesRemovedWhenRecordHasNone(t *testing.T) {
 	e := newEnv(t)
 	e.put(testKey, func(r *policy.Record) { r.Scopes = nil })
@@ -203,6 +231,51 @@ func TestCheckSharedResponsesNotMutated(t *testing.T) {
 	third := e.check(newReq().key(testKey).build())
 	if got := third.GetOkResponse().GetHeadersToRemove(); !slices.Equal(got, []string{"x-api-key", "x-keygate-reason"}) {
 		t.Errorf("prebuilt removals polluted: %v", got)
+	}
+}
+
+// TestCheckRemovesHeadersOtherKeysSet: once a record setting a header is
+// loaded, every allow of a key that does not set it removes it, also for
+// a key whose removal lists were built (and kept) before: a client must
+// not pass another key's x-tier upstream.
+func TestCheckRemovesHeadersOtherKeysSet(t *testing.T) {
+	e := newEnv(t) // testKey's record sets x-plan
+	before := e.check(newReq().key(testKey).build())
+	if got := before.GetOkResponse().GetHeadersToRemove(); !slices.Equal(got, []string{"x-api-key", "x-keygate-reason"}) {
+		t.Errorf("before x-tier is known: headers_to_remove %v", got)
+	}
+	e.put(otherKey, func(r *policy.Record) { r.Headers = map[string]string{"x-tier": "silver"} })
+	if got := outcome(e.check(newReq().key(otherKey).build())); got != "allowed" {
+		t.Fatalf("otherKey: %q, want allowed", got)
+	}
+	after := e.check(newReq().key(testKey).header("x-tier", "silver").build())
+	if got := after.GetOkResponse().GetHeadersToRemove(); !slices.Equal(got, []string{"x-api-key", "x-keygate-reason", "x-tier"}) {
+		t.Errorf("after a record setting x-tier was loaded: headers_to_remove %v, want x-tier removed too", got)
+	}
+}
+
+// TestCheckDecisionRequestID: a Decision carries the request's
+// x-request-id for the audit line, unless the request has two different
+// ones (then none: either could be the client's).
+func TestCheckDecisionRequestID(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		req  *authv3.CheckRequest
+		want string
+	}{
+		{"one", newReq().key(testKey).header("x-request-id", "req-abc").build(), "req-abc"},
+		{"none", newReq().key(testKey).build(), ""},
+		{"the same in headers and header_map", newReq().key(testKey).header("x-request-id", "req-abc").raw("x-request-id", []byte("req-abc")).build(), "req-abc"},
+		{"two different", newReq().key(testKey).header("x-request-id", "req-abc").raw("x-request-id", []byte("req-xyz")).build(), ""},
+		{"on a deny", newReq().key(otherKey).header("x-request-id", "req-abc").build(), "req-abc"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.check(tc.req)
+			if got := e.lastDecision().RequestID; got != tc.want {
+				t.Errorf("RequestID %q, want %q", got, tc.want)
+			}
+		})
 	}
 }
 
@@ -277,6 +350,7 @@ func TestCheckPolicyAllow(t *testing.T) {
 		{name: "routes: unlisted path", cfg: routes, req: newReq().key(testKey).path("/healthz").build(), want: "allowed"},
 		{name: "routes and extension together", cfg: routes, req: newReq().key(testKey).path("/v1/orders").scopes("orders:write").build(), want: "allowed"},
 		{name: "no CIDRs, empty source", req: newReq().key(testKey).source("").build(), want: "allowed"},
+		{name: "underscored header that reads as nothing keygate uses", req: newReq().key(testKey).header("x_trace_id", "1").mapValue("my_header", "2").build(), want: "allowed"},
 		{name: "cidr: IPv4", rec: nets, req: newReq().key(testKey).source("10.1.2.3").build(), want: "allowed"},
 		{name: "cidr: IPv4-mapped IPv6", rec: nets, req: newReq().key(testKey).source("::ffff:10.0.0.1").build(), want: "allowed"},
 		{name: "cidr: link-local with zone", rec: nets, req: newReq().key(testKey).source("fe80::1%eth0").build(), want: "allowed"},
@@ -349,6 +423,8 @@ func TestCheckPolicyDeny(t *testing.T) {
 		{name: "CGI look-alike of an identity header", req: newReq().key(testKey).header("x_keygate_scopes", "admin").build(), want: "invalid_header"},
 		{name: "CGI look-alike of the credential", req: newReq().key(testKey).mapValue("x_api_key", otherKey).build(), want: "invalid_header"},
 		{name: "CGI look-alike of a record header", req: newReq().key(testKey).header("x_plan", "platinum").build(), want: "invalid_header"},
+		{name: "CGI look-alike of a custom auth header", cfg: func(c *Config) { c.AuthHeader = "x-auth-token" },
+			req: newReq().key(testKey).header("x_auth_token", "Bearer "+otherKey).build(), want: "invalid_header"},
 		{name: "referrer: none", rec: refs, req: newReq().key(testKey).build(), want: "referrer_denied"},
 		{name: "referrer: other origin", rec: refs, req: newReq().key(testKey).header("origin", "https://evil.com").build(), want: "referrer_denied"},
 		{name: "referrer: scheme", rec: refs, req: newReq().key(testKey).header("origin", "http://app.example.com").build(), want: "referrer_denied"},
@@ -413,6 +489,29 @@ func TestCheckWrongSecretLooksUnknown(t *testing.T) {
 	// The right key still works: a wrong secret does not poison the cache.
 	if got := outcome(e.check(newReq().key(testKey).build())); got != "allowed" {
 		t.Errorf("right key after wrong secret: %q", got)
+	}
+}
+
+// TestCheckDecisionLatency: a Decision's Latency (metrics' histogram, the
+// audit line's latency_us) is measured from the start of that Check: never
+// negative, never more than the time around the call, for every stage a
+// Check can end at.
+func TestCheckDecisionLatency(t *testing.T) {
+	e := newEnv(t)
+	for _, tc := range []struct {
+		name string
+		req  *authv3.CheckRequest
+	}{
+		{"allow", newReq().key(testKey).build()},
+		{"deny before the lookup", newReq().key("kg_nope").build()},
+		{"deny after the lookup", newReq().key(otherKey).build()},
+	} {
+		before := time.Now()
+		e.check(tc.req)
+		elapsed := time.Since(before)
+		if d := e.lastDecision(); d.Latency < 0 || d.Latency > elapsed {
+			t.Errorf("%s: latency %v, want between 0 and %v", tc.name, d.Latency, elapsed)
+		}
 	}
 }
 

@@ -54,6 +54,8 @@ func TestConfigValid(t *testing.T) {
 		{"unlimited unknown keys", func(c *Config) { c.UnknownKeyRate = -1 }},
 		{"per client", func(c *Config) { c.UnknownKeyPer = PerClient }},
 		{"tiny sizes", func(c *Config) { c.CacheSize, c.NegativeCacheSize, c.StoreReadBurst = 1, 1, 1 }},
+		{"smallest requests", func(c *Config) { c.MaxRequestBytes = 16 << 10 }},
+		{"largest requests", func(c *Config) { c.MaxRequestBytes = 16 << 20 }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -102,6 +104,8 @@ func TestConfigInvalid(t *testing.T) {
 		{"NaN unknown-key rate", func(c *Config) { c.UnknownKeyRate = math.NaN() }, []string{"unknown-key-rate"}},
 		{"unknown caller key", func(c *Config) { c.UnknownKeyPer = "ip" }, []string{"unknown-key-per"}},
 		{"small requests", func(c *Config) { c.MaxRequestBytes = 1000 }, []string{"max-request-bytes"}},
+		{"a byte under 16 KiB", func(c *Config) { c.MaxRequestBytes = 16<<10 - 1 }, []string{"max-request-bytes"}},
+		{"a byte over 16 MiB", func(c *Config) { c.MaxRequestBytes = 16<<20 + 1 }, []string{"max-request-bytes"}},
 		{"strip headers", func(c *Config) { c.StripHeaders = []string{"x-plan", "X-Tier", "host"} }, []string{"strip-headers[1]", "strip-headers[2]"}},
 		{"proxy with host bits", func(c *Config) {
 			c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("10.1.2.3/8"), {}}

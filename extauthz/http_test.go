@@ -23,6 +23,7 @@ type httpCase struct {
 	extra   [][2]string       // headers added (repeats allowed)
 	status  int
 	reason  string // x-keygate-reason on deny
+	bare    bool   // send only these headers: no User-Agent or Accept-Encoding
 }
 
 // serveHTTP starts the HTTP mode over real loopback HTTP.
@@ -52,7 +53,15 @@ func (c httpCase) do(t *testing.T, ts *httptest.Server) *http.Response {
 	for _, kv := range c.extra {
 		req.Header.Add(kv[0], kv[1])
 	}
-	resp, err := ts.Client().Do(req)
+	client := ts.Client()
+	if c.bare {
+		req.Header.Set("User-Agent", "") // present but empty: not sent
+		tr := client.Transport.(*http.Transport).Clone()
+		tr.DisableCompression = true // no Accept-Encoding
+		t.Cleanup(tr.CloseIdleConnections)
+		client = &http.Client{Transport: tr}
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,6 +100,7 @@ func TestHTTPMode(t *testing.T) {
 		{name: "forward auth: two X-Forwarded-Host", target: "/auth", headers: map[string]string{"X-Forwarded-Method": "GET", "X-Forwarded-Uri": "/x", "X-Api-Key": testKey},
 			extra: [][2]string{{"X-Forwarded-Host", "api.example.com"}, {"X-Forwarded-Host", "internal.example.com"}}, status: 400, reason: "ambiguous_forwarded_request"},
 		{name: "forward auth: joined X-Forwarded-Host", target: "/auth", headers: fwd("GET", "/x", "api.example.com, internal.example.com", key), status: 400, reason: "ambiguous_forwarded_request"},
+		{name: "forward auth: X-Forwarded-Host joined to an empty copy", target: "/auth", headers: fwd("GET", "/x", ",internal.example.com", key), status: 400, reason: "ambiguous_forwarded_request"},
 		{name: "forward auth: two X-Original-Method", target: "/auth", headers: map[string]string{"X-Forwarded-Uri": "/x", "X-Forwarded-Host": "api.example.com", "X-Api-Key": testKey},
 			extra: [][2]string{{"X-Original-Method", "GET"}, {"X-Original-Method", "POST"}}, status: 400, reason: "ambiguous_forwarded_request"},
 		{name: "forward auth: CGI look-alike of the credential", target: "/auth", headers: fwd("GET", "/v1/orders", "api.example.com", map[string]string{"X-Api-Key": testKey, "X_api_key": otherKey}), status: 400, reason: "invalid_header"},
@@ -235,15 +245,23 @@ func TestHTTPModeTooLarge(t *testing.T) {
 	for i := range maxForwardedHeaders {
 		many = append(many, [2]string{fmt.Sprintf("X-Pad-%d", i), "1"})
 	}
+	// Bare requests carry X-Api-Key, the padding and nothing else; the
+	// bytes counted are the URI's and each header line's name and value.
+	const target = "/ext_authz/v1"
+	fill := 16<<10 - len(target) - len("X-Api-Key") - len(testKey) - len("X-Pad")
 	for _, tc := range []httpCase{
 		{name: "under the line limit", extra: many[:maxForwardedHeaders-10], status: 200}, // the client adds a few
+		{name: "exactly the line limit", extra: many[:maxForwardedHeaders-1], bare: true, status: 200},
+		{name: "one line over the line limit", extra: many, bare: true, status: 413, reason: "request_too_large"},
+		{name: "exactly the byte limit", extra: [][2]string{{"X-Pad", strings.Repeat("a", fill)}}, bare: true, status: 200},
+		{name: "one byte over the byte limit", extra: [][2]string{{"X-Pad", strings.Repeat("a", fill+1)}}, bare: true, status: 413, reason: "request_too_large"},
 		{name: "over the line limit", extra: append(many, [2]string{"X-Api-Key", otherKey}), status: 413, reason: "request_too_large"},
 		{name: "over the byte limit", extra: [][2]string{{"X-Pad", strings.Repeat("a", 16<<10)}}, status: 413, reason: "request_too_large"},
 		{name: "a path over the byte limit", target: "/ext_authz/v1/" + strings.Repeat("a", 16<<10), status: 413, reason: "request_too_large"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.target == "" {
-				tc.target = "/ext_authz/v1"
+				tc.target = target
 			}
 			tc.headers = map[string]string{"X-Api-Key": testKey}
 			resp := tc.do(t, ts)
