@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"runtime/metrics"
+	"strconv"
 	"time"
 )
 
@@ -70,10 +71,16 @@ func tuneGC(ctx context.Context, log *slog.Logger, floor uint64, base int) {
 	}
 }
 
-// baseGCPercent is the GOGC serve starts with (the GOGC environment
-// variable, else 100; -1 for off).
-func baseGCPercent() int {
-	p := debug.SetGCPercent(100)
-	debug.SetGCPercent(p)
-	return p
+// baseGCPercent is GOGC as the runtime reads it from the environment
+// (gogc: "off" is -1, unset or not a number is 100). Not the current
+// setting, which another tuner in the process (tests run several servers)
+// may have raised.
+func baseGCPercent(gogc string) int {
+	if gogc == "off" {
+		return -1
+	}
+	if n, err := strconv.Atoi(gogc); err == nil {
+		return n
+	}
+	return 100
 }

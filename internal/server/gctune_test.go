@@ -10,6 +10,14 @@ import (
 	"time"
 )
 
+func TestBaseGCPercent(t *testing.T) {
+	for in, want := range map[string]int{"": 100, "off": -1, "50": 50, "400": 400, "junk": 100} {
+		if got := baseGCPercent(in); got != want {
+			t.Errorf("baseGCPercent(%q) = %d, want %d", in, got, want)
+		}
+	}
+}
+
 func TestGCPercent(t *testing.T) {
 	const mib = 1 << 20
 	for _, tc := range []struct {
@@ -45,15 +53,16 @@ func TestTuneGC(t *testing.T) {
 	done := make(chan struct{})
 	go func() { tuneGC(ctx, log, 1<<40, 100); close(done) }() // a 1 TiB floor: any test heap is small
 	deadline := time.Now().Add(5 * time.Second)
-	for baseGCPercent() != maxGCPercent {
+	gogc := func() int { p := debug.SetGCPercent(-1); debug.SetGCPercent(p); return p }
+	for gogc() != maxGCPercent {
 		if time.Now().After(deadline) {
-			t.Fatalf("GOGC %d while tuning, want %d", baseGCPercent(), maxGCPercent)
+			t.Fatalf("GOGC %d while tuning, want %d", gogc(), maxGCPercent)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 	cancel()
 	<-done
-	if p := baseGCPercent(); p != 100 {
+	if p := gogc(); p != 100 {
 		t.Errorf("GOGC %d after tuning, want the base 100", p)
 	}
 

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"os"
 )
 
 // tasks are the server's long-running parts, in the order they start.
@@ -71,7 +72,7 @@ func (s *Server) backgroundTasks(loggedIn gate) []task {
 	}
 	if s.cfg.GCMinHeapMiB > 0 {
 		ts = append(ts, task{name: "gc-tune", run: func(ctx context.Context) error {
-			tuneGC(ctx, s.log, uint64(s.cfg.GCMinHeapMiB)<<20, baseGCPercent())
+			tuneGC(ctx, s.log, uint64(s.cfg.GCMinHeapMiB)<<20, baseGCPercent(os.Getenv("GOGC")))
 			return nil
 		}})
 	}
