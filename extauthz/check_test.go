@@ -423,6 +423,8 @@ func TestCheckPolicyDeny(t *testing.T) {
 		{name: "CGI look-alike of an identity header", req: newReq().key(testKey).header("x_keygate_scopes", "admin").build(), want: "invalid_header"},
 		{name: "CGI look-alike of the credential", req: newReq().key(testKey).mapValue("x_api_key", otherKey).build(), want: "invalid_header"},
 		{name: "CGI look-alike of a record header", req: newReq().key(testKey).header("x_plan", "platinum").build(), want: "invalid_header"},
+		{name: "CGI look-alike of a record header that starts with a dash", rec: func(r *policy.Record) { r.Headers = map[string]string{"-plan": "gold"} },
+			req: newReq().key(testKey).header("_plan", "platinum").build(), want: "invalid_header"},
 		{name: "CGI look-alike of a custom auth header", cfg: func(c *Config) { c.AuthHeader = "x-auth-token" },
 			req: newReq().key(testKey).header("x_auth_token", "Bearer "+otherKey).build(), want: "invalid_header"},
 		{name: "referrer: none", rec: refs, req: newReq().key(testKey).build(), want: "referrer_denied"},
@@ -525,5 +527,18 @@ func TestCheckNeverReturnsError(t *testing.T) {
 			t.Fatalf("Check(cancelled ctx) = %v, %v", resp, err)
 		}
 		checkInvariants(t, resp)
+	}
+}
+
+// TestLowerASCII: header names are compared in lower case; only A–Z change,
+// each of them, and nothing next to them ('@' and '[' bracket the range).
+func TestLowerASCII(t *testing.T) {
+	for in, want := range map[string]string{
+		"x-api-key": "x-api-key", "x-Api-key": "x-api-key", "X-API-KEY": "x-api-key", "x-api-keZ": "x-api-kez",
+		"@[`{": "@[`{", "x-@-[": "x-@-[", "": "",
+	} {
+		if got := lowerASCII(in); got != want {
+			t.Errorf("lowerASCII(%q) = %q, want %q", in, got, want)
+		}
 	}
 }
