@@ -37,10 +37,12 @@ func withCfg(mod func(*Config)) Config {
 	return c
 }
 
-func run(t *testing.T, cfg Config, decisions []extauthz.Decision) (*Logger, []map[string]any) {
+// start runs a Logger writing to the returned buffer; stop ends Run and
+// returns its error.
+func start(t *testing.T, cfg Config) (l *Logger, out *syncBuf, stop func() error) {
 	t.Helper()
-	var out syncBuf
-	cfg.Out = &out
+	out = &syncBuf{}
+	cfg.Out = out
 	l, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -48,11 +50,16 @@ func run(t *testing.T, cfg Config, decisions []extauthz.Decision) (*Logger, []ma
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- l.Run(ctx) }()
+	return l, out, func() error { cancel(); return <-done }
+}
+
+func run(t *testing.T, cfg Config, decisions []extauthz.Decision) (*Logger, []map[string]any) {
+	t.Helper()
+	l, out, stop := start(t, cfg)
 	for _, d := range decisions {
 		l.Log(d)
 	}
-	cancel()
-	if err := <-done; err != nil {
+	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
 	var lines []map[string]any
@@ -124,17 +131,8 @@ func TestBurst(t *testing.T) {
 // at once, those logged while it lingers after a write soon after — not
 // only when it ends.
 func TestWrittenWhileRunning(t *testing.T) {
-	var out syncBuf
-	cfg := DefaultConfig()
-	cfg.Out = &out
-	l, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- l.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	l, out, stop := start(t, DefaultConfig())
+	defer stop()
 	waitLines := func(n int) {
 		t.Helper()
 		for deadline := time.Now().Add(5 * time.Second); strings.Count(out.String(), "\n") < n; time.Sleep(time.Millisecond) {
