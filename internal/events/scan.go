@@ -130,16 +130,18 @@ func (p *producer) diff(ctx context.Context, st State) ([]Event, State, error) {
 		if t, err := time.Parse(time.RFC3339, k.Record.UpdatedAt); err == nil {
 			at = t
 		}
-		t := KeyUpdated
-		switch {
-		case !seen:
-			t = KeyCreated
-		case c.Status == policy.StatusRevoked && prev.Status != policy.StatusRevoked:
-			t = revokedType(k.Record)
-		case c.RotatedTo != "" && prev.RotatedTo == "":
-			t = KeyRotated
+		if !seen {
+			created := at
+			if t, err := time.Parse(time.RFC3339, k.Record.CreatedAt); err == nil {
+				created = t
+			}
+			// Its id comes from created_at, as Vault's does: a repeat after a
+			// failover has the same id even if the key changed since.
+			evs = append(evs, newEvent(KeyCreated, k.ID, "c"+k.Record.CreatedAt, created, k.Record, k.LastUsed, now))
 		}
-		evs = append(evs, newEvent(t, k.ID, "h"+c.Hash, at, k.Record, k.LastUsed, now))
+		for _, t := range changeTypes(prev, c, k.Record, seen) {
+			evs = append(evs, newEvent(t, k.ID, "h"+c.Hash, at, k.Record, k.LastUsed, now))
+		}
 	}
 	for _, id := range slices.Sorted(maps.Keys(st.Keys)) {
 		if _, ok := cur[id]; !ok {
@@ -148,6 +150,25 @@ func (p *producer) diff(ctx context.Context, st State) ([]Event, State, error) {
 	}
 	st.Keys = cur
 	return evs, st, nil
+}
+
+// changeTypes are the events, after key.created for a key not seen before,
+// of a key's change from prev to cur (rec), in the order they happen: a
+// rotation, then a revocation (key.revoked or key.leaked); key.updated when
+// neither, unless the key is new. Changes within one poll coalesce, but a
+// revocation is never hidden behind another event.
+func changeTypes(prev, cur keySum, rec *policy.Record, seen bool) []Type {
+	var out []Type
+	if cur.RotatedTo != "" && prev.RotatedTo == "" {
+		out = append(out, KeyRotated)
+	}
+	if cur.Status == policy.StatusRevoked && prev.Status != policy.StatusRevoked {
+		out = append(out, revokedType(rec))
+	}
+	if len(out) == 0 && seen {
+		out = append(out, KeyUpdated)
+	}
+	return out
 }
 
 // summarize is what change detection keeps of each readable key.

@@ -2,7 +2,9 @@ package events
 
 import (
 	"context"
+	"maps"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -218,5 +220,141 @@ func TestJournalGapCatchUp(t *testing.T) {
 	}
 	if evs, _, _ := p.changes(context.Background(), State{Journal: 30}); len(evs) != 0 {
 		t.Errorf("no complete read before: %d events, want none (nothing to catch up from)", len(evs))
+	}
+}
+
+// TestFileStoreDiff: without a journal, each poll compares the keys with
+// the last ones seen. A key new since then gets key.created (id from its
+// created_at, so a repeat after the key changed has the same id) and then
+// every transition it went through: a rotation, then a revocation; changes
+// within one poll coalesce but a revocation is never hidden, whichever the
+// key's state when last seen.
+func TestFileStoreDiff(t *testing.T) {
+	clk := &clock{t: t0}
+	fs, _ := newFileStore(t)
+	svc := newService(t, fs, clk.Now)
+	cfg := testConfig(Webhook{URL: "http://127.0.0.1:1/x", Secret: mustSecret(t)})
+	cfg.Now = clk.Now
+	r, err := New(cfg, svc, NewFileCoordinator(t.TempDir()+"/k"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	p := &producer{r: r}
+	poll := func(st State) ([]Event, State) {
+		t.Helper()
+		evs, next, err := p.changes(ctx, st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return evs, next
+	}
+	types := func(evs []Event, names map[string]string) []string {
+		var out []string
+		for _, e := range evs {
+			out = append(out, string(e.Type)+" "+names[e.Subject])
+		}
+		return out
+	}
+	change := func(what string, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+
+	kept := issue(t, svc, keyadmin.Fields{Tenant: ptr("acme")})
+	renamed := issue(t, svc, keyadmin.Fields{Tenant: ptr("acme")})
+	revoked := issue(t, svc, keyadmin.Fields{Tenant: ptr("acme")})
+	rotRev := issue(t, svc, keyadmin.Fields{Tenant: ptr("acme")})
+	deleted := issue(t, svc, keyadmin.Fields{Tenant: ptr("acme")})
+	names := map[string]string{kept.ID: "kept", renamed.ID: "renamed", revoked.ID: "revoked", rotRev.ID: "rotrev", deleted.ID: "deleted"}
+	evs, seen := poll(State{})
+	if len(evs) != 5 {
+		t.Fatalf("first poll: %q, want five key.created", types(evs, names))
+	}
+	firstIDs := map[string]string{}
+	for _, e := range evs {
+		if e.Type != KeyCreated {
+			t.Errorf("first poll: %s %s, want key.created", e.Type, names[e.Subject])
+		}
+		firstIDs[e.Subject] = e.ID
+	}
+
+	// Keys created and changed while no poll saw them.
+	clk.set(t0.Add(time.Minute))
+	newLeaked := issue(t, svc, keyadmin.Fields{Tenant: ptr("acme")})
+	newRevoked := issue(t, svc, keyadmin.Fields{Tenant: ptr("acme")})
+	newRotated := issue(t, svc, keyadmin.Fields{Tenant: ptr("acme")})
+	names[newLeaked.ID], names[newRevoked.ID], names[newRotated.ID] = "newleaked", "newrevoked", "newrotated"
+	clk.set(t0.Add(2 * time.Minute))
+	_, err = svc.Revoke(ctx, newLeaked.ID, LeakedReason)
+	change("revoke", err)
+	_, err = svc.Revoke(ctx, newRevoked.ID, "compromised host")
+	change("revoke", err)
+	rot, err := svc.Rotate(ctx, newRotated.ID, time.Hour)
+	change("rotate", err)
+	names[rot.ID] = "newrotated'"
+	// Known keys changed.
+	_, err = svc.Modify(ctx, renamed.ID, keyadmin.Fields{Name: ptr("renamed")})
+	change("modify", err)
+	_, err = svc.Modify(ctx, revoked.ID, keyadmin.Fields{Name: ptr("renamed")})
+	change("modify", err)
+	_, err = svc.Revoke(ctx, revoked.ID, LeakedReason)
+	change("revoke", err)
+	rot2, err := svc.Rotate(ctx, rotRev.ID, time.Hour)
+	change("rotate", err)
+	names[rot2.ID] = "rotrev'"
+	_, err = svc.Revoke(ctx, rotRev.ID, "superseded")
+	change("revoke", err)
+	_, err = svc.Delete(ctx, deleted.ID, true)
+	change("delete", err)
+
+	evs, next := poll(seen)
+	got := types(evs, names)
+	want := []string{
+		"key.created newleaked", "key.leaked newleaked",
+		"key.created newrevoked", "key.revoked newrevoked",
+		"key.created newrotated", "key.rotated newrotated",
+		"key.created newrotated'",
+		"key.updated renamed",
+		"key.leaked revoked",
+		"key.rotated rotrev", "key.revoked rotrev",
+		"key.created rotrev'",
+		"key.deleted deleted",
+	}
+	// Keys come in id order; compare each key's events in order, and the set.
+	perKey := func(list []string) map[string][]string {
+		m := map[string][]string{}
+		for _, s := range list {
+			typ, name, _ := strings.Cut(s, " ")
+			m[name] = append(m[name], typ)
+		}
+		return m
+	}
+	if g, w := perKey(got), perKey(want); len(got) != len(want) || !maps.EqualFunc(g, w, slices.Equal) {
+		t.Errorf("second poll:\n got %q\nwant %q (each key's events in this order)", got, want)
+	}
+	if more, _ := poll(next); len(more) != 0 {
+		t.Errorf("a poll with no change: %q", types(more, names))
+	}
+
+	// A replica that takes over from the state before the second poll
+	// produces the same events with the same ids; key.created of a key that
+	// changed since it was first announced keeps its id.
+	again, _ := poll(seen)
+	if len(again) != len(evs) {
+		t.Fatalf("repeat: %q", types(again, names))
+	}
+	for i := range evs {
+		if again[i].ID != evs[i].ID {
+			t.Errorf("repeat of %s %s: id %s, first %s", evs[i].Type, names[evs[i].Subject], again[i].ID, evs[i].ID)
+		}
+	}
+	replay, _ := poll(State{})
+	for _, e := range replay {
+		if first, ok := firstIDs[e.Subject]; ok && e.Type == KeyCreated && e.ID != first {
+			t.Errorf("key.created of %s produced again after it changed: id %s, first %s", names[e.Subject], e.ID, first)
+		}
 	}
 }
