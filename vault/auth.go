@@ -108,12 +108,8 @@ func (a *Auth) Run(ctx context.Context, log *slog.Logger) error {
 		a.markReady()
 		log.Info("vault login", "method", a.cfg.Method, "ttl", secretTTL(secret).String())
 		reason := a.hold(ctx, log, secret, &streak)
-		if reason == "forbidden" && streak.n > 0 {
-			// Tokens refused again and again must not turn into a login
-			// per request: space such re-logins out.
-			sleep(ctx, streak.next())
-		} else if reason == "forbidden" {
-			streak.n++ // the first one re-logs in at once
+		if d := streak.afterHold(reason); d > 0 {
+			sleep(ctx, d)
 		}
 		if ctx.Err() == nil && reason != "" {
 			log.Info("vault re-login", "method", a.cfg.Method, "reason", reason)
@@ -278,6 +274,22 @@ func (b *backoff) next() time.Duration {
 }
 
 func (b *backoff) reset() { b.n = 0 }
+
+// afterHold is how long to wait before logging in again when a token was
+// given up for reason, b counting the tokens refused in a row (403s; a
+// renewal resets it): the first refused token re-logs in at once, later
+// ones back off, so tokens refused again and again do not turn into a
+// login per request. Other reasons re-log in at once.
+func (b *backoff) afterHold(reason string) time.Duration {
+	if reason != "forbidden" {
+		return 0
+	}
+	if b.n == 0 {
+		b.n++
+		return 0
+	}
+	return b.next()
+}
 
 func sleep(ctx context.Context, d time.Duration) {
 	t := time.NewTimer(d)
