@@ -40,7 +40,8 @@ type report struct {
 	Results     []bench.Result     `json:"results"`
 	Comparisons []bench.Comparison `json:"comparisons"`
 	VaultReads  *vaultReads        `json:"vault_reads,omitempty"`
-	Pinning     *pinning           `json:"pinning,omitempty"` // the pinned suite's CPUs and response sizes
+	Pinning     *pinning           `json:"pinning,omitempty"`           // the pinned suite's CPUs and response sizes
+	GhzSame     *responses         `json:"ghz_same_response,omitempty"` // the ghz suite's cached-allow response sizes
 	Notes       []string           `json:"notes,omitempty"`
 }
 
@@ -106,7 +107,7 @@ func (h *harness) output(started time.Time) error {
 			"ghz":      "ghz " + m.Ghz + ", binary request (-B), template processing off, " + fmt.Sprint(h.cfg.Connections) + " connection(s)",
 			"built-in": "kgbench's own grpc-go client: pre-encoded requests, every answer decoded (generated code) to tally its decision, " + fmt.Sprint(h.cfg.Connections) + " connection(s)",
 		},
-		Results: h.results, Comparisons: bench.Compare(h.results), VaultReads: h.reads, Pinning: h.pinning, Notes: h.notes,
+		Results: h.results, Comparisons: bench.Compare(h.results), VaultReads: h.reads, Pinning: h.pinning, GhzSame: h.ghzSame, Notes: h.notes,
 	}
 	rep.Seconds = rep.Finished.Sub(rep.Started).Round(time.Second).Seconds()
 	if err := h.writeFiles(&rep); err != nil {
@@ -148,6 +149,10 @@ func (h *harness) printSummary(rep *report) {
 	fmt.Printf("runs: %d × (keygate, floor) interleaved per configuration, each ≤ %s and ≤ %d Checks; fixed rate: %d Check/s for %s per run\n",
 		h.cfg.Reps, h.cfg.Duration, h.cfg.Count, h.cfg.Rate, h.cfg.RateDuration)
 	fmt.Printf("load: %s; built-in: %s\n", rep.LoadGens["ghz"], rep.LoadGens["built-in"])
+	if g := rep.GhzSame; g != nil {
+		fmt.Printf("ghz cached-allow rows: keygate, floor, floor-same-response interleaved; allow response: keygate %d bytes, floor-same-response %d (proto.Equal; byte-identical: %t), floor %d\n",
+			g.KeygateBytes, g.SameBytes, g.SameIdentical, g.FloorAllowBytes)
+	}
 	if p := rep.Pinning; p != nil {
 		fmt.Printf("1cpu rows: keygate, floor, floor-same-response interleaved, each alone on CPU %s (taskset), the built-in generator on CPU %s;"+
 			" allow response: keygate %d bytes, floor-same-response %d (proto.Equal; byte-identical: %t), floor %d\n",

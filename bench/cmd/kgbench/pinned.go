@@ -25,15 +25,23 @@ const pinnedScenario = "cached-allow 1cpu"
 
 // pinning records where the pinned suite ran and what the servers answered.
 type pinning struct {
-	ServerCPUs      string `json:"server_cpus"`         // every server under test, started under taskset -c
-	LoadCPUs        string `json:"load_generator_cpus"` // every thread of kgbench during the suite
-	KeygateBytes    int    `json:"keygate_allow_response_bytes"`
-	SameBytes       int    `json:"floor_same_response_bytes"`
-	SameIdentical   bool   `json:"floor_same_response_byte_identical"` // else proto.Equal only
-	FloorAllowBytes int    `json:"floor_allow_response_bytes"`
+	ServerCPUs string `json:"server_cpus"`         // every server under test, started under taskset -c
+	LoadCPUs   string `json:"load_generator_cpus"` // every thread of kgbench during the suite
+	responses
 
 	srvCPUs, loadCPUs []int
 	taskset           string
+}
+
+// responses are the allow answers' sizes where keygate, the floor and the
+// floor answering with keygate's response (floor-same-response) run side
+// by side, and whether keygate's and the copy's are byte-identical (else
+// proto.Equal only).
+type responses struct {
+	KeygateBytes    int  `json:"keygate_allow_response_bytes"`
+	SameBytes       int  `json:"floor_same_response_bytes"`
+	SameIdentical   bool `json:"floor_same_response_byte_identical"`
+	FloorAllowBytes int  `json:"floor_allow_response_bytes"`
 }
 
 // skipped is a reason the machine cannot run the pinned suite (too few
@@ -128,13 +136,13 @@ func (h *harness) startPinned(ctx context.Context, fs *fileStore, req []byte, p 
 		return started, err
 	}
 	respFile := filepath.Join(h.tmp, "keygate-allow.json")
-	if err := saveAllowResponse(ctx, started[0].Addr, req, respFile, p); err != nil {
+	if err := saveAllowResponse(ctx, started[0].Addr, req, respFile, &p.responses); err != nil {
 		return started, err
 	}
 	if err := start("floor-same-response-1cpu", "--addr", h.cfg.floor, "--keys", fs.keyFile, "--response", respFile); err != nil {
 		return started, err
 	}
-	return started, checkSameResponse(ctx, started[0].Addr, started[2].Addr, started[1].Addr, req, p)
+	return started, checkSameResponse(ctx, started[0].Addr, started[2].Addr, started[1].Addr, req, &p.responses)
 }
 
 // pinSelf moves every thread of kgbench to cpus and sets GOMAXPROCS to
@@ -182,7 +190,7 @@ func decode(b []byte) (*authv3.CheckResponse, error) {
 // saveAllowResponse asks keygate twice for req's answer (the second from its
 // cache), requires an allow that does not vary between Checks, and writes
 // it in protojson for the floor's --response.
-func saveAllowResponse(ctx context.Context, addr string, req []byte, path string, p *pinning) error {
+func saveAllowResponse(ctx context.Context, addr string, req []byte, path string, p *responses) error {
 	var resps [2]*authv3.CheckResponse
 	var raw []byte
 	for i := range resps {
@@ -213,7 +221,7 @@ func saveAllowResponse(ctx context.Context, addr string, req []byte, path string
 // keygate's (proto.Equal) and records the answers' sizes and whether they
 // are byte-identical (they need not be: keygate writes its pre-encoded
 // parts in another field order than generated code does).
-func checkSameResponse(ctx context.Context, kgAddr, sameAddr, flAddr string, req []byte, p *pinning) error {
+func checkSameResponse(ctx context.Context, kgAddr, sameAddr, flAddr string, req []byte, p *responses) error {
 	var raw [3][]byte
 	for i, addr := range []string{kgAddr, sameAddr, flAddr} {
 		var err error

@@ -94,12 +94,40 @@ func (h *harness) fileSuites(ctx context.Context, fs *fileStore) error {
 		return err
 	}
 	defer fl.Stop()
+	same, err := h.startSameResponse(ctx, fs, kg, fl)
+	if err != nil {
+		return err
+	}
+	defer same.Stop()
 	if !proc.ResetPeakRSS(kg.PID()) {
 		h.note("cannot reset VmHWM (/proc/PID/clear_refs): RSS is the peak since the server started")
 	}
-	h.progress("keygate (file store) on %s, floor on %s; network: %s", kg.Addr, fl.Addr, h.cfg.Network)
-	if err := h.ghzSuite(ctx, ss, kg, fl); err != nil {
+	h.progress("keygate (file store) on %s, floor on %s, floor-same-response on %s; network: %s", kg.Addr, fl.Addr, same.Addr, h.cfg.Network)
+	if err := h.ghzSuite(ctx, ss, kg, fl, same); err != nil {
 		return err
 	}
 	return h.rateSuite(ctx, ss[0], kg, fl)
+}
+
+// startSameResponse starts the floor answering with keygate's allow
+// response to cached-allow (ss[0]), and checks it answers as keygate does.
+func (h *harness) startSameResponse(ctx context.Context, fs *fileStore, kg, fl *proc.Server) (*proc.Server, error) {
+	req, err := fs.ss[0].req.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	h.ghzSame = &responses{}
+	respFile := filepath.Join(h.tmp, "keygate-allow-ghz.json")
+	if err := saveAllowResponse(ctx, kg.Addr, req, respFile, h.ghzSame); err != nil {
+		return nil, err
+	}
+	same, err := proc.StartServer(ctx, h.tmp, "floor-same-response", nil, h.cfg.floor, "--addr", "--keys", fs.keyFile, "--response", respFile)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkSameResponse(ctx, kg.Addr, same.Addr, fl.Addr, req, h.ghzSame); err != nil {
+		same.Stop()
+		return nil, err
+	}
+	return same, nil
 }

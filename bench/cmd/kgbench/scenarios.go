@@ -18,7 +18,8 @@ type harness struct {
 	protoset string
 	results  []bench.Result
 	reads    *vaultReads
-	pinning  *pinning // nil unless the pinned suite ran
+	pinning  *pinning   // nil unless the pinned suite ran
+	ghzSame  *responses // the ghz suite's floor-same-response (cached-allow); nil unless it ran
 	notes    []string
 
 	loadStart string // /proc/loadavg before the first run
@@ -117,31 +118,52 @@ func (h *harness) preflight(ctx context.Context, s scenario, kg, fl *bench.Resul
 
 // ghzSuite runs every file-store scenario at every concurrency: warm-up,
 // then keygate and floor interleaved (A B A B).
-func (h *harness) ghzSuite(ctx context.Context, ss []scenario, kg, fl *proc.Server) error {
-	for _, s := range ss {
+// The first scenario (cached-allow) also runs against same, the floor
+// answering with keygate's own allow response.
+func (h *harness) ghzSuite(ctx context.Context, ss []scenario, kg, fl, same *proc.Server) error {
+	for i, s := range ss {
 		for _, c := range h.cfg.Concurrency {
 			k := bench.Result{Scenario: s.name, Concurrency: c, Server: bench.Keygate, LoadGen: "ghz", Expect: s.expKeygate}
 			f := bench.Result{Scenario: s.name, Concurrency: c, Server: bench.Floor, LoadGen: "ghz", Expect: s.expFloor}
 			if err := h.preflight(ctx, s, &k, &f, kg.Addr, fl.Addr); err != nil {
 				return err
 			}
+			pairs := []serverResult{{kg, &k}, {fl, &f}}
+			sr := bench.Result{Scenario: s.name, Concurrency: c, Server: bench.FloorSameResponse, LoadGen: "ghz", Expect: s.expKeygate}
+			if i == 0 && same != nil {
+				req, err := s.req.Marshal()
+				if err != nil {
+					return err
+				}
+				if sr.Got, err = checkOnce(ctx, same.Addr, req); err != nil {
+					return fmt.Errorf("%s %s: %w", sr.Config(), sr.Server, err)
+				}
+				if sr.Got != sr.Expect {
+					return fmt.Errorf("%s: %s answered %q, expected %q", sr.Config(), sr.Server, sr.Got, sr.Expect)
+				}
+				pairs = append(pairs, serverResult{same, &sr})
+			}
 			run := ghzRun{reqFile: s.file, conc: c, count: h.cfg.Count, dur: h.cfg.Duration}
-			if err := h.interleave(ctx, run, k.Config(), kg, fl, &k, &f, true); err != nil {
+			if err := h.interleave(ctx, run, k.Config(), pairs, true); err != nil {
 				return err
 			}
-			h.results = append(h.results, k, f)
+			for _, p := range pairs {
+				h.results = append(h.results, *p.res)
+			}
 		}
 	}
 	return nil
 }
 
-// interleave warms both servers up (unless warm is false), then runs
-// keygate and floor alternately cfg.Reps times each.
-func (h *harness) interleave(ctx context.Context, run ghzRun, label string, kg, fl *proc.Server, k, f *bench.Result, warm bool) error {
-	pairs := []struct {
-		srv *proc.Server
-		res *bench.Result
-	}{{kg, k}, {fl, f}}
+// serverResult is a server under test and where its runs are gathered.
+type serverResult struct {
+	srv *proc.Server
+	res *bench.Result
+}
+
+// interleave warms every server up (unless warm is false), then runs them
+// in turn (keygate, floor, ...) cfg.Reps times each.
+func (h *harness) interleave(ctx context.Context, run ghzRun, label string, pairs []serverResult, warm bool) error {
 	if warm {
 		for _, p := range pairs {
 			w := run
@@ -159,13 +181,14 @@ func (h *harness) interleave(ctx context.Context, run ghzRun, label string, kg, 
 			if err != nil {
 				return fmt.Errorf("%s %s: %w", label, p.res.Server, err)
 			}
-			h.progress("%-28s %-7s rep %d: %8.0f Check/s  p99 %6.0f µs  CPU %5.1f µs/Check  errors %d",
+			h.progress("%-28s %-19s rep %d: %8.0f Check/s  p99 %6.0f µs  CPU %5.1f µs/Check  errors %d",
 				label, p.res.Server, rep+1, got.CheckPerSec, got.Latency.P99U, got.ServerCPUUs, got.Requests-got.OK)
 			p.res.Runs = append(p.res.Runs, got)
 		}
 	}
-	k.Total, f.Total = bench.Merge(k.Runs), bench.Merge(f.Runs)
-	for _, r := range []*bench.Result{k, f} {
+	for _, p := range pairs {
+		r := p.res
+		r.Total = bench.Merge(r.Runs)
 		for i := range r.Runs {
 			r.Runs[i].Lat = nil // merged into Total; free the memory
 		}
@@ -183,7 +206,7 @@ func (h *harness) rateSuite(ctx context.Context, s scenario, kg, fl *proc.Server
 	f := bench.Result{Scenario: s.name, Concurrency: c, Rate: h.cfg.Rate, Server: bench.Floor, LoadGen: "ghz", Expect: s.expFloor, Got: "allow"}
 	n := int(float64(h.cfg.Rate) * h.cfg.RateDuration.Seconds())
 	run := ghzRun{reqFile: s.file, conc: c, rate: h.cfg.Rate, count: n, dur: h.cfg.RateDuration * 3 / 2}
-	if err := h.interleave(ctx, run, k.Config(), kg, fl, &k, &f, false); err != nil {
+	if err := h.interleave(ctx, run, k.Config(), []serverResult{{kg, &k}, {fl, &f}}, false); err != nil {
 		return err
 	}
 	h.results = append(h.results, k, f)
