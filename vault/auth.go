@@ -258,7 +258,7 @@ func (a *Auth) ensure(ctx context.Context, op Operation, keyID string) error {
 }
 
 // backoff is capped exponential backoff with "equal jitter": the n-th
-// wait is uniformly in [d/2, d) with d = min·2ⁿ capped at max.
+// wait is uniformly in [d/2, d] with d = min·2ⁿ capped at max.
 type backoff struct {
 	min, max time.Duration
 	n        int

@@ -9,40 +9,79 @@ import (
 
 // TestBackoffBounds: the n-th wait is in [d/2, d] with d = min·2ⁿ capped
 // at max (equal jitter), the cap holds however long the streak (no
-// overflow to a zero or negative wait), and reset starts over.
+// overflow to a zero or negative wait: 10s·2³⁰ wraps negative, 2³⁴ns·2³⁰
+// to exactly 0), and reset starts over.
 func TestBackoffBounds(t *testing.T) {
-	const lo, hi = 100 * time.Millisecond, 1600 * time.Millisecond
-	b := backoff{min: lo, max: hi}
-	for n := range 80 {
-		d := min(lo<<min(n, 30), hi)
-		if n > 30 {
-			d = hi
-		}
-		for range 50 { // jitter: sample the range
-			c := b
-			got := c.next()
-			if got < d/2 || got > d {
-				t.Fatalf("wait %d: %s, want within [%s, %s]", n, got, d/2, d)
+	for _, tc := range []struct{ lo, hi time.Duration }{
+		{100 * time.Millisecond, 1600 * time.Millisecond},
+		{10 * time.Second, 5 * time.Minute},
+		{1 << 34, 1 << 40},
+	} {
+		b := backoff{min: tc.lo, max: tc.hi}
+		for n := range 80 {
+			d := doubled(tc.lo, tc.hi, n)
+			for range 50 { // jitter: sample the range
+				c := b
+				got := c.next()
+				if got < d/2 || got > d {
+					t.Fatalf("%s..%s, wait %d: %s, want within [%s, %s]", tc.lo, tc.hi, n, got, d/2, d)
+				}
+				if c.n != n+1 {
+					t.Fatalf("%s..%s, wait %d: streak %d after it, want %d", tc.lo, tc.hi, n, c.n, n+1)
+				}
 			}
-			if c.n != n+1 {
-				t.Fatalf("wait %d: streak %d after it, want %d", n, c.n, n+1)
+			b.next()
+		}
+		b.reset()
+		if got := b.next(); got < tc.lo/2 || got > tc.lo {
+			t.Errorf("%s..%s after reset: %s, want within [%s, %s]", tc.lo, tc.hi, got, tc.lo/2, tc.lo)
+		}
+	}
+}
+
+// doubled is lo doubled n times, capped at hi, without overflow.
+func doubled(lo, hi time.Duration, n int) time.Duration {
+	d := lo
+	for range n {
+		if d >= hi/2 {
+			return hi
+		}
+		d *= 2
+	}
+	return min(d, hi)
+}
+
+// TestBackoffJitter: the jitter spans [d/2, d], not only one end of it:
+// every value of a range of a few nanoseconds comes up, and waits of 0.5–1s
+// fall in both halves. A 1ns minimum (valid) waits 0, without a panic.
+func TestBackoffJitter(t *testing.T) {
+	for _, tc := range []struct {
+		d    time.Duration
+		want []time.Duration
+	}{
+		{1, []time.Duration{0}},
+		{2, []time.Duration{1, 2}},
+		{4, []time.Duration{2, 3, 4}},
+	} {
+		seen := map[time.Duration]bool{}
+		for range 200 {
+			c := backoff{min: tc.d, max: tc.d}
+			seen[c.next()] = true
+		}
+		for _, w := range tc.want {
+			if !seen[w] || len(seen) != len(tc.want) {
+				t.Errorf("200 waits of %dns: %v, want each of %v", tc.d, seen, tc.want)
+				break
 			}
 		}
-		b.next()
 	}
-	b.reset()
-	if got := b.next(); got < lo/2 || got > lo {
-		t.Errorf("after reset: %s, want within [%s, %s]", got, lo/2, lo)
-	}
-	// The jitter spans the range: not always its low or high end.
-	b.reset()
-	seen := map[bool]bool{}
+	halves := map[bool]bool{}
 	for range 200 {
 		c := backoff{min: time.Second, max: time.Second}
-		seen[c.next() >= 750*time.Millisecond] = true
+		halves[c.next() >= 750*time.Millisecond] = true
 	}
-	if !seen[true] || !seen[false] {
-		t.Errorf("200 waits of [0.5s, 1s] all fell in one half: %v", seen)
+	if !halves[true] || !halves[false] {
+		t.Errorf("200 waits of [0.5s, 1s] all fell in one half: %v", halves)
 	}
 }
 

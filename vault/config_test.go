@@ -61,12 +61,31 @@ var validateTests = []validateTest{
 	{"base path dotdot", func(c *Config) { c.BasePath = "a/../sys" }, []string{"vault-base-path:"}},
 	{"negative timeout", func(c *Config) { c.Timeout = -time.Second }, []string{"vault-timeout: must be > 0, got -1s"}},
 	{"namespace newline", func(c *Config) { c.Namespace = "a\nb" }, []string{"vault-namespace:"}},
+	{"namespace with a space", func(c *Config) { c.Namespace = "admin team" }, []string{"vault-namespace:"}},
 	{"several at once", func(c *Config) { c.Addr, c.Mount, c.Timeout = "", "a/b", -1 }, []string{
 		"vault-addr: required", "vault-mount:", "vault-timeout:"}},
 }
 
 func TestConfigValidate(t *testing.T) {
 	runValidateTests(t, validateTests)
+}
+
+// TestValidSegment: a mount or base path segment is [A-Za-z0-9._-]+, not
+// "." or "..": each range's ends are in, the characters just outside them
+// are not.
+func TestValidSegment(t *testing.T) {
+	valid := []string{"a", "z", "A", "Z", "0", "9", "_", "-", "...", ".a", "kv-2_v.1"}
+	invalid := []string{"", ".", "..", "`", "{", "@", "[", "/", ":", " ", "\x7f", "é", "a b", "kv@2"}
+	for _, s := range valid {
+		if !validSegment(s) {
+			t.Errorf("validSegment(%q) = false, want true", s)
+		}
+	}
+	for _, s := range invalid {
+		if validSegment(s) {
+			t.Errorf("validSegment(%q) = true, want false", s)
+		}
+	}
 }
 
 // runValidateTests starts each test from DefaultConfig with Addr and a

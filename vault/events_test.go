@@ -71,6 +71,26 @@ func TestEventsLease(t *testing.T) {
 	}
 }
 
+// TestEventsLeaseArgs: a lease needs a holder and a positive ttl (a lease
+// of 0 would be free the moment it is taken); refused before any request,
+// so the lease stays free.
+func TestEventsLeaseArgs(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	now := time.Now()
+	for _, tt := range []struct {
+		holder string
+		ttl    time.Duration
+	}{{"", time.Minute}, {"a", 0}, {"a", -time.Second}} {
+		if held, err := f.store.AcquireEventsLease(ctx, tt.holder, now, tt.ttl); held || err == nil {
+			t.Errorf("AcquireEventsLease(%q, ttl %s) = %v, %v; want false and an error", tt.holder, tt.ttl, held, err)
+		}
+	}
+	if held, err := f.store.AcquireEventsLease(ctx, "b", now, time.Minute); !held || err != nil {
+		t.Errorf("after the refusals, a valid acquire = %v, %v; want the lease free", held, err)
+	}
+}
+
 // TestEventsState: the state round-trips and is written with check-and-set.
 func TestEventsState(t *testing.T) {
 	f := newFixture(t)

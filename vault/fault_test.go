@@ -2,6 +2,7 @@ package vault
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -92,6 +93,54 @@ func TestLookupFaultsFake(t *testing.T) {
 	}
 }
 
+// TestLookupDeletedFake: the shapes a deleted or destroyed version's answer
+// takes (Vault's 404; a 200 with null or no data, as from older servers or
+// proxies) all read as not found, never as a record that does not parse.
+func TestLookupDeletedFake(t *testing.T) {
+	const deletion = `"metadata":{"version":2,"deletion_time":"2026-01-01T00:00:00Z"}`
+	tests := []struct {
+		name   string
+		status int
+		body   string
+	}{
+		{"404, null data", 404, `{"errors":[],"data":{"data":null,` + deletion + `}}`},
+		{"200, null data", 200, `{"data":{"data":null,` + deletion + `}}`},
+		{"200, no data", 200, `{"data":{` + deletion + `}}`},
+		{"200, destroyed, no data", 200, `{"data":{"metadata":{"version":2,"destroyed":true}}}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.WriteHeader(tt.status)
+				io.WriteString(w, tt.body)
+			}))
+			defer srv.Close()
+			id, _ := newRecord(t)
+			rec, err := fakeStore(t, srv.URL, time.Second).Lookup(context.Background(), id)
+			if !errors.Is(err, policy.ErrKeyNotFound) || rec != nil {
+				t.Errorf("Lookup = %v, %v; want nil, ErrKeyNotFound", rec, err)
+			}
+		})
+	}
+}
+
+// TestLookupRedirectNotFollowed: a redirect vault/api does not follow (here
+// one without a Location) is an *Error that keeps vault/api's reason, not
+// the text of the redirect's body.
+func TestLookupRedirectNotFollowed(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusFound)
+		io.WriteString(w, `{"errors":["moved"]}`)
+	}))
+	defer srv.Close()
+	id, _ := newRecord(t)
+	_, err := fakeStore(t, srv.URL, time.Second).Lookup(context.Background(), id)
+	checkTransient(t, err, ClassBadResponse, http.StatusFound, fakeToken)
+	if !errors.Is(err, http.ErrNoLocation) {
+		t.Errorf("Lookup = %v, want it to wrap %v", err, http.ErrNoLocation)
+	}
+}
+
 func fakeStore(t *testing.T, addr string, timeout time.Duration) *Store {
 	t.Helper()
 	cfg := DefaultConfig()
@@ -103,17 +152,40 @@ func fakeStore(t *testing.T, addr string, timeout time.Duration) *Store {
 	return s
 }
 
-func TestLookupOversizedResponse(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, `{"data":{"data":{"name":"`)
-		io.WriteString(w, strings.Repeat("a", maxBody))
-		io.WriteString(w, `"}}}`)
-	}))
-	defer srv.Close()
-	id, _ := newRecord(t)
-	_, err := fakeStore(t, srv.URL, time.Second).Lookup(context.Background(), id)
-	if !errors.Is(err, policy.ErrInvalidRecord) {
-		t.Errorf("Lookup of an oversized record = %v, want ErrInvalidRecord", err)
+// TestLookupResponseLimit: a Lookup reads at most maxBody bytes of Vault's
+// answer, for either engine: an answer of exactly maxBody bytes is read
+// whole; one byte more is too big to hold a record.
+func TestLookupResponseLimit(t *testing.T) {
+	id, rec := newRecord(t)
+	recJSON, err := json.Marshal(rec)
+	check(t, err)
+	answers := map[string]string{
+		EngineKV:     `{"data":{"data":` + string(recJSON) + `,"metadata":{"version":1}}}`,
+		EnginePlugin: `{"data":{"record":` + string(recJSON) + `,"version":1}}`,
+	}
+	for _, engine := range []string{EngineKV, EnginePlugin} {
+		for _, size := range []int{maxBody, maxBody + 1} {
+			t.Run(fmt.Sprintf("%s %d bytes", engine, size), func(t *testing.T) {
+				// Leading blanks pad the answer; its last byte is the
+				// closing brace, so a cut answer does not parse.
+				body := strings.Repeat(" ", size-len(answers[engine])) + answers[engine]
+				srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					io.WriteString(w, body)
+				}))
+				defer srv.Close()
+				cfg := DefaultConfig()
+				cfg.Addr, cfg.Token, cfg.Timeout, cfg.Engine = srv.URL, fakeToken, time.Second, engine
+				s, err := New(cfg)
+				check(t, err)
+				got, err := s.Lookup(context.Background(), id)
+				switch {
+				case size <= maxBody && (err != nil || got == nil || got.Hash != rec.Hash):
+					t.Errorf("Lookup = %v, %v; want the record", got, err)
+				case size > maxBody && !errors.Is(err, policy.ErrInvalidRecord):
+					t.Errorf("Lookup = %v, want ErrInvalidRecord", err)
+				}
+			})
+		}
 	}
 }
 

@@ -140,8 +140,8 @@ func TestHotKeysMerge(t *testing.T) {
 
 // TestHotKeysBounds: a slot keeps its HotSlotMax newest ids and drops those
 // not seen within keep or from the future; junk written into a slot by
-// hand (raw keys, short ids, ids of another slot, bad times, bad JSON) is
-// never returned, and a slot that does not parse is rewritten.
+// hand (raw keys, short ids, ids of another slot, times 0 or negative, bad
+// JSON) is never returned, and a slot that does not parse is rewritten.
 func TestHotKeysBounds(t *testing.T) {
 	now, keep := time.Unix(1_800_000_000, 0), 2*time.Hour // room for HotSlotMax+10 distinct seconds
 	seen := map[string]int64{}
@@ -172,21 +172,26 @@ func TestHotKeysBounds(t *testing.T) {
 	ctx := context.Background()
 	good, _ := newRecord(t)
 	n := HotSlot(good)
-	var other string
+	var other, zero string
 	for other == "" || HotSlot(other) == n {
 		other, _ = newRecord(t)
+	}
+	for zero == "" || HotSlot(zero) != n {
+		zero, _ = newRecord(t)
 	}
 	raw, _, err := format.Generate()
 	check(t, err)
 	junk := map[string]any{"seen": map[string]any{good: time.Now().Unix(), raw: time.Now().Unix(), "short": time.Now().Unix(),
-		other: time.Now().Unix(), strings.Repeat("A", 12): -5}}
+		other: time.Now().Unix(), strings.Repeat("A", 12): -5, zero: 0}}
 	_, err = f.kv.Put(ctx, f.base+"/hot/"+strconv.Itoa(n), junk)
 	check(t, err)
 	bad := (n + 1) % HotSlots
 	_, err = f.kv.Put(ctx, f.base+"/hot/"+strconv.Itoa(bad), map[string]any{"seen": "everything"})
 	check(t, err)
 
-	got, err := f.store.HotKeys(ctx, time.Now().Add(-time.Minute))
+	// Since the epoch, so that only the slot's checks keep the junk out
+	// (an id of this slot stamped 0 is not a time anything was served).
+	got, err := f.store.HotKeys(ctx, time.Unix(0, 0))
 	if !slices.Equal(got, []string{good}) {
 		t.Errorf("HotKeys from junk slots = %v, want only [%s]", got, good)
 	}
@@ -215,6 +220,48 @@ func TestHotKeysBounds(t *testing.T) {
 	}
 	if got, err := f.store.HotKeys(ctx, time.Now().Add(-time.Minute)); err != nil || len(got) != 2 {
 		t.Errorf("HotKeys after the rewrite = %v, %v; want 2 ids, nil", got, err)
+	}
+}
+
+// TestMergeHotEdges: the bounds of a slot's window, to the second: an id
+// last seen exactly keep ago, or exactly hotFuture ahead (clock skew), is
+// kept; a served id seen exactly keep/3 ago is fresh enough not to be
+// rewritten. One second further, each goes the other way.
+func TestMergeHotEdges(t *testing.T) {
+	now, keep := time.Unix(1_800_000_000, 0), 15*time.Minute
+	tests := []struct {
+		name    string
+		inSlot  bool
+		at      time.Duration // the id's time in the slot, from now
+		served  bool
+		kept    bool
+		want    time.Duration // its time after the merge, from now
+		changed bool
+	}{
+		{"seen keep ago", true, -keep, false, true, -keep, false},
+		{"seen a second before that", true, -keep - time.Second, false, false, 0, true},
+		{"hotFuture ahead", true, hotFuture, false, true, hotFuture, false},
+		{"a second further ahead", true, hotFuture + time.Second, false, false, 0, true},
+		{"served, seen keep/3 ago", true, -keep / 3, true, true, -keep / 3, false},
+		{"served, seen a second before that", true, -keep/3 - time.Second, true, true, 0, true},
+		{"served, new", false, 0, true, true, 0, true},
+	}
+	const id = "AAAAAAAAAAAA"
+	for _, tt := range tests {
+		seen := map[string]int64{}
+		if tt.inSlot {
+			seen[id] = now.Add(tt.at).Unix()
+		}
+		var ids []string
+		if tt.served {
+			ids = []string{id}
+		}
+		changed := mergeHot(seen, ids, now, keep)
+		at, kept := seen[id]
+		if changed != tt.changed || kept != tt.kept || kept && at != now.Add(tt.want).Unix() {
+			t.Errorf("%s: changed %v, kept %v at %+ds; want %v, %v at %+ds",
+				tt.name, changed, kept, at-now.Unix(), tt.changed, tt.kept, int64(tt.want/time.Second))
+		}
 	}
 }
 

@@ -61,7 +61,7 @@ func (s *Store) readKV(ctx context.Context, op Operation, keyID, path string, pa
 	status := resp.StatusCode
 	body, readErr := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if readErr == nil && err != nil && !isVaultStatusError(err) {
-		readErr = err // vault/api failed reading an error response's body
+		readErr = err // vault/api gave up on this answer: a redirect it does not follow, an error body it could not read
 	}
 	switch {
 	case readErr != nil && ctx.Err() != nil && !errors.Is(readErr, ctx.Err()):

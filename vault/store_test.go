@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"os"
 	"strings"
@@ -281,6 +282,42 @@ func TestInvalidRecordNotWritten(t *testing.T) {
 	}
 	if _, version, err := f.store.Get(ctx, id); err != nil || version != 1 {
 		t.Errorf("after a rejected Update: version %d, %v; want 1", version, err)
+	}
+}
+
+// TestRecordSizeLimit: a record that encodes to exactly
+// policy.MaxRecordSize bytes is written and reads back whole; one byte more
+// is refused and not written.
+func TestRecordSizeLimit(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	for _, over := range []int{0, 1} {
+		id, rec := newRecord(t)
+		rec.Metadata = map[string]string{"pad": ""}
+		b, err := json.Marshal(rec)
+		check(t, err)
+		rec.Metadata["pad"] = strings.Repeat("p", policy.MaxRecordSize-len(b)+over)
+		if b, _ = json.Marshal(rec); len(b) != policy.MaxRecordSize+over {
+			t.Fatalf("padded record is %d bytes, want %d", len(b), policy.MaxRecordSize+over)
+		}
+		err = f.store.Create(ctx, id, rec)
+		if over > 0 {
+			if !errors.Is(err, policy.ErrInvalidRecord) {
+				t.Errorf("Create of %d bytes = %v, want ErrInvalidRecord", len(b), err)
+			}
+			if _, err := f.kv.GetMetadata(ctx, f.keyPath(id)); !errors.Is(err, vaultapi.ErrSecretNotFound) {
+				t.Errorf("after a refused Create of %d bytes, Vault has an entry (err %v)", len(b), err)
+			}
+			continue
+		}
+		check(t, err)
+		got, err := f.store.Lookup(ctx, id)
+		if err != nil {
+			t.Fatalf("Lookup of a record of %d bytes: %v", len(b), err)
+		}
+		if diff := cmp.Diff(rec, got, ignoreCompiled); diff != "" {
+			t.Errorf("Lookup of a record of %d bytes (-created +got):\n%s", len(b), diff)
+		}
 	}
 }
 

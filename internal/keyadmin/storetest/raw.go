@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/keygate/keygate/internal/keyadmin"
 	"github.com/keygate/keygate/policy"
@@ -142,13 +143,16 @@ func testConcurrentUpdates(t *testing.T, f Fixture) {
 	}
 }
 
-// testSoftDelete: a deleted key reads as not found, and its id is never
-// reused.
+// testSoftDelete: a deleted key reads as not found, its recorded use (in a
+// store that keeps use) goes with it, and its id is never reused.
 func testSoftDelete(t *testing.T, f Fixture) {
 	ctx := ctxFor(t)
 	id, rec := newRecord(t, "acme")
 	if err := f.Store.Create(ctx, id, rec); err != nil {
 		t.Fatal(err)
+	}
+	if f.RecordUse != nil {
+		f.RecordUse(t, id, time.Now())
 	}
 	_, v, err := f.Store.Get(ctx, id)
 	if err != nil {
@@ -159,6 +163,11 @@ func testSoftDelete(t *testing.T, f Fixture) {
 	}
 	if got, _, err := f.Store.Get(ctx, id); !errors.Is(err, keyadmin.ErrNotFound) || got != nil {
 		t.Errorf("Get after Delete: %+v, %v; want ErrNotFound", got, err)
+	}
+	if usage, ok := f.Store.(keyadmin.UsageReader); ok && f.RecordUse != nil {
+		if at, used, err := usage.LastUsed(ctx, id); used || err != nil {
+			t.Errorf("LastUsed after Delete: %v, %v, %v; want no use recorded", at, used, err)
+		}
 	}
 	defer checkStaleUpdate(t, f, id, rec, v)
 	if err := f.Store.Delete(ctx, id); !errors.Is(err, keyadmin.ErrNotFound) {
