@@ -44,6 +44,7 @@ func TestSummarize(t *testing.T) {
 		{"token", []string{"bad token " + token}, "bad token [token]"},
 		{"exactly maxMessage bytes", []string{long}, long},
 		{"one byte more", []string{long + "y"}, long + "..."},
+		{"a character across the cut", []string{long[1:] + "é"}, long[1:] + "..."},
 	}
 	for _, tt := range tests {
 		if got := summarize(tt.msgs, token); got != tt.want {

@@ -152,7 +152,7 @@ func summarize(msgs []string, token string) string {
 		msg = strings.ReplaceAll(msg, token, "[token]")
 	}
 	if len(msg) > maxMessage {
-		msg = msg[:maxMessage] + "..."
+		msg = strings.ToValidUTF8(msg[:maxMessage], "") + "..." // not half a character
 	}
 	if msg == "" {
 		msg = "no error message"
