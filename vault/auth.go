@@ -108,9 +108,7 @@ func (a *Auth) Run(ctx context.Context, log *slog.Logger) error {
 		a.markReady()
 		log.Info("vault login", "method", a.cfg.Method, "ttl", secretTTL(secret).String())
 		reason := a.hold(ctx, log, secret, &streak)
-		if d := streak.afterHold(reason); d > 0 {
-			sleep(ctx, d)
-		}
+		sleep(ctx, streak.afterHold(reason)) // 0: at once
 		if ctx.Err() == nil && reason != "" {
 			log.Info("vault re-login", "method", a.cfg.Method, "reason", reason)
 		}
