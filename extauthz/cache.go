@@ -214,11 +214,22 @@ func (c *cache) fetch(ctx context.Context, keyID string) (*entry, Source, policy
 }
 
 func (c *cache) load(ctx context.Context, keyID string) fetchResult {
+	// singleflight joins only reads in progress: a caller that missed
+	// while another read was running, and reached fetch after it ended,
+	// starts a new flight. What that read cached answers it (eviction and
+	// ExpireAll make entries unusable here, so they still cause a read).
+	now := c.cfg.Now()
+	if e, ok := c.found.Peek(keyID); ok && c.fresh(e, now) {
+		return fetchResult{e, SourceHit, e.reason()}
+	}
+	if exp, ok := c.missing.Peek(keyID); ok && now.Before(exp) {
+		return fetchResult{nil, SourceNegative, policy.UnknownKey}
+	}
 	// Only ids not cached count against the read rate: refreshes of cached
 	// ids are bounded by CacheSize/FoundTTL already, and must never be
 	// refused, or a flood of unknown ids would keep a revoked key alive
 	// on its stale entry.
-	if _, cached := c.found.Peek(keyID); !cached && c.limit != nil && !c.limit.AllowN(c.cfg.Now(), 1) {
+	if _, cached := c.found.Peek(keyID); !cached && c.limit != nil && !c.limit.AllowN(now, 1) {
 		return c.failed(keyID, errStoreReadRate)
 	}
 	return c.read(ctx, keyID, false)

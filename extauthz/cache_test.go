@@ -327,6 +327,53 @@ func TestCacheConcurrentMissOneRead(t *testing.T) {
 	wantReads(t, e, 1)
 }
 
+// TestCacheMissAfterFlightEndedNoRead: a caller that found no entry while
+// another caller's read was in flight, and reaches the read only after it
+// ended (preempted between the two, as under load), uses what that read
+// cached: found or unknown, no second read. An evicted or expired entry is
+// still read again.
+func TestCacheMissAfterFlightEndedNoRead(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		id     string
+		source Source
+		reason policy.Reason
+	}{
+		{"found", testID, SourceHit, policy.Allowed},
+		{"unknown", otherID, SourceNegative, policy.UnknownKey},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			id := tc.id
+			c := e.srv.cache
+			now := e.clock.Now()
+			if _, _, _, read := c.peekAt(id, now); !read { // the late caller's miss
+				t.Fatal("a new id did not miss")
+			}
+			if _, _, reason := c.fetch(context.Background(), id); reason != tc.reason { // another caller's read, to its end
+				t.Fatalf("first read: %s, want %s", reason, tc.reason)
+			}
+			_, source, reason := c.fetch(context.Background(), id) // the late caller
+			if source != tc.source || reason != tc.reason {
+				t.Errorf("late caller: %v %s, want %v %s", source, reason, tc.source, tc.reason)
+			}
+			wantReads(t, e, 1)
+			c.evict(id)
+			if _, source, _ := c.fetch(context.Background(), id); source != SourceMiss {
+				t.Errorf("after an eviction: %v, want a read", source)
+			}
+			wantReads(t, e, 2)
+			if tc.reason == policy.Allowed {
+				c.expireAll()
+				if _, source, _ := c.fetch(context.Background(), id); source != SourceMiss {
+					t.Errorf("after ExpireAll: %v, want a read", source)
+				}
+				wantReads(t, e, 3)
+			}
+		})
+	}
+}
+
 func TestCacheMalformedFloodNoReads(t *testing.T) {
 	e := newEnv(t)
 	f, _ := policy.NewFormat("kg")

@@ -87,10 +87,7 @@ func TestVaultReadsUnderLoad(t *testing.T) {
 	// No journal: its first read expires the cache (whatever was read
 	// before it may be stale), and under load it can land in the burst and
 	// make the shared read's result uncacheable. Read dedup is the point here.
-	// A long --found-ttl: on a loaded machine (load 15, the test taking 124 s)
-	// the burst's last Checks can start more than the default 30s after the
-	// read, which rightly reads the record again.
-	s := serve(t, env, ring.all, "--log-level", "info", "--journal-poll", "0", "--found-ttl", "1h")
+	s := serve(t, env, ring.all, "--log-level", "info", "--journal-poll", "0")
 	k := ring.add(createKey(t, env, "--tenant", "acme"))
 	base := env["KEYGATE_VAULT_BASE_PATH"]
 
@@ -113,9 +110,9 @@ func TestVaultReadsUnderLoad(t *testing.T) {
 		}
 	}
 	if n := reads(base + "/keys/" + k.ID); n != 1 {
-		// Seen once (a CI run on a machine at load 15, the test taking
-		// 124 s): the server's log says whether a store failure, a
-		// pepper reload or an eviction made the second read.
+		// Seen twice on loaded machines before the cache re-checked, inside
+		// the shared read, what a read that had just ended cached (a caller
+		// preempted between its miss and joining the read started another).
 		t.Errorf("1,000 concurrent Checks of one new key caused %d Vault reads, want 1; server log:\n%s", n, redact(s.logs.String()))
 	}
 
