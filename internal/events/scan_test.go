@@ -116,15 +116,7 @@ func TestTimeEvents(t *testing.T) {
 // TestTimeEventIDs: the same fact gives the same id when produced again
 // (a new leader from the last saved state), and different facts differ.
 func TestTimeEventIDs(t *testing.T) {
-	clk := &clock{t: t0}
-	fs, _ := newFileStore(t)
-	svc := newService(t, fs, clk.Now)
-	cfg := testConfig(Webhook{URL: "http://127.0.0.1:1/x", Secret: mustSecret(t)})
-	cfg.Now = clk.Now
-	r, err := New(cfg, svc, NewFileCoordinator(t.TempDir()+"/k"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	clk, svc, r := clockedRunner(t, nil)
 	issue(t, svc, keyadmin.Fields{Tenant: ptr("acme"), ExpiresAt: ptr(t0.Add(10 * day))})
 	saved := State{Started: t0, LastScan: t0}
 	first := &scanner{t: t, clk: clk, p: &producer{r: r}, st: saved}
@@ -155,6 +147,22 @@ func TestUnusedOffWithoutUsage(t *testing.T) {
 	}
 }
 
+// clockedRunner is a Runner over an empty file store (and journal j, nil
+// for none) whose service and events read the returned clock, at t0.
+func clockedRunner(t *testing.T, j Journal) (*clock, *keyadmin.Service, *Runner) {
+	t.Helper()
+	clk := &clock{t: t0}
+	fs, _ := newFileStore(t)
+	svc := newService(t, fs, clk.Now)
+	cfg := testConfig(Webhook{URL: "http://127.0.0.1:1/x", Secret: mustSecret(t)})
+	cfg.Now = clk.Now
+	r, err := New(cfg, svc, NewFileCoordinator(t.TempDir()+"/k"), j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return clk, svc, r
+}
+
 func mustSecret(t *testing.T) Secret {
 	t.Helper()
 	s, err := ParseSecret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
@@ -176,15 +184,7 @@ func (g gapJournal) JournalSince(context.Context, int) ([]JournalEntry, int, boo
 // records (revoked ones as key.revoked or key.leaked), once per update, with
 // ids a repeat reproduces; keys not updated since are not.
 func TestJournalGapCatchUp(t *testing.T) {
-	clk := &clock{t: t0}
-	fs, _ := newFileStore(t)
-	svc := newService(t, fs, clk.Now)
-	cfg := testConfig(Webhook{URL: "http://127.0.0.1:1/x", Secret: mustSecret(t)})
-	cfg.Now = clk.Now
-	r, err := New(cfg, svc, NewFileCoordinator(t.TempDir()+"/k"), gapJournal{latest: 40})
-	if err != nil {
-		t.Fatal(err)
-	}
+	clk, svc, r := clockedRunner(t, gapJournal{latest: 40})
 	old := issue(t, svc, keyadmin.Fields{Tenant: ptr("acme")})
 	clk.set(t0.Add(time.Hour))
 	changed := issue(t, svc, keyadmin.Fields{Tenant: ptr("acme")})
@@ -230,15 +230,7 @@ func TestJournalGapCatchUp(t *testing.T) {
 // within one poll coalesce but a revocation is never hidden, whichever the
 // key's state when last seen.
 func TestFileStoreDiff(t *testing.T) {
-	clk := &clock{t: t0}
-	fs, _ := newFileStore(t)
-	svc := newService(t, fs, clk.Now)
-	cfg := testConfig(Webhook{URL: "http://127.0.0.1:1/x", Secret: mustSecret(t)})
-	cfg.Now = clk.Now
-	r, err := New(cfg, svc, NewFileCoordinator(t.TempDir()+"/k"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	clk, svc, r := clockedRunner(t, nil)
 	ctx := context.Background()
 	p := &producer{r: r}
 	poll := func(st State) ([]Event, State) {
@@ -288,7 +280,7 @@ func TestFileStoreDiff(t *testing.T) {
 	newRotated := issue(t, svc, keyadmin.Fields{Tenant: ptr("acme")})
 	names[newLeaked.ID], names[newRevoked.ID], names[newRotated.ID] = "newleaked", "newrevoked", "newrotated"
 	clk.set(t0.Add(2 * time.Minute))
-	_, err = svc.Revoke(ctx, newLeaked.ID, LeakedReason)
+	_, err := svc.Revoke(ctx, newLeaked.ID, LeakedReason)
 	change("revoke", err)
 	_, err = svc.Revoke(ctx, newRevoked.ID, "compromised host")
 	change("revoke", err)
