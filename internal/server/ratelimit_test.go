@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
 	"github.com/keygate/keygate/internal/rltest"
 	"github.com/keygate/keygate/policy"
 )
@@ -39,6 +41,8 @@ func TestGlobalLimits(t *testing.T) {
 	cfg.MetricsAddr = "127.0.0.1:0"
 	cfg.RateLimit.Service, cfg.RateLimit.Timeout = svc.GRPCAddr, time.Second
 	r := startServer(t, cfg, Deps{Log: discard, Store: kf.fs})
+	// Until the peppers load, Checks are store_unavailable (fail closed).
+	eventually(t, "SERVING", func() bool { return r.health(t) == healthpb.HealthCheckResponse_SERVING })
 	var got []string
 	for range 3 {
 		got = append(got, r.decide(t, kf.raw[0]))
