@@ -3,11 +3,13 @@ package vault
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -81,6 +83,54 @@ func TestBodyCut(t *testing.T) {
 				t.Errorf("error %q does not wrap the cut (io.ErrUnexpectedEOF)", err)
 			}
 		})
+	}
+}
+
+// TestBodyStalled: an answer whose body stops coming is given up at the
+// Store's timeout and counted as a timeout, on both engines and for error
+// statuses too: vault/api reads those bodies itself, and the deadline then
+// surfaces as a read on a closed connection, not as the deadline.
+func TestBodyStalled(t *testing.T) {
+	defer goleak.VerifyNone(t, leakOpts()...)
+	for _, engine := range []string{EngineKV, EnginePlugin} {
+		for _, status := range []int{200, 500} {
+			t.Run(fmt.Sprintf("%s %d", engine, status), func(t *testing.T) {
+				srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					w.Header().Set("Content-Length", strconv.Itoa(1000))
+					w.WriteHeader(status)
+					io.WriteString(w, `{"data":{"data":`)
+					w.(http.Flusher).Flush()
+					select { // until the client gives up
+					case <-r.Context().Done():
+					case <-time.After(10 * time.Second):
+					}
+				}))
+				defer srv.Close()
+				s := engineStore(t, engine, srv.URL, 200*time.Millisecond)
+				id, _ := newRecord(t)
+				_, err := s.Lookup(context.Background(), id)
+				checkTransient(t, err, ClassTimeout, status, fakeToken)
+			})
+		}
+	}
+}
+
+// TestUnfollowedRedirect: a redirect vault/api cannot follow (no
+// Location) is a transient *Error that says so, on both engines, rather
+// than a complaint about the (empty) body.
+func TestUnfollowedRedirect(t *testing.T) {
+	defer goleak.VerifyNone(t, leakOpts()...)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusTemporaryRedirect)
+	}))
+	defer srv.Close()
+	for _, engine := range []string{EngineKV, EnginePlugin} {
+		id, _ := newRecord(t)
+		_, err := engineStore(t, engine, srv.URL, 5*time.Second).Lookup(context.Background(), id)
+		checkTransient(t, err, ClassBadResponse, http.StatusTemporaryRedirect, fakeToken)
+		if !strings.Contains(fmt.Sprint(err), "no Location header") {
+			t.Errorf("%s: error %q does not say why the redirect was not followed", engine, err)
+		}
 	}
 }
 
