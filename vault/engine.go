@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -75,10 +74,10 @@ func (s *Store) readPlugin(ctx context.Context, op Operation, keyID, path string
 		}
 		defer resp.Body.Close()
 		status := resp.StatusCode
-		body, readErr := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+		body, readErr := readBody(ctx, resp, err, limit)
 		switch {
 		case readErr != nil:
-			return false, &Error{Op: op, KeyID: keyID, Status: status, Err: fmt.Errorf("reading the response: %w", readErr)}
+			return false, &Error{Op: op, KeyID: keyID, Status: status, Err: readErr}
 		case int64(len(body)) > limit && status == http.StatusOK && keyID != "":
 			return false, fmt.Errorf("vault: key %s: %w: Vault's response is over %d bytes", keyID, policy.ErrInvalidRecord, limit)
 		case int64(len(body)) > limit:

@@ -59,21 +59,37 @@ func (s *Store) readKV(ctx context.Context, op Operation, keyID, path string, pa
 	}
 	defer resp.Body.Close()
 	status := resp.StatusCode
-	body, readErr := io.ReadAll(io.LimitReader(resp.Body, limit+1))
-	if readErr == nil && err != nil && !isVaultStatusError(err) {
-		readErr = err // vault/api gave up on this answer: a redirect it does not follow, an error body it could not read
-	}
+	body, readErr := readBody(ctx, resp, err, limit)
 	switch {
-	case readErr != nil && ctx.Err() != nil && !errors.Is(readErr, ctx.Err()):
-		return entry{}, &Error{Op: op, KeyID: keyID, Status: status, Err: fmt.Errorf("reading the response: %w (%v)", ctx.Err(), readErr)}
 	case readErr != nil:
-		return entry{}, &Error{Op: op, KeyID: keyID, Status: status, Err: fmt.Errorf("reading the response: %w", readErr)}
+		return entry{}, &Error{Op: op, KeyID: keyID, Status: status, Err: readErr}
 	case int64(len(body)) > limit && status == http.StatusOK && keyID != "":
 		return entry{}, fmt.Errorf("vault: key %s: %w: Vault's response is over %d bytes", keyID, policy.ErrInvalidRecord, limit)
 	case int64(len(body)) > limit:
 		return entry{}, &Error{Op: op, KeyID: keyID, Status: status, Err: fmt.Errorf("response is over %d bytes", limit)}
 	}
 	return s.parseKV(op, keyID, status, body)
+}
+
+// readBody reads at most limit+1 bytes of the body of resp, the answer to
+// a request made with ctx; err is vault/api's error for it. For an error
+// status vault/api reads the body itself, and a failure of that read is
+// err, as is a redirect it could not follow. A read cut by ctx's deadline
+// or cancellation wraps ctx.Err() however the transport reported it (for a
+// body vault/api read, as a closed connection), so that it is classified
+// as a timeout or a cancellation.
+func readBody(ctx context.Context, resp *vaultapi.Response, err error, limit int64) ([]byte, error) {
+	body, readErr := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if readErr == nil && err != nil && !isVaultStatusError(err) {
+		readErr = err // vault/api gave up on this answer: a redirect it does not follow, an error body it could not read
+	}
+	switch {
+	case readErr == nil:
+		return body, nil
+	case ctx.Err() != nil && !errors.Is(readErr, ctx.Err()):
+		return nil, fmt.Errorf("reading the response: %w (%v)", ctx.Err(), readErr)
+	}
+	return nil, fmt.Errorf("reading the response: %w", readErr)
 }
 
 func isVaultStatusError(err error) bool {
