@@ -25,7 +25,8 @@ const (
 
 // TestLookupLargestRecord: the hot path reads a record of
 // policy.MaxRecordSize bytes whose entry also carries custom_metadata at
-// Vault's limits; that is what maxBody must fit.
+// Vault's limits, made of the characters Vault's JSON escapes to six bytes
+// (<, > and &); that is what maxBody must fit.
 func TestLookupLargestRecord(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
@@ -42,8 +43,8 @@ func TestLookupLargestRecord(t *testing.T) {
 	check(t, f.store.Create(ctx, id, rec))
 	custom := map[string]any{}
 	for i := range vaultCustomKeys {
-		k := fmt.Sprintf("%03d", i) + strings.Repeat("k", vaultCustomKeyLen-3)
-		custom[k] = strings.Repeat("v", vaultCustomValueLen)
+		k := fmt.Sprintf("%03d", i) + strings.Repeat("<", vaultCustomKeyLen-3)
+		custom[k] = strings.Repeat("&", vaultCustomValueLen)
 	}
 	check(t, f.kv.PutMetadata(ctx, f.keyPath(id), vaultapi.KVMetadataPutInput{CustomMetadata: custom}))
 	got, err := f.store.Lookup(ctx, id)

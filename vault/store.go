@@ -15,12 +15,15 @@ import (
 
 // Bounds on how much of a KV read response is read. maxBody (hot path,
 // peppers) fits a record of policy.MaxRecordSize plus Vault's envelope and
-// metadata (custom_metadata alone can be ~40 KiB); a larger 200 response is
-// an invalid record. maxAdminBody (Get) is Vault's default max request
-// size, so Get can still return the version of an oversized record to fix.
+// the entry's custom_metadata at Vault's limits (64 keys of 128 bytes with
+// values of 512: 40 KiB), each byte of which Vault may send as 6 (it
+// escapes < > & as \u003c); a larger 200 response is an invalid record.
+// maxAdminBody (Get) is Vault's default max request size, so Get can still
+// return the version of an oversized record to fix.
 const (
-	maxBody      = 2*policy.MaxRecordSize + 16<<10
-	maxAdminBody = 32<<20 + 16<<10
+	maxCustomMetadata = 64 * (128 + 512)
+	maxBody           = policy.MaxRecordSize + 6*maxCustomMetadata + 16<<10
+	maxAdminBody      = 32<<20 + 16<<10
 )
 
 // ErrInvalidID: the id passed to a Store method is not a key id. The id
