@@ -6,6 +6,15 @@ import (
 
 const hexDigits = "0123456789abcdef"
 
+// plain marks the bytes appendString copies as they are: printable ASCII
+// but for " \ < > &.
+var plain = func() (t [256]bool) {
+	for c := 0x20; c < 0x7f; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()
+
 // appendField appends ,"name":"value".
 func appendField(b []byte, name, value string) []byte {
 	b = append(b, ',', '"')
@@ -20,6 +29,12 @@ func appendField(b []byte, name, value string) []byte {
 func appendString(b []byte, s string) []byte {
 	b = append(b, '"')
 	for i := 0; i < len(s); {
+		if start := i; plain[s[i]] {
+			for i++; i < len(s) && plain[s[i]]; i++ {
+			}
+			b = append(b, s[start:i]...) // a run that needs no escaping, at once
+			continue
+		}
 		c := s[i]
 		if c < utf8.RuneSelf {
 			switch {
