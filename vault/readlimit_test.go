@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -122,4 +124,53 @@ func limitStore(t *testing.T, tt limitCase) *Store {
 	}))
 	t.Cleanup(srv.Close)
 	return engineStore(t, tt.engine, srv.URL, 5*time.Second)
+}
+
+// TestErrorBodyCap: vault/api reads the body of an error answer (status
+// 400 or more) whole before keygate sees it, so capErrorBodies caps it: an
+// endless error page is given up after maxBody bytes as a transient *Error
+// that says so, on both engines, while an error body of exactly maxBody
+// (a KV 404 carries the deleted entry's metadata) is still read and
+// understood.
+func TestErrorBodyCap(t *testing.T) {
+	defer goleak.VerifyNone(t, leakOpts()...)
+	id, _ := newRecord(t)
+	for _, engine := range []string{EngineKV, EnginePlugin} {
+		t.Run(engine+"/404 of exactly maxBody", func(t *testing.T) {
+			s := limitStore(t, limitCase{engine: engine, status: 404, body: `{"errors":[]}`, size: maxBody})
+			if _, err := s.Lookup(context.Background(), id); !errors.Is(err, policy.ErrKeyNotFound) {
+				t.Errorf("Lookup = %v, want ErrKeyNotFound", err)
+			}
+		})
+		for _, tt := range []struct {
+			status int
+			class  string
+		}{{500, ClassServerError}, {404, ClassClientError}, {403, ClassForbidden}} {
+			t.Run(fmt.Sprintf("%s/endless %d", engine, tt.status), func(t *testing.T) {
+				var sent atomic.Int64
+				srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					w.WriteHeader(tt.status)
+					chunk := []byte(`{"errors":["` + strings.Repeat("x", 32<<10))
+					for sent.Load() < 1<<30 { // 1 GiB at most, if the client kept reading
+						n, err := w.Write(chunk)
+						sent.Add(int64(n))
+						if err != nil {
+							return
+						}
+					}
+				}))
+				defer srv.Close()
+				s := engineStore(t, engine, srv.URL, 30*time.Second)
+				_, err := s.Lookup(context.Background(), id)
+				checkTransient(t, err, tt.class, tt.status, fakeToken)
+				if !errors.Is(err, errErrorBodyTooLarge) {
+					t.Errorf("error %q does not say the error body was too large", err)
+				}
+				srv.CloseClientConnections()
+				if n := sent.Load(); n > 64<<20 {
+					t.Errorf("the server sent %d bytes before the client gave up", n)
+				}
+			})
+		}
+	}
 }

@@ -2,6 +2,8 @@ package vault
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 
 	vaultapi "github.com/hashicorp/vault/api"
@@ -24,6 +26,7 @@ func newClient(cfg Config) (*vaultapi.Client, error) {
 	if err := configureTLS(vc, cfg); err != nil {
 		return nil, err
 	}
+	vc.HttpClient.Transport = capErrorBodies{next: vc.HttpClient.Transport}
 	client, err := vaultapi.NewClient(vc)
 	if err != nil {
 		return nil, fmt.Errorf("vault: client: %w", err)
@@ -34,6 +37,50 @@ func newClient(cfg Config) (*vaultapi.Client, error) {
 		client.SetNamespace(cfg.Namespace)
 	}
 	return client, nil
+}
+
+// capErrorBodies bounds the body of every answer with status 400 or more:
+// vault/api reads such a body whole into memory before keygate sees the
+// answer, so a proxy or a broken Vault sending an endless error page would
+// otherwise take as much memory as arrives before the request's timeout.
+// Vault's own error bodies are small JSON; the largest is a KV 404 of a
+// deleted entry, which carries the entry's metadata: maxBody fits it.
+// (Installed before vaultapi.NewClient, which, like ConfigureTLS, needs an
+// *http.Transport only for unix:// addresses, which Validate refuses.)
+type capErrorBodies struct{ next http.RoundTripper }
+
+func (c capErrorBodies) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := c.next.RoundTrip(req)
+	if err == nil && resp.StatusCode >= 400 {
+		resp.Body = &cappedBody{ReadCloser: resp.Body, left: maxBody}
+	}
+	return resp, err
+}
+
+// errErrorBodyTooLarge: an error answer's body is over maxBody.
+var errErrorBodyTooLarge = fmt.Errorf("the error response is over %d bytes", maxBody)
+
+// cappedBody reads at most left more bytes; a byte past them is
+// errErrorBodyTooLarge (a body of exactly the cap ends as it does).
+type cappedBody struct {
+	io.ReadCloser
+	left int64
+}
+
+func (c *cappedBody) Read(p []byte) (int, error) {
+	if c.left <= 0 {
+		var one [1]byte
+		if n, err := c.ReadCloser.Read(one[:]); n == 0 {
+			return 0, err
+		}
+		return 0, errErrorBodyTooLarge
+	}
+	if int64(len(p)) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.ReadCloser.Read(p)
+	c.left -= int64(n)
+	return n, err
 }
 
 // configureTLS applies cfg's TLS files; a file that cannot be read or
