@@ -531,13 +531,17 @@ func TestConsoleOIDC(t *testing.T) {
 	tab := b.NewTab(t)
 	tab.Navigate(cons.url + "/login")
 	tab.Run(chromedp.Click(chromedp.CSS("#oidc"))) // a chain of navigations: the provider, the callback, the continue page
-	// Poll without failing: a node found on the continue page is gone once
-	// its refresh replaces it.
-	var who string
+	// Poll without failing until the overview is shown: the continue page
+	// also names the person (#who), and a node found on it is gone once its
+	// refresh replaces it. Only the overview has #count-total.
+	var who, total string
 	eventually(t, 20*time.Second, "the overview after OIDC sign-in", func() bool {
-		text, err := tab.TryText("#who")
-		who = text
-		return err == nil && text != ""
+		var err error
+		if total, err = tab.TryText("#count-total"); err != nil || total == "" {
+			return false // not the overview yet
+		}
+		who, err = tab.TryText("#who")
+		return err == nil && who != ""
 	})
 	if !strings.Contains(who, "carol") {
 		t.Fatalf("signed in through OIDC as %q, want carol", who)
@@ -546,8 +550,8 @@ func TestConsoleOIDC(t *testing.T) {
 	if tab.Cookie("keygate_oidc") != nil {
 		t.Error("the OIDC nonce cookie outlived the sign-in")
 	}
-	if got := tab.Text("#count-total"); got != "0" {
-		t.Errorf("overview after OIDC sign-in: %s keys", got)
+	if total != "0" {
+		t.Errorf("overview after OIDC sign-in: %s keys", total)
 	}
 	if n := liveTokens(t, root, who); n != 1 {
 		t.Errorf("%d live tokens for %s, want 1", n, who)
