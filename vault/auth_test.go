@@ -165,7 +165,11 @@ func TestAppRoleRenewAndRelogin(t *testing.T) {
 	f := newFixture(t) // starts the shared server first: not a leak
 	defer goleak.VerifyNone(t, leakOpts()...)
 	root := f.vault.Client(t)
-	mount, roleID, secretID := appRole(t, root, readerPolicy(t, root, f.base), "3s", "9s")
+	// Token TTL 6s, max 18s: vault/api's watcher ends 10-20% of a TTL before
+	// the max (0.6-1.2 s here), and the re-login must land within that or
+	// lookups meet an expired token. With 3s/9s that margin (0.3 s) was
+	// sometimes too short for a login on a loaded machine.
+	mount, roleID, secretID := appRole(t, root, readerPolicy(t, root, f.base), "6s", "18s")
 	dir := t.TempDir()
 	secretFile := filepath.Join(dir, "secret-id")
 	if err := os.WriteFile(secretFile, []byte(secretID+"\n"), 0o600); err != nil {
@@ -174,7 +178,7 @@ func TestAppRoleRenewAndRelogin(t *testing.T) {
 	af := startAuth(t, f, newKey(t, f), func(a *AuthConfig) {
 		a.Method, a.AppRoleMount, a.RoleID, a.SecretIDFile = AuthAppRole, mount, roleID, secretFile
 	})
-	const run, maxTTL = 25 * time.Second, 9 * time.Second
+	const run, maxTTL = 25 * time.Second, 18 * time.Second
 	start := time.Now()
 	total, failed := af.lookupsFor(run)
 	a := af.store.Auth()
