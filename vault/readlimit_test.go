@@ -145,7 +145,7 @@ func TestErrorBodyCap(t *testing.T) {
 		for _, tt := range []struct {
 			status int
 			class  string
-		}{{500, ClassServerError}, {404, ClassClientError}, {403, ClassForbidden}} {
+		}{{500, ClassServerError}, {404, ClassClientError}, {403, ClassForbidden}, {400, ClassClientError}} {
 			t.Run(fmt.Sprintf("%s/endless %d", engine, tt.status), func(t *testing.T) {
 				var sent atomic.Int64
 				srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
