@@ -3,6 +3,8 @@ package bench
 import (
 	"fmt"
 	"maps"
+	"math"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -120,6 +122,11 @@ type Comparison struct {
 	CPU       float64 `json:"cpu_per_check_ratio"`
 	P50       float64 `json:"p50_ratio"`
 	P99       float64 `json:"p99_ratio"`
+	// The medians over the interleaved runs of run i's ratio to the
+	// reference's run i (0 without runs to pair): the figure a target
+	// is judged on, since one disturbed run moves the totals above.
+	CheckRateMedian float64 `json:"check_per_s_ratio_median,omitempty"`
+	CPUMedian       float64 `json:"cpu_per_check_ratio_median,omitempty"`
 }
 
 // Compare pairs each keygate result with the floor result of the same
@@ -146,10 +153,36 @@ func Compare(results []Result) []Comparison {
 				CPU:       Ratio(k.Total.ServerCPUUs, ref.Total.ServerCPUUs),
 				P50:       Ratio(k.Total.Latency.P50U, ref.Total.Latency.P50U),
 				P99:       Ratio(k.Total.Latency.P99U, ref.Total.Latency.P99U),
+
+				CheckRateMedian: pairedMedian(k.Runs, ref.Runs, func(r Run) float64 { return r.CheckPerSec }),
+				CPUMedian:       pairedMedian(k.Runs, ref.Runs, func(r Run) float64 { return r.ServerCPUUs }),
 			})
 		}
 	}
 	return out
+}
+
+// pairedMedian is the median of f(k[i]) / f(ref[i]) over the runs both
+// have (runs are interleaved, so run i of each ran side by side), rounded
+// as Ratio; 0 if there are none or a reference figure is 0.
+func pairedMedian(k, ref []Run, f func(Run) float64) float64 {
+	n := min(len(k), len(ref))
+	ratios := make([]float64, 0, n)
+	for i := range n {
+		if f(ref[i]) == 0 {
+			return 0
+		}
+		ratios = append(ratios, f(k[i])/f(ref[i]))
+	}
+	if n == 0 {
+		return 0
+	}
+	slices.Sort(ratios)
+	m := ratios[n/2]
+	if n%2 == 0 {
+		m = (ratios[n/2-1] + ratios[n/2]) / 2
+	}
+	return math.Round(m*1000) / 1000
 }
 
 // Table formats results as an aligned text table, keygate/floor ratios on
@@ -183,8 +216,9 @@ func Table(results []Result) string {
 	if len(same) > 0 {
 		b.WriteString("\nkeygate / " + FloorSameResponse + " (the floor answering with keygate's own allow response):\n")
 		for _, c := range same {
-			fmt.Fprintf(&b, "  %s: Check/s %s  CPU/Check %s  p50 %s  p99 %s\n",
-				c.Config, fmtRatio(c.CheckRate), fmtRatio(c.CPU), fmtRatio(c.P50), fmtRatio(c.P99))
+			fmt.Fprintf(&b, "  %s: Check/s %s  CPU/Check %s  p50 %s  p99 %s  (median of the %s: Check/s %s  CPU/Check %s)\n",
+				c.Config, fmtRatio(c.CheckRate), fmtRatio(c.CPU), fmtRatio(c.P50), fmtRatio(c.P99),
+				"interleaved runs' ratios", fmtRatio(c.CheckRateMedian), fmtRatio(c.CPUMedian))
 		}
 	}
 	return b.String()

@@ -74,7 +74,8 @@ func TestMergeAndCompare(t *testing.T) {
 		t.Errorf("merged latency = %+v, want p50 = p99 = 3000 µs", k.Total.Latency)
 	}
 	got := Compare([]Result{k, f})
-	want := Comparison{Config: "s c16", Against: Floor, CheckRate: 0.5, CPU: 1.5, P50: 3, P99: 3}
+	// Medians: only run 0 pairs (the floor has one run): 100/400 Check/s, 20/10 µs.
+	want := Comparison{Config: "s c16", Against: Floor, CheckRate: 0.5, CPU: 1.5, P50: 3, P99: 3, CheckRateMedian: 0.25, CPUMedian: 2}
 	if len(got) != 1 || got[0] != want {
 		t.Errorf("Compare = %+v, want [%+v]", got, want)
 	}
@@ -104,6 +105,37 @@ func TestCompareSameResponse(t *testing.T) {
 	for i := range want {
 		if got[i] != want[i] {
 			t.Errorf("Compare[%d] = %+v, want %+v", i, got[i], want[i])
+		}
+	}
+}
+
+// TestPairedMedian: run i is paired with run i; the median of an even
+// count is the mean of the middle two; a zero reference figure (below the
+// CPU clock's resolution) or no pairs gives 0, as Ratio does.
+func TestPairedMedian(t *testing.T) {
+	runs := func(rates ...float64) []Run {
+		var out []Run
+		for _, r := range rates {
+			out = append(out, Run{CheckPerSec: r})
+		}
+		return out
+	}
+	rate := func(r Run) float64 { return r.CheckPerSec }
+	tests := []struct {
+		name   string
+		k, ref []Run
+		want   float64
+	}{
+		{"odd", runs(110, 300, 90), runs(100, 100, 100), 1.1},             // 1.1, 3, 0.9
+		{"even", runs(110, 300, 90, 120), runs(100, 100, 100, 100), 1.15}, // 0.9 1.1 1.2 3
+		{"paired by index, not sorted first", runs(200, 100), runs(100, 200), 1.25},
+		{"extra runs ignored", runs(110, 120, 5), runs(100, 100), 1.15},
+		{"zero reference", runs(110, 120), runs(100, 0), 0},
+		{"no pairs", runs(110), nil, 0},
+	}
+	for _, tt := range tests {
+		if got := pairedMedian(tt.k, tt.ref, rate); got != tt.want {
+			t.Errorf("%s: pairedMedian = %v, want %v", tt.name, got, tt.want)
 		}
 	}
 }
